@@ -1,0 +1,167 @@
+//! RFC 9068 access tokens: issue one for a grant decision, and verify one (for
+//! userinfo here, for resource servers in the SDK).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::alg::JwsAlgorithm;
+use crate::grants::jwt_bearer::GrantDecision;
+use crate::jws::{CompactJws, sign_compact};
+use crate::keyring::KeyringEntry;
+use crate::keys::{KeyError, PublicKey};
+use jwtgrant_proto::ACCESS_TOKEN_TYP;
+
+/// The claims of an access token (RFC 9068 section 2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    /// The issuer URL.
+    pub iss: String,
+    /// The user id, or the integration key for an application token.
+    pub sub: String,
+    /// The resource audience.
+    pub aud: String,
+    /// The integration key.
+    pub client_id: String,
+    /// Granted scopes, space separated.
+    #[serde(default)]
+    pub scope: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// Unique id of this token.
+    pub jti: String,
+}
+
+/// What every access token the server issues carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenSettings {
+    /// The `iss` claim: the server's issuer URL.
+    pub issuer: String,
+    /// The `aud` claim: the resource the token is for.
+    pub audience: String,
+    /// Lifetime in seconds.
+    pub lifetime_secs: i64,
+}
+
+/// A freshly signed access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedAccessToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Its claims.
+    pub claims: AccessTokenClaims,
+}
+
+/// Signs the access token for `decision` with the keyring's current key.
+pub fn issue(
+    decision: &GrantDecision,
+    settings: &AccessTokenSettings,
+    key: &KeyringEntry,
+    jti: String,
+    now: i64,
+) -> Result<IssuedAccessToken, KeyError> {
+    let claims = AccessTokenClaims {
+        iss: settings.issuer.clone(),
+        sub: decision.subject_claim().to_owned(),
+        aud: settings.audience.clone(),
+        client_id: decision.client_id().to_owned(),
+        scope: decision.scopes().join(" "),
+        iat: now,
+        exp: now.saturating_add(settings.lifetime_secs),
+        jti,
+    };
+    let token = sign_compact(
+        &key.key,
+        key.alg,
+        Some(ACCESS_TOKEN_TYP),
+        Some(&key.kid),
+        &claims,
+    )?;
+    Ok(IssuedAccessToken { token, claims })
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a compact JWS with a sound header.
+    #[error("the access token is malformed")]
+    Malformed,
+    /// `typ` is not `at+jwt`.
+    #[error("the token is not an access token (typ must be at+jwt)")]
+    WrongTyp,
+    /// No key with the token's `kid`.
+    #[error("the access token was signed by an unknown key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the access token signature is invalid")]
+    BadSignature,
+    /// A claim is missing or of the wrong type.
+    #[error("the access token's claims are malformed")]
+    BadClaims,
+    /// `iss` is not the expected issuer.
+    #[error("the access token was issued by another server")]
+    WrongIssuer,
+    /// `aud` is not the expected audience.
+    #[error("the access token is for another audience")]
+    WrongAudience,
+    /// `exp` has passed.
+    #[error("the access token has expired")]
+    Expired,
+    /// `iat` or `nbf` in the future.
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+}
+
+/// What an access token must match to be accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenExpectations {
+    /// The expected `iss`.
+    pub issuer: String,
+    /// The expected `aud`, when the verifier cares.
+    pub audience: Option<String>,
+    /// Clock leeway in seconds.
+    pub leeway_secs: i64,
+}
+
+/// Verifies an access token: `typ`, a signature by the key `find_key` returns for its
+/// `kid` (the key's algorithm must match the header's), `iss`, `aud`, `exp`, `iat`.
+pub fn verify<'k>(
+    token: &str,
+    find_key: impl Fn(&str) -> Option<(&'k PublicKey, Option<JwsAlgorithm>)>,
+    expect: &AccessTokenExpectations,
+    now: i64,
+) -> Result<AccessTokenClaims, TokenError> {
+    let jws = CompactJws::parse(token).map_err(|_| TokenError::Malformed)?;
+    let header = jws.header();
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|typ| typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt"))
+    {
+        return Err(TokenError::WrongTyp);
+    }
+    let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+    let (key, key_alg) = find_key(kid).ok_or(TokenError::UnknownKey)?;
+    if key_alg.is_some_and(|alg| alg != header.alg)
+        || !key.verify(header.alg, jws.signing_input(), jws.signature())
+    {
+        return Err(TokenError::BadSignature);
+    }
+    let claims: AccessTokenClaims =
+        serde_json::from_value(Value::Object(jws.into_payload())).map_err(|_| TokenError::BadClaims)?;
+    if claims.iss != expect.issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if expect.audience.as_ref().is_some_and(|aud| *aud != claims.aud) {
+        return Err(TokenError::WrongAudience);
+    }
+    if now >= claims.exp.saturating_add(expect.leeway_secs) {
+        return Err(TokenError::Expired);
+    }
+    if claims.iat > now.saturating_add(expect.leeway_secs) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}

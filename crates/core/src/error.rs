@@ -1,0 +1,149 @@
+//! The core's one error type: every reason a grant is refused, each mapped to its
+//! OAuth code in one place ([`GrantError::code`]) and described in words a developer
+//! can act on. Descriptions start with DocuSign's short code where it has one.
+
+use jwtgrant_proto::ErrorCode;
+
+/// Why the core refused an assertion or a grant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// Rule 1: the assertion is larger than the server accepts.
+    #[error("assertion is {len} bytes; at most {max} are accepted")]
+    AssertionTooLarge {
+        /// Bytes received.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Rule 1: five parts, a JWE, which is not accepted.
+    #[error("assertion is a JWE (five parts); a signed JWT (JWS, three parts) is required")]
+    EncryptedAssertion,
+    /// Rule 1: not three dot-separated parts.
+    #[error("assertion must be a compact JWS of three base64url parts separated by '.', found {0} parts")]
+    NotCompactJws(usize),
+    /// Rule 1: a part is not base64url.
+    #[error("assertion {0} is not valid base64url")]
+    BadBase64(&'static str),
+    /// Rule 1: the header or payload is not a JSON object.
+    #[error("assertion {0} is not a JSON object")]
+    NotJsonObject(&'static str),
+    /// Rule 1: no `alg` in the header.
+    #[error("assertion header has no 'alg'")]
+    AlgorithmMissing,
+    /// Rule 1: `alg: none`.
+    #[error("alg 'none' is refused: assertions must be signed")]
+    AlgorithmNone,
+    /// Rule 1: an HMAC algorithm, which would use a public key as a shared secret.
+    #[error("alg '{0}' is refused: HMAC algorithms are not accepted for assertions")]
+    AlgorithmHmac(String),
+    /// Rule 1: an algorithm jwtgrant does not know.
+    #[error("alg '{0}' is not supported")]
+    AlgorithmUnknown(String),
+    /// Rule 1: `crit` header present.
+    #[error("assertion header carries 'crit'; no critical extensions are supported")]
+    CriticalHeader,
+    /// Rule 1: the `alg` does not suit the integration's key (or keys).
+    #[error("no_valid_keys_or_signatures: alg '{0}' does not match the type of any active key of this integration")]
+    AlgorithmKeyMismatch(String),
+    /// Rule 1: `kid` names no active key of the integration.
+    #[error("no_valid_keys_or_signatures: no active key of this integration has kid '{0}'")]
+    UnknownKeyId(String),
+    /// Rule 1: no key verified the signature.
+    #[error("no_valid_keys_or_signatures: the signature does not verify with any active key of this integration")]
+    NoValidKeysOrSignatures,
+    /// A claim or header member has the wrong JSON type.
+    #[error("'{name}' must be {expected}")]
+    WrongType {
+        /// The claim or header member.
+        name: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A required claim is absent.
+    #[error("assertion has no '{0}' claim")]
+    MissingClaim(&'static str),
+    /// Rule 2: `iss` names no integration.
+    #[error("issuer_not_found: no integration has the integration key given as 'iss'")]
+    IssuerNotFound,
+    /// Rule 2: the integration is disabled.
+    #[error("issuer_not_found: the integration named by 'iss' is disabled")]
+    IntegrationDisabled,
+    /// Rule 3: no accepted audience in `aud`.
+    #[error("'aud' must contain this server's audience (its OAuth host, issuer URL or token endpoint URL)")]
+    AudienceMismatch,
+    /// Rule 4: `exp` is past.
+    #[error("assertion expired: 'exp' is in the past")]
+    Expired,
+    /// Rule 4: `nbf` is in the future.
+    #[error("assertion not yet valid: 'nbf' is in the future")]
+    NotYetValid,
+    /// Rule 4: `iat` is in the future.
+    #[error("'iat' is in the future; check the client's clock")]
+    IssuedInFuture,
+    /// Rule 4: `exp` too far from `iat` (or now).
+    #[error("assertion lifetime too long: 'exp' may be at most {max_secs} seconds after 'iat'")]
+    LifetimeTooLong {
+        /// The server's maximum assertion lifetime.
+        max_secs: i64,
+    },
+    /// Rule 5: the integration requires `jti`.
+    #[error("this integration requires a 'jti' claim in every assertion")]
+    JtiRequired,
+    /// Rule 5: `jti` already used.
+    #[error("'jti' has already been used: each assertion may be exchanged once")]
+    JtiReplayed,
+    /// Rule 6: `sub` names no user.
+    #[error("user_not_found: no active user has this id")]
+    UserNotFound,
+    /// Rule 6: the user is disabled.
+    #[error("user_not_found: the user named by 'sub' is disabled")]
+    UserDisabled,
+    /// Rule 6: a user token without `impersonation`.
+    #[error("consent_required: acting as a user needs the 'impersonation' scope; ask for 'signature impersonation'")]
+    ImpersonationScopeMissing {
+        /// Where the user grants consent.
+        consent_url: String,
+    },
+    /// Rule 6: no consent covering the integration and scopes.
+    #[error("consent_required: the user has not consented to this integration for scope '{scope}'; send the user to {consent_url}")]
+    ConsentRequired {
+        /// The scopes that need consent, space separated.
+        scope: String,
+        /// Where the user grants consent.
+        consent_url: String,
+    },
+    /// Rule 6: an application token for an integration not allowed them.
+    #[error("assertion has no 'sub' and this integration may not request application tokens")]
+    ApplicationTokensNotAllowed,
+    /// Rule 7: a scope the integration may not request.
+    #[error("scope '{0}' is not allowed for this integration")]
+    ScopeNotAllowed(String),
+    /// Rule 7: the form's scope asks for more than the assertion's.
+    #[error("the 'scope' parameter may only narrow the assertion's 'scope' claim; '{0}' is not in it")]
+    ScopeBeyondAssertion(String),
+}
+
+impl GrantError {
+    /// The OAuth error code this refusal is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            GrantError::ScopeNotAllowed(_) | GrantError::ScopeBeyondAssertion(_) => {
+                ErrorCode::InvalidScope
+            }
+            GrantError::ImpersonationScopeMissing { .. } | GrantError::ConsentRequired { .. } => {
+                ErrorCode::ConsentRequired
+            }
+            _ => ErrorCode::InvalidGrant,
+        }
+    }
+
+    /// The consent URL to show the user, for `consent_required`.
+    pub fn consent_url(&self) -> Option<&str> {
+        match self {
+            GrantError::ImpersonationScopeMissing { consent_url }
+            | GrantError::ConsentRequired { consent_url, .. } => Some(consent_url),
+            _ => None,
+        }
+    }
+}

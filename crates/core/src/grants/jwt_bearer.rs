@@ -1,0 +1,161 @@
+//! The JWT bearer grant's decision (rules 5 to 7 of PROTOCOL.md): who the token is
+//! for, with which scopes, and which `jti` must be recorded before it is issued.
+
+use crate::assertion::VerifiedAssertion;
+use crate::error::GrantError;
+use crate::model::{Consent, Integration, User, split_scopes};
+
+/// The scope a user token must carry (DocuSign's rule).
+pub const IMPERSONATION_SCOPE: &str = "impersonation";
+
+/// Whom the token will speak for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSubject {
+    /// A user, by id: the integration acts as them.
+    User(String),
+    /// The integration itself (no `sub` in the assertion).
+    Application,
+}
+
+/// A `jti` that must be recorded as used, until `remember_until`, before the token is
+/// issued (rule 5). Two requests with the same `jti` must not both get a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayGuard {
+    /// The integration key.
+    pub issuer: String,
+    /// The assertion's `jti`.
+    pub jti: String,
+    /// Unix seconds: the assertion's `exp` plus leeway.
+    pub remember_until: i64,
+}
+
+/// The decision to grant: only [`decide`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantDecision {
+    client_id: String,
+    subject: TokenSubject,
+    scopes: Vec<String>,
+    replay_guard: Option<ReplayGuard>,
+}
+
+impl GrantDecision {
+    /// The integration key: the token's `client_id`.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Whom the token is for.
+    pub fn subject(&self) -> &TokenSubject {
+        &self.subject
+    }
+
+    /// The token's `sub` claim: the user id, or the integration key for an
+    /// application token.
+    pub fn subject_claim(&self) -> &str {
+        match &self.subject {
+            TokenSubject::User(id) => id,
+            TokenSubject::Application => &self.client_id,
+        }
+    }
+
+    /// The granted scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The `jti` to record before issuing, when the assertion had one.
+    pub fn replay_guard(&self) -> Option<&ReplayGuard> {
+        self.replay_guard.as_ref()
+    }
+}
+
+/// What the adapter found about the assertion's `sub`.
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectRecords<'a> {
+    /// The user named by `sub`, if one exists.
+    pub user: Option<&'a User>,
+    /// The user's consent for this integration, if any.
+    pub consent: Option<&'a Consent>,
+}
+
+/// Decides the grant for a verified assertion.
+///
+/// `form_scope` is the token request's `scope` parameter; `consent_url` builds the
+/// URL that sends the user to the consent page for the given scopes; `leeway_secs`
+/// extends how long the `jti` is remembered.
+pub fn decide(
+    assertion: &VerifiedAssertion,
+    form_scope: Option<&str>,
+    integration: &Integration,
+    records: SubjectRecords<'_>,
+    leeway_secs: i64,
+    consent_url: impl Fn(&[String]) -> String,
+) -> Result<GrantDecision, GrantError> {
+    let scopes = requested_scopes(assertion.scopes(), form_scope)?;
+    if let Some(scope) = scopes.iter().find(|s| !integration.scopes.contains(s)) {
+        return Err(GrantError::ScopeNotAllowed(crate::jws::truncate(scope)));
+    }
+
+    let subject = match assertion.subject() {
+        Some(user_id) => {
+            let user = records.user.ok_or(GrantError::UserNotFound)?;
+            if user.id != user_id {
+                return Err(GrantError::UserNotFound);
+            }
+            if !user.active {
+                return Err(GrantError::UserDisabled);
+            }
+            if !scopes.iter().any(|s| s == IMPERSONATION_SCOPE) {
+                return Err(GrantError::ImpersonationScopeMissing {
+                    consent_url: consent_url(&scopes),
+                });
+            }
+            let missing: Vec<&str> = scopes
+                .iter()
+                .filter(|s| !records.consent.is_some_and(|c| c.scopes.contains(s)))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Err(GrantError::ConsentRequired {
+                    scope: missing.join(" "),
+                    consent_url: consent_url(&scopes),
+                });
+            }
+            TokenSubject::User(user_id.to_owned())
+        }
+        None if integration.allow_application_tokens => TokenSubject::Application,
+        None => return Err(GrantError::ApplicationTokensNotAllowed),
+    };
+
+    let replay_guard = assertion.jti().map(|jti| ReplayGuard {
+        issuer: assertion.issuer().to_owned(),
+        jti: jti.to_owned(),
+        remember_until: assertion.expires_at().saturating_add(leeway_secs),
+    });
+    Ok(GrantDecision {
+        client_id: integration.key.clone(),
+        subject,
+        scopes,
+        replay_guard,
+    })
+}
+
+/// Rule 7: the assertion's `scope` claim, narrowed by the form's `scope` when both
+/// are given; otherwise whichever is present.
+fn requested_scopes(
+    claim: Option<&[String]>,
+    form_scope: Option<&str>,
+) -> Result<Vec<String>, GrantError> {
+    let form = form_scope.map(split_scopes);
+    match (claim, form) {
+        (Some(claim), Some(form)) => {
+            if let Some(extra) = form.iter().find(|s| !claim.contains(s)) {
+                return Err(GrantError::ScopeBeyondAssertion(crate::jws::truncate(extra)));
+            }
+            Ok(form)
+        }
+        (Some(claim), None) => Ok(claim.to_vec()),
+        (None, Some(form)) => Ok(form),
+        (None, None) => Ok(Vec::new()),
+    }
+}

@@ -1,0 +1,240 @@
+//! Wire types of jwtgrant: what crosses the network between a client, the server and
+//! a resource server. Shared by the server and the SDK so both speak the same bytes.
+//!
+//! The request and response names mirror DocuSign's IAM SDK model this project grew
+//! from (`JWTGrant`, `JWTGrantResponse`, `OAuthErrorResponse`).
+
+use serde::{Deserialize, Serialize};
+
+/// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
+pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The `grant_type` of the authorization code grant (RFC 6749 section 4.1.3).
+pub const AUTHORIZATION_CODE_GRANT_TYPE: &str = "authorization_code";
+/// The `grant_type` of the refresh token grant (RFC 6749 section 6).
+pub const REFRESH_TOKEN_GRANT_TYPE: &str = "refresh_token";
+/// The JOSE `typ` of an RFC 9068 access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The JWT bearer grant request: the form a client posts to the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwtGrant {
+    /// Always `urn:ietf:params:oauth:grant-type:jwt-bearer`.
+    #[serde(default = "jwt_bearer_grant_type")]
+    pub grant_type: String,
+    /// The signed assertion, a compact JWS.
+    pub assertion: String,
+    /// Scopes asked for in the form rather than in the assertion's `scope` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+fn jwt_bearer_grant_type() -> String {
+    JWT_BEARER_GRANT_TYPE.to_owned()
+}
+
+impl JwtGrant {
+    /// A grant request carrying `assertion`, with the JWT bearer `grant_type`.
+    pub fn new(assertion: impl Into<String>) -> Self {
+        JwtGrant {
+            grant_type: jwt_bearer_grant_type(),
+            assertion: assertion.into(),
+            scope: None,
+        }
+    }
+}
+
+/// A successful token response (RFC 6749 section 5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwtGrantResponse {
+    /// The access token, an RFC 9068 JWT when issued by jwtgrant.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires; always a JSON integer.
+    pub expires_in: u64,
+    /// The granted scopes, space separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Issued only by the authorization code and refresh token grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// An OAuth error body (RFC 6749 section 5.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthErrorResponse {
+    /// The error code, e.g. `invalid_grant`.
+    pub error: String,
+    /// What went wrong, in words a developer can act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+/// The OAuth error codes jwtgrant answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Malformed request: missing or repeated parameter, wrong content type.
+    InvalidRequest,
+    /// Client authentication failed (401).
+    InvalidClient,
+    /// The assertion (or code, or refresh token) is not acceptable.
+    InvalidGrant,
+    /// The client may not use this grant.
+    UnauthorizedClient,
+    /// The `grant_type` is not one the server supports.
+    UnsupportedGrantType,
+    /// A requested scope is unknown or not allowed.
+    InvalidScope,
+    /// The user has not consented (DocuSign's code).
+    ConsentRequired,
+    /// The user or server refused (authorization endpoint).
+    AccessDenied,
+    /// The access token is invalid (RFC 6750).
+    InvalidToken,
+    /// Too many requests (429).
+    SlowDown,
+    /// A dependency (the store) is unavailable (503).
+    TemporarilyUnavailable,
+    /// An unexpected failure (500).
+    ServerError,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Authorization server metadata (RFC 8414), also served as OpenID configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationServerMetadata {
+    /// The issuer URL; equals the `iss` of every access token.
+    pub issuer: String,
+    /// `POST` endpoint for every grant.
+    pub token_endpoint: String,
+    /// The JWKS that verifies access tokens.
+    pub jwks_uri: String,
+    /// The userinfo endpoint (DocuSign shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// The browser authorization endpoint, when the server offers one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// The grant types the token endpoint accepts.
+    pub grant_types_supported: Vec<String>,
+    /// The response types the authorization endpoint accepts.
+    #[serde(default)]
+    pub response_types_supported: Vec<String>,
+    /// How clients authenticate at the token endpoint.
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Signature algorithms accepted on assertions and client JWTs.
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// Scopes the server knows.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// OIDC subject types, for clients that read the OpenID configuration.
+    #[serde(default)]
+    pub subject_types_supported: Vec<String>,
+    /// Algorithms of issued tokens, for clients that read the OpenID configuration.
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+}
+
+/// One account of a user, as DocuSign's userinfo lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfoAccount {
+    /// The account's id (UUID).
+    pub account_id: String,
+    /// Whether this is the user's default account.
+    pub is_default: bool,
+    /// The account's display name.
+    pub account_name: String,
+    /// The base URI of the account's API.
+    pub base_uri: String,
+    /// The organization the account belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<serde_json::Value>,
+}
+
+/// The userinfo response, in DocuSign's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The user's id.
+    pub sub: String,
+    /// Full name.
+    pub name: String,
+    /// Given name.
+    pub given_name: String,
+    /// Family name.
+    pub family_name: String,
+    /// When the user was created, RFC 3339.
+    pub created: String,
+    /// The user's email address.
+    pub email: String,
+    /// The user's accounts.
+    pub accounts: Vec<UserInfoAccount>,
+}
+
+/// A JSON Web Key (RFC 7517) as published in a JWKS: public parameters only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// `RSA`, `EC` or `OKP`.
+    pub kty: String,
+    /// Key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Intended use; `sig` for signing keys.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
+    /// The algorithm this key is used with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// RSA modulus, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// RSA public exponent, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// Curve of an EC or OKP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// EC x coordinate or OKP public key, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// EC y coordinate, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// Private exponent or scalar, base64url; present only in private JWKs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d: Option<String>,
+}
+
+/// A JSON Web Key Set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwkSet {
+    /// The keys.
+    pub keys: Vec<Jwk>,
+}
