@@ -1,1 +1,170 @@
-fn main() {}
+//! The `jwtgrant` binary: parses the command line and runs the server, an admin
+//! command or a client command.
+
+mod admin;
+mod args;
+mod assertion;
+mod output;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser as _;
+use jwtgrant_server::{AppState, RawConfig, ServerConfig};
+
+use crate::args::{Cli, Command, ServeArgs};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads `--config` (if any) as a TOML [`RawConfig`].
+fn config_file(path: Option<&Path>) -> Result<RawConfig> {
+    let Some(path) = path else {
+        return Ok(RawConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+/// Flags and environment first, then the file, then defaults.
+fn server_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<ServerConfig> {
+    let mut raw = RawConfig {
+        data_dir: cli.data_dir.clone(),
+        database: cli.database.clone(),
+        ..RawConfig::default()
+    };
+    if let Some(s) = serve {
+        raw.listen = s.listen.clone();
+        raw.public_url = s.public_url.clone();
+        raw.accept_audience = (!s.accept_audience.is_empty()).then(|| s.accept_audience.clone());
+        raw.tls_cert = s.tls_cert.clone();
+        raw.tls_key = s.tls_key.clone();
+        raw.clock_leeway_secs = s.clock_leeway_secs;
+        raw.max_assertion_lifetime_secs = s.max_assertion_lifetime_secs;
+        raw.access_token_lifetime_secs = s.access_token_lifetime_secs;
+        raw.access_token_alg = s.access_token_alg.clone();
+        raw.access_token_audience = s.access_token_audience.clone();
+        raw.body_limit_bytes = s.body_limit_bytes;
+        raw.key_rotation_delay_secs = s.key_rotation_delay_secs;
+        raw.registry_poll_ms = s.registry_poll_ms;
+    }
+    let raw = raw.or(config_file(cli.config.as_deref())?);
+    Ok(ServerConfig::from_raw(raw)?)
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Serve(serve_args) => {
+            let config = server_config(&cli, Some(serve_args))?;
+            init_tracing(&serve_args.log_format);
+            serve(config).await
+        }
+        Command::Assertion(_) => {
+            let Command::Assertion(args) = cli.command else {
+                return Ok(());
+            };
+            assertion::run(args)
+        }
+        _ => {
+            let config = server_config(&cli, None)?;
+            let store = jwtgrant_server::open_store(&config.store)
+                .await
+                .context("cannot open the store")?;
+            let store = store.as_ref();
+            match cli.command {
+                Command::Integration(command) => admin::integration(store, command).await,
+                Command::User(command) => admin::user(store, command).await,
+                Command::Account(command) => admin::account(store, command).await,
+                Command::Consent(command) => admin::consent(store, command).await,
+                Command::Keys(command) => {
+                    admin::keys(
+                        store,
+                        command,
+                        config.access_token_alg,
+                        config.key_rotation_delay_secs,
+                    )
+                    .await
+                }
+                Command::Serve(_) | Command::Assertion(_) => Ok(()),
+            }
+        }
+    }
+}
+
+async fn serve(config: ServerConfig) -> Result<()> {
+    let started = std::time::Instant::now();
+    let store = jwtgrant_server::open_store(&config.store)
+        .await
+        .context("cannot open the store")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    let state = AppState::new(config, Arc::clone(&store), bound).await?;
+    tracing::info!(
+        listen = %bound,
+        issuer = %state.issuer,
+        tls = state.config.tls.is_some(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "jwtgrant serving"
+    );
+    jwtgrant_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -135,11 +135,9 @@ pub fn verify<'k>(
 ) -> Result<AccessTokenClaims, TokenError> {
     let jws = CompactJws::parse(token).map_err(|_| TokenError::Malformed)?;
     let header = jws.header();
-    if !header
-        .typ
-        .as_deref()
-        .is_some_and(|typ| typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt"))
-    {
+    if !header.typ.as_deref().is_some_and(|typ| {
+        typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
+    }) {
         return Err(TokenError::WrongTyp);
     }
     let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
@@ -149,12 +147,16 @@ pub fn verify<'k>(
     {
         return Err(TokenError::BadSignature);
     }
-    let claims: AccessTokenClaims =
-        serde_json::from_value(Value::Object(jws.into_payload())).map_err(|_| TokenError::BadClaims)?;
+    let claims: AccessTokenClaims = serde_json::from_value(Value::Object(jws.into_payload()))
+        .map_err(|_| TokenError::BadClaims)?;
     if claims.iss != expect.issuer {
         return Err(TokenError::WrongIssuer);
     }
-    if expect.audience.as_ref().is_some_and(|aud| *aud != claims.aud) {
+    if expect
+        .audience
+        .as_ref()
+        .is_some_and(|aud| *aud != claims.aud)
+    {
         return Err(TokenError::WrongAudience);
     }
     if now >= claims.exp.saturating_add(expect.leeway_secs) {

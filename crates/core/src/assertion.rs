@@ -132,7 +132,9 @@ impl<'a> UnverifiedAssertion<'a> {
             .filter(|key| header.alg.key_type_allowed(key.public_key.key_type()))
             .collect();
         if suitable.is_empty() {
-            return Err(GrantError::AlgorithmKeyMismatch(header.alg.as_str().to_owned()));
+            return Err(GrantError::AlgorithmKeyMismatch(
+                header.alg.as_str().to_owned(),
+            ));
         }
         suitable
             .into_iter()
@@ -204,8 +206,7 @@ fn check_claims(
         return Err(GrantError::IssuedInFuture);
     }
     let lifetime_start = issued_at.unwrap_or(now);
-    if expires_at.saturating_sub(lifetime_start) > policy.max_lifetime_secs.saturating_add(leeway)
-    {
+    if expires_at.saturating_sub(lifetime_start) > policy.max_lifetime_secs.saturating_add(leeway) {
         return Err(GrantError::LifetimeTooLong {
             max_secs: policy.max_lifetime_secs,
         });
@@ -228,7 +229,10 @@ fn check_claims(
 
 /// Reads a NumericDate (RFC 7519 section 2): a JSON number of seconds, fractions
 /// allowed and truncated. Anything else is a type error.
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, GrantError> {
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<i64>, GrantError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(number)) => number

@@ -25,7 +25,9 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
 /// Decodes standard base64 (PEM bodies), ignoring whitespace.
 pub(crate) fn decode_standard(text: &str) -> Option<Vec<u8>> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
 }
 
 /// Encodes standard base64 wrapped at 64 columns, as PEM wants.

@@ -93,7 +93,10 @@ pub(crate) fn write(tag: u8, content: &[u8]) -> Vec<u8> {
 
 /// Writes a positive INTEGER from its big-endian magnitude.
 pub(crate) fn write_positive_integer(magnitude: &[u8]) -> Vec<u8> {
-    let start = magnitude.iter().position(|b| *b != 0).unwrap_or(magnitude.len());
+    let start = magnitude
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(magnitude.len());
     let trimmed = magnitude.get(start..).unwrap_or_default();
     let mut content = Vec::with_capacity(trimmed.len() + 1);
     if trimmed.first().is_none_or(|b| b & 0x80 != 0) {
@@ -120,6 +123,10 @@ mod tests {
     #[test]
     fn refuses_truncated_and_non_minimal_lengths() {
         assert!(Reader::new(&[0x30, 0x05, 0x01]).expect(SEQUENCE).is_none());
-        assert!(Reader::new(&[0x30, 0x81, 0x01, 0x00]).expect(SEQUENCE).is_none());
+        assert!(
+            Reader::new(&[0x30, 0x81, 0x01, 0x00])
+                .expect(SEQUENCE)
+                .is_none()
+        );
     }
 }

@@ -20,7 +20,9 @@ pub enum GrantError {
     #[error("assertion is a JWE (five parts); a signed JWT (JWS, three parts) is required")]
     EncryptedAssertion,
     /// Rule 1: not three dot-separated parts.
-    #[error("assertion must be a compact JWS of three base64url parts separated by '.', found {0} parts")]
+    #[error(
+        "assertion must be a compact JWS of three base64url parts separated by '.', found {0} parts"
+    )]
     NotCompactJws(usize),
     /// Rule 1: a part is not base64url.
     #[error("assertion {0} is not valid base64url")]
@@ -44,13 +46,17 @@ pub enum GrantError {
     #[error("assertion header carries 'crit'; no critical extensions are supported")]
     CriticalHeader,
     /// Rule 1: the `alg` does not suit the integration's key (or keys).
-    #[error("no_valid_keys_or_signatures: alg '{0}' does not match the type of any active key of this integration")]
+    #[error(
+        "no_valid_keys_or_signatures: alg '{0}' does not match the type of any active key of this integration"
+    )]
     AlgorithmKeyMismatch(String),
     /// Rule 1: `kid` names no active key of the integration.
     #[error("no_valid_keys_or_signatures: no active key of this integration has kid '{0}'")]
     UnknownKeyId(String),
     /// Rule 1: no key verified the signature.
-    #[error("no_valid_keys_or_signatures: the signature does not verify with any active key of this integration")]
+    #[error(
+        "no_valid_keys_or_signatures: the signature does not verify with any active key of this integration"
+    )]
     NoValidKeysOrSignatures,
     /// A claim or header member has the wrong JSON type.
     #[error("'{name}' must be {expected}")]
@@ -70,7 +76,9 @@ pub enum GrantError {
     #[error("issuer_not_found: the integration named by 'iss' is disabled")]
     IntegrationDisabled,
     /// Rule 3: no accepted audience in `aud`.
-    #[error("'aud' must contain this server's audience (its OAuth host, issuer URL or token endpoint URL)")]
+    #[error(
+        "'aud' must contain this server's audience (its OAuth host, issuer URL or token endpoint URL)"
+    )]
     AudienceMismatch,
     /// Rule 4: `exp` is past.
     #[error("assertion expired: 'exp' is in the past")]
@@ -100,13 +108,17 @@ pub enum GrantError {
     #[error("user_not_found: the user named by 'sub' is disabled")]
     UserDisabled,
     /// Rule 6: a user token without `impersonation`.
-    #[error("consent_required: acting as a user needs the 'impersonation' scope; ask for 'signature impersonation'")]
+    #[error(
+        "consent_required: acting as a user needs the 'impersonation' scope; ask for 'signature impersonation'"
+    )]
     ImpersonationScopeMissing {
         /// Where the user grants consent.
         consent_url: String,
     },
     /// Rule 6: no consent covering the integration and scopes.
-    #[error("consent_required: the user has not consented to this integration for scope '{scope}'; send the user to {consent_url}")]
+    #[error(
+        "consent_required: the user has not consented to this integration for scope '{scope}'; send the user to {consent_url}"
+    )]
     ConsentRequired {
         /// The scopes that need consent, space separated.
         scope: String,
@@ -120,7 +132,9 @@ pub enum GrantError {
     #[error("scope '{0}' is not allowed for this integration")]
     ScopeNotAllowed(String),
     /// Rule 7: the form's scope asks for more than the assertion's.
-    #[error("the 'scope' parameter may only narrow the assertion's 'scope' claim; '{0}' is not in it")]
+    #[error(
+        "the 'scope' parameter may only narrow the assertion's 'scope' claim; '{0}' is not in it"
+    )]
     ScopeBeyondAssertion(String),
 }
 

@@ -127,7 +127,10 @@ fn check_header(header: &Map<String, Value>) -> Result<JoseHeader, GrantError> {
     })
 }
 
-fn optional_string(map: &Map<String, Value>, name: &'static str) -> Result<Option<String>, GrantError> {
+fn optional_string(
+    map: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, GrantError> {
     match map.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(value)) => Ok(Some(value.clone())),
@@ -203,10 +206,25 @@ mod tests {
             ("a.b.c.d.e".into(), GrantError::EncryptedAssertion),
             ("a.b.c.d".into(), GrantError::NotCompactJws(4)),
             ("!!.e30.c2ln".into(), GrantError::BadBase64("header")),
-            (format!("{}.e30.c2ln", segment("[1]")), GrantError::NotJsonObject("header")),
-            (format!("{}.{}.c2ln", segment(r#"{"alg":"RS256"}"#), segment("3")), GrantError::NotJsonObject("payload")),
-            (format!("{}.e30.!!", segment(r#"{"alg":"RS256"}"#)), GrantError::BadBase64("signature")),
-            ("a".repeat(MAX_ASSERTION_BYTES + 1), GrantError::AssertionTooLarge { len: MAX_ASSERTION_BYTES + 1, max: MAX_ASSERTION_BYTES }),
+            (
+                format!("{}.e30.c2ln", segment("[1]")),
+                GrantError::NotJsonObject("header"),
+            ),
+            (
+                format!("{}.{}.c2ln", segment(r#"{"alg":"RS256"}"#), segment("3")),
+                GrantError::NotJsonObject("payload"),
+            ),
+            (
+                format!("{}.e30.!!", segment(r#"{"alg":"RS256"}"#)),
+                GrantError::BadBase64("signature"),
+            ),
+            (
+                "a".repeat(MAX_ASSERTION_BYTES + 1),
+                GrantError::AssertionTooLarge {
+                    len: MAX_ASSERTION_BYTES + 1,
+                    max: MAX_ASSERTION_BYTES,
+                },
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(CompactJws::parse(&input).err(), Some(expected));
@@ -218,14 +236,39 @@ mod tests {
         let cases = [
             (r#"{}"#, GrantError::AlgorithmMissing),
             (r#"{"alg":"none"}"#, GrantError::AlgorithmNone),
-            (r#"{"alg":"HS256"}"#, GrantError::AlgorithmHmac("HS256".into())),
-            (r#"{"alg":"XX999"}"#, GrantError::AlgorithmUnknown("XX999".into())),
-            (r#"{"alg":"RS256","crit":["exp"]}"#, GrantError::CriticalHeader),
-            (r#"{"alg":7}"#, GrantError::WrongType { name: "alg", expected: "a string" }),
-            (r#"{"alg":"RS256","kid":1}"#, GrantError::WrongType { name: "kid", expected: "a string" }),
+            (
+                r#"{"alg":"HS256"}"#,
+                GrantError::AlgorithmHmac("HS256".into()),
+            ),
+            (
+                r#"{"alg":"XX999"}"#,
+                GrantError::AlgorithmUnknown("XX999".into()),
+            ),
+            (
+                r#"{"alg":"RS256","crit":["exp"]}"#,
+                GrantError::CriticalHeader,
+            ),
+            (
+                r#"{"alg":7}"#,
+                GrantError::WrongType {
+                    name: "alg",
+                    expected: "a string",
+                },
+            ),
+            (
+                r#"{"alg":"RS256","kid":1}"#,
+                GrantError::WrongType {
+                    name: "kid",
+                    expected: "a string",
+                },
+            ),
         ];
         for (header, expected) in cases {
-            assert_eq!(CompactJws::parse(&token(header, "{}")).err(), Some(expected), "{header}");
+            assert_eq!(
+                CompactJws::parse(&token(header, "{}")).err(),
+                Some(expected),
+                "{header}"
+            );
         }
     }
 }

@@ -38,7 +38,12 @@ impl Keyring {
     /// The key that signs at `now`: the most recently activated key of `preferred`
     /// algorithm, else the most recently activated key of any algorithm.
     pub fn signing_key(&self, preferred: JwsAlgorithm, now: i64) -> Option<&KeyringEntry> {
-        let activated = || self.entries.iter().rev().filter(move |e| e.activates_at <= now);
+        let activated = || {
+            self.entries
+                .iter()
+                .rev()
+                .filter(move |e| e.activates_at <= now)
+        };
         activated()
             .find(|e| e.alg == preferred)
             .or_else(|| activated().next())
@@ -51,26 +56,33 @@ impl Keyring {
 
     /// The keys still published at `now`: all but those superseded more than
     /// `retire_after_secs` ago (the longest a token they signed can live).
-    pub fn published(&self, now: i64, retire_after_secs: i64) -> impl Iterator<Item = &KeyringEntry> {
+    pub fn published(
+        &self,
+        now: i64,
+        retire_after_secs: i64,
+    ) -> impl Iterator<Item = &KeyringEntry> {
         let newest_activated = self
             .entries
             .iter()
             .rev()
             .find(|e| e.activates_at <= now)
             .map(|e| e.activates_at);
-        self.entries.iter().enumerate().filter(move |(i, entry)| {
-            let superseded_at = self
-                .entries
-                .iter()
-                .skip(i + 1)
-                .map(|later| later.activates_at)
-                .find(|at| *at <= now && *at > entry.activates_at);
-            match (superseded_at, newest_activated) {
-                (Some(at), _) => now - at <= retire_after_secs,
-                _ => true,
-            }
-        })
-        .map(|(_, entry)| entry)
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(move |(i, entry)| {
+                let superseded_at = self
+                    .entries
+                    .iter()
+                    .skip(i + 1)
+                    .map(|later| later.activates_at)
+                    .find(|at| *at <= now && *at > entry.activates_at);
+                match (superseded_at, newest_activated) {
+                    (Some(at), _) => now - at <= retire_after_secs,
+                    _ => true,
+                }
+            })
+            .map(|(_, entry)| entry)
     }
 
     /// The published key with `kid`, for verifying our own tokens.
@@ -120,10 +132,22 @@ mod tests {
             entry("old", JwsAlgorithm::Es256, 0),
             entry("new", JwsAlgorithm::Es256, 1000),
         ]);
-        let kids = |now| ring.published(now, 3600).map(|e| e.kid.clone()).collect::<Vec<_>>();
-        assert_eq!(ring.signing_key(JwsAlgorithm::Es256, 500).map(|e| e.kid.as_str()), Some("old"));
+        let kids = |now| {
+            ring.published(now, 3600)
+                .map(|e| e.kid.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ring.signing_key(JwsAlgorithm::Es256, 500)
+                .map(|e| e.kid.as_str()),
+            Some("old")
+        );
         assert_eq!(kids(500), ["old", "new"]);
-        assert_eq!(ring.signing_key(JwsAlgorithm::Es256, 1000).map(|e| e.kid.as_str()), Some("new"));
+        assert_eq!(
+            ring.signing_key(JwsAlgorithm::Es256, 1000)
+                .map(|e| e.kid.as_str()),
+            Some("new")
+        );
         assert_eq!(kids(4600), ["old", "new"]);
         assert_eq!(kids(4601), ["new"]);
     }
@@ -134,8 +158,16 @@ mod tests {
             entry("ec", JwsAlgorithm::Es256, 0),
             entry("ed", JwsAlgorithm::EdDsa, 10),
         ]);
-        assert_eq!(ring.signing_key(JwsAlgorithm::Es256, 20).map(|e| e.kid.as_str()), Some("ec"));
-        assert_eq!(ring.signing_key(JwsAlgorithm::Rs256, 20).map(|e| e.kid.as_str()), Some("ed"));
+        assert_eq!(
+            ring.signing_key(JwsAlgorithm::Es256, 20)
+                .map(|e| e.kid.as_str()),
+            Some("ec")
+        );
+        assert_eq!(
+            ring.signing_key(JwsAlgorithm::Rs256, 20)
+                .map(|e| e.kid.as_str()),
+            Some("ed")
+        );
         assert!(ring.signing_key(JwsAlgorithm::Es256, -1).is_none());
     }
 }

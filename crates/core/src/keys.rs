@@ -61,9 +61,18 @@ pub enum KeyError {
 /// The public numbers of a key, enough to rebuild SPKI, a JWK and its thumbprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Material {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    Ec { key_type: KeyType, x: Vec<u8>, y: Vec<u8> },
-    Ed25519 { x: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    Ec {
+        key_type: KeyType,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
+    Ed25519 {
+        x: Vec<u8>,
+    },
 }
 
 /// A public key parsed once, ready to verify signatures for every algorithm its type allows.
@@ -300,7 +309,11 @@ impl PublicKey {
     pub fn to_spki_der(&self) -> Vec<u8> {
         let (algorithm, key_bytes) = match &self.material {
             Material::Rsa { n, e } => (
-                [der::write(der::OID, OID_RSA_ENCRYPTION), der::write(der::NULL, &[])].concat(),
+                [
+                    der::write(der::OID, OID_RSA_ENCRYPTION),
+                    der::write(der::NULL, &[]),
+                ]
+                .concat(),
                 pkcs1_der(n, e),
             ),
             Material::Ec { key_type, x, y } => {
@@ -310,7 +323,11 @@ impl PublicKey {
                     OID_P384
                 };
                 (
-                    [der::write(der::OID, OID_EC_PUBLIC_KEY), der::write(der::OID, curve)].concat(),
+                    [
+                        der::write(der::OID, OID_EC_PUBLIC_KEY),
+                        der::write(der::OID, curve),
+                    ]
+                    .concat(),
                     [&[4u8][..], x, y].concat(),
                 )
             }
@@ -319,7 +336,11 @@ impl PublicKey {
         let bits = [&[0u8][..], &key_bytes].concat();
         der::write(
             der::SEQUENCE,
-            &[der::write(der::SEQUENCE, &algorithm), der::write(der::BIT_STRING, &bits)].concat(),
+            &[
+                der::write(der::SEQUENCE, &algorithm),
+                der::write(der::BIT_STRING, &bits),
+            ]
+            .concat(),
         )
     }
 
@@ -373,9 +394,9 @@ impl SigningKey {
                 };
                 Inner::Rsa(RsaKeyPair::generate(size).map_err(|_| KeyError::Crypto)?)
             }
-            JwsAlgorithm::Es256 | JwsAlgorithm::Es384 => Inner::Ec(
-                EcdsaKeyPair::generate(ecdsa_signing(alg)).map_err(|_| KeyError::Crypto)?,
-            ),
+            JwsAlgorithm::Es256 | JwsAlgorithm::Es384 => {
+                Inner::Ec(EcdsaKeyPair::generate(ecdsa_signing(alg)).map_err(|_| KeyError::Crypto)?)
+            }
             JwsAlgorithm::EdDsa => {
                 Inner::Ed25519(Ed25519KeyPair::generate().map_err(|_| KeyError::Crypto)?)
             }
@@ -511,7 +532,10 @@ impl SigningKey {
 
     /// The private key as a PKCS#8 `PRIVATE KEY` PEM block, zeroized when dropped.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
-        Ok(Zeroizing::new(pem_encode("PRIVATE KEY", &self.to_pkcs8_der()?)))
+        Ok(Zeroizing::new(pem_encode(
+            "PRIVATE KEY",
+            &self.to_pkcs8_der()?,
+        )))
     }
 }
 
@@ -560,7 +584,10 @@ fn thumbprint_input(material: &Material) -> String {
             b64::encode(y)
         ),
         Material::Ed25519 { x } => {
-            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x))
+            format!(
+                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                b64::encode(x)
+            )
         }
     }
 }
@@ -568,14 +595,20 @@ fn thumbprint_input(material: &Material) -> String {
 fn pkcs1_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     der::write(
         der::SEQUENCE,
-        &[der::write_positive_integer(n), der::write_positive_integer(e)].concat(),
+        &[
+            der::write_positive_integer(n),
+            der::write_positive_integer(e),
+        ]
+        .concat(),
     )
 }
 
 fn bit_length(magnitude: &[u8]) -> usize {
     match magnitude.iter().position(|b| *b != 0) {
         Some(start) => {
-            let leading = magnitude.get(start).map_or(0, |b| b.leading_zeros() as usize);
+            let leading = magnitude
+                .get(start)
+                .map_or(0, |b| b.leading_zeros() as usize);
             (magnitude.len() - start) * 8 - leading
         }
         None => 0,
@@ -602,10 +635,14 @@ pub fn pem_decode(text: &str) -> Result<(String, Vec<u8>), KeyError> {
     let begin = text.find("-----BEGIN ").ok_or(KeyError::UnknownFormat)?;
     let after_begin = text.get(begin + 11..).ok_or(KeyError::UnknownFormat)?;
     let label_end = after_begin.find("-----").ok_or(KeyError::UnknownFormat)?;
-    let label = after_begin.get(..label_end).ok_or(KeyError::UnknownFormat)?;
+    let label = after_begin
+        .get(..label_end)
+        .ok_or(KeyError::UnknownFormat)?;
     let body_start = label_end + 5;
     let end_marker = format!("-----END {label}-----");
-    let rest = after_begin.get(body_start..).ok_or(KeyError::UnknownFormat)?;
+    let rest = after_begin
+        .get(body_start..)
+        .ok_or(KeyError::UnknownFormat)?;
     let body_end = rest.find(&end_marker).ok_or(KeyError::Malformed("PEM"))?;
     let body = rest.get(..body_end).ok_or(KeyError::Malformed("PEM"))?;
     if body.contains(':') {
@@ -635,7 +672,8 @@ mod tests {
         assert!(public.verify(alg, message, &signature), "{alg} verifies");
         assert!(!public.verify(alg, b"header.payloaD", &signature));
 
-        let from_pem = PublicKey::from_text(&public.to_pem()).unwrap_or_else(|e| unreachable!("{e}"));
+        let from_pem =
+            PublicKey::from_text(&public.to_pem()).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(&from_pem, public);
         let jwk = serde_json::to_string(&public.to_jwk(None, None)).unwrap_or_default();
         let from_jwk = PublicKey::from_text(&jwk).unwrap_or_else(|e| unreachable!("{e}"));
@@ -655,7 +693,8 @@ mod tests {
 
     #[test]
     fn algorithm_is_pinned_to_key_type() {
-        let key = SigningKey::generate(JwsAlgorithm::Es256, 0).unwrap_or_else(|e| unreachable!("{e}"));
+        let key =
+            SigningKey::generate(JwsAlgorithm::Es256, 0).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(key.sign(JwsAlgorithm::Rs256, b"x").is_err());
         let sig = key.sign(JwsAlgorithm::Es256, b"x").unwrap_or_default();
         assert!(!key.public_key().verify(JwsAlgorithm::Es384, b"x", &sig));
@@ -666,16 +705,28 @@ mod tests {
         // RFC 7638 section 3.1.
         let jwk = r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#;
         let key = PublicKey::from_text(jwk).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(key.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            key.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
     fn refuses_small_rsa_private_jwk_and_garbage() {
         let small = r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#;
-        assert!(matches!(PublicKey::from_text(small), Err(KeyError::RsaTooSmall(17))));
+        assert!(matches!(
+            PublicKey::from_text(small),
+            Err(KeyError::RsaTooSmall(17))
+        ));
         let private = r#"{"kty":"OKP","crv":"Ed25519","x":"AA","d":"AA"}"#;
-        assert_eq!(PublicKey::from_text(private).err(), Some(KeyError::PrivateJwk));
-        assert_eq!(PublicKey::from_text("hello").err(), Some(KeyError::UnknownFormat));
+        assert_eq!(
+            PublicKey::from_text(private).err(),
+            Some(KeyError::PrivateJwk)
+        );
+        assert_eq!(
+            PublicKey::from_text("hello").err(),
+            Some(KeyError::UnknownFormat)
+        );
         assert!(SigningKey::generate(JwsAlgorithm::Rs256, 1024).is_err());
     }
 }

@@ -21,12 +21,16 @@ const AUD: &str = "account-d.docusign.com";
 
 fn rsa_key() -> &'static SigningKey {
     static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| SigningKey::generate(JwsAlgorithm::Rs256, 2048).unwrap_or_else(|e| unreachable!("{e}")))
+    KEY.get_or_init(|| {
+        SigningKey::generate(JwsAlgorithm::Rs256, 2048).unwrap_or_else(|e| unreachable!("{e}"))
+    })
 }
 
 fn other_rsa_key() -> &'static SigningKey {
     static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| SigningKey::generate(JwsAlgorithm::Rs256, 2048).unwrap_or_else(|e| unreachable!("{e}")))
+    KEY.get_or_init(|| {
+        SigningKey::generate(JwsAlgorithm::Rs256, 2048).unwrap_or_else(|e| unreachable!("{e}"))
+    })
 }
 
 fn integration() -> Integration {
@@ -90,25 +94,50 @@ fn check(claims: &Value) -> Result<crate::VerifiedAssertion, GrantError> {
 }
 
 fn user(active: bool) -> User {
-    User { id: USER.into(), active }
+    User {
+        id: USER.into(),
+        active,
+    }
 }
 
 fn consent(scopes: &[&str]) -> Consent {
-    Consent { scopes: scopes.iter().map(|s| s.to_string()).collect() }
+    Consent {
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
-fn grant(claims: &Value, integration: &Integration, user: Option<&User>, consent: Option<&Consent>) -> Result<crate::GrantDecision, GrantError> {
+fn grant(
+    claims: &Value,
+    integration: &Integration,
+    user: Option<&User>,
+    consent: Option<&Consent>,
+) -> Result<crate::GrantDecision, GrantError> {
     let verified = verify(&sign(claims), integration)?;
-    decide(&verified, None, integration, SubjectRecords { user, consent }, 60, |s| format!("consent?{}", s.join("+")))
+    decide(
+        &verified,
+        None,
+        integration,
+        SubjectRecords { user, consent },
+        60,
+        |s| format!("consent?{}", s.join("+")),
+    )
 }
 
 #[test]
 fn happy_path_user_token() {
-    let decision = grant(&claims(), &integration(), Some(&user(true)), Some(&consent(&["signature", "impersonation"])));
+    let decision = grant(
+        &claims(),
+        &integration(),
+        Some(&user(true)),
+        Some(&consent(&["signature", "impersonation"])),
+    );
     let decision = decision.unwrap_or_else(|e| unreachable!("{e}"));
     assert_eq!(decision.subject(), &TokenSubject::User(USER.into()));
     assert_eq!(decision.scopes(), ["signature", "impersonation"]);
-    assert_eq!(decision.replay_guard().map(|g| g.remember_until), Some(NOW + 3600 + 60));
+    assert_eq!(
+        decision.replay_guard().map(|g| g.remember_until),
+        Some(NOW + 3600 + 60)
+    );
 }
 
 // Rule 1: the algorithm is pinned to the key, signatures are checked, kid picks the key.
@@ -118,23 +147,35 @@ fn rule1_signature_must_verify_with_an_active_key_of_the_issuer() {
     let mut tampered = token.clone();
     tampered.pop();
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
-    assert_eq!(verify(&tampered, &integration()).err(), Some(GrantError::NoValidKeysOrSignatures));
+    assert_eq!(
+        verify(&tampered, &integration()).err(),
+        Some(GrantError::NoValidKeysOrSignatures)
+    );
 
     let foreign = sign_with(other_rsa_key(), JwsAlgorithm::Rs256, None, &claims());
-    assert_eq!(verify(&foreign, &integration()).err(), Some(GrantError::NoValidKeysOrSignatures));
+    assert_eq!(
+        verify(&foreign, &integration()).err(),
+        Some(GrantError::NoValidKeysOrSignatures)
+    );
 
     let mut disabled = integration();
     if let Some(key) = disabled.keys.first_mut() {
         key.active = false;
     }
-    assert_eq!(verify(&token, &disabled).err(), Some(GrantError::AlgorithmKeyMismatch("RS256".into())));
+    assert_eq!(
+        verify(&token, &disabled).err(),
+        Some(GrantError::AlgorithmKeyMismatch("RS256".into()))
+    );
 }
 
 #[test]
 fn rule1_alg_must_match_key_type() {
     let ec = SigningKey::generate(JwsAlgorithm::Es256, 0).unwrap_or_else(|e| unreachable!("{e}"));
     let token = sign_with(&ec, JwsAlgorithm::Es256, None, &claims());
-    assert_eq!(verify(&token, &integration()).err(), Some(GrantError::AlgorithmKeyMismatch("ES256".into())));
+    assert_eq!(
+        verify(&token, &integration()).err(),
+        Some(GrantError::AlgorithmKeyMismatch("ES256".into()))
+    );
     // PS256 with the registered RSA key is fine: the key type allows it.
     let ps = sign_with(rsa_key(), JwsAlgorithm::Ps256, None, &claims());
     assert!(verify(&ps, &integration()).is_ok());
@@ -147,9 +188,15 @@ fn rule1_hmac_with_the_public_key_as_secret_is_refused() {
     let payload = b64::encode(serde_json::to_vec(&claims()).unwrap_or_default());
     let input = format!("{header}.{payload}");
     let secret = rsa_key().public_key().to_pem();
-    let mac = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()), input.as_bytes());
+    let mac = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()),
+        input.as_bytes(),
+    );
     let token = format!("{input}.{}", b64::encode(mac.as_ref()));
-    assert_eq!(verify(&token, &integration()).err(), Some(GrantError::AlgorithmHmac("HS256".into())));
+    assert_eq!(
+        verify(&token, &integration()).err(),
+        Some(GrantError::AlgorithmHmac("HS256".into()))
+    );
 }
 
 #[test]
@@ -157,7 +204,10 @@ fn rule1_kid_picks_the_key() {
     let token = sign_with(rsa_key(), JwsAlgorithm::Rs256, Some("k1"), &claims());
     assert!(verify(&token, &integration()).is_ok());
     let token = sign_with(rsa_key(), JwsAlgorithm::Rs256, Some("nope"), &claims());
-    assert_eq!(verify(&token, &integration()).err(), Some(GrantError::UnknownKeyId("nope".into())));
+    assert_eq!(
+        verify(&token, &integration()).err(),
+        Some(GrantError::UnknownKeyId("nope".into()))
+    );
 }
 
 #[test]
@@ -170,26 +220,45 @@ fn rule1_padded_segments_verify_over_bytes_as_received() {
         payload.push('=');
     }
     let input = format!("{header}.{payload}");
-    let sig = rsa_key().sign(JwsAlgorithm::Rs256, input.as_bytes()).unwrap_or_default();
+    let sig = rsa_key()
+        .sign(JwsAlgorithm::Rs256, input.as_bytes())
+        .unwrap_or_default();
     let token = format!("{input}.{}", b64::encode(&sig));
     assert!(verify(&token, &integration()).is_ok());
     // The same signature over the unpadded form does not verify the padded one.
-    let unpadded_sig = rsa_key().sign(JwsAlgorithm::Rs256, input.replace('=', "").as_bytes()).unwrap_or_default();
+    let unpadded_sig = rsa_key()
+        .sign(JwsAlgorithm::Rs256, input.replace('=', "").as_bytes())
+        .unwrap_or_default();
     let token = format!("{input}.{}", b64::encode(&unpadded_sig));
-    assert_eq!(verify(&token, &integration()).err(), Some(GrantError::NoValidKeysOrSignatures));
+    assert_eq!(
+        verify(&token, &integration()).err(),
+        Some(GrantError::NoValidKeysOrSignatures)
+    );
 }
 
 // Rule 2: iss names an active integration.
 #[test]
 fn rule2_issuer_must_be_the_active_integration() {
-    assert_eq!(check(&with(json!({"iss": "__remove__"}))).err(), Some(GrantError::MissingClaim("iss")));
+    assert_eq!(
+        check(&with(json!({"iss": "__remove__"}))).err(),
+        Some(GrantError::MissingClaim("iss"))
+    );
     let mut other = integration();
     other.key = "another".into();
-    assert_eq!(verify(&sign(&claims()), &other).err(), Some(GrantError::IssuerNotFound));
+    assert_eq!(
+        verify(&sign(&claims()), &other).err(),
+        Some(GrantError::IssuerNotFound)
+    );
     let mut disabled = integration();
     disabled.active = false;
-    assert_eq!(verify(&sign(&claims()), &disabled).err(), Some(GrantError::IntegrationDisabled));
-    assert_eq!(check(&with(json!({"iss": 5}))).err().map(|e| e.code()), Some(jwtgrant_proto::ErrorCode::InvalidGrant));
+    assert_eq!(
+        verify(&sign(&claims()), &disabled).err(),
+        Some(GrantError::IntegrationDisabled)
+    );
+    assert_eq!(
+        check(&with(json!({"iss": 5}))).err().map(|e| e.code()),
+        Some(jwtgrant_proto::ErrorCode::InvalidGrant)
+    );
 }
 
 // Rule 3: aud is a string or array containing an accepted audience.
@@ -197,27 +266,69 @@ fn rule2_issuer_must_be_the_active_integration() {
 fn rule3_audience() {
     assert!(check(&with(json!({"aud": ["x", AUD]}))).is_ok());
     assert!(check(&with(json!({"aud": "http://127.0.0.1:8080"}))).is_ok());
-    assert_eq!(check(&with(json!({"aud": "account.docusign.com"}))).err(), Some(GrantError::AudienceMismatch));
-    assert_eq!(check(&with(json!({"aud": ["x"]}))).err(), Some(GrantError::AudienceMismatch));
-    assert_eq!(check(&with(json!({"aud": "__remove__"}))).err(), Some(GrantError::MissingClaim("aud")));
-    assert!(matches!(check(&with(json!({"aud": 7}))), Err(GrantError::WrongType { name: "aud", .. })));
-    assert!(matches!(check(&with(json!({"aud": [7]}))), Err(GrantError::WrongType { name: "aud", .. })));
+    assert_eq!(
+        check(&with(json!({"aud": "account.docusign.com"}))).err(),
+        Some(GrantError::AudienceMismatch)
+    );
+    assert_eq!(
+        check(&with(json!({"aud": ["x"]}))).err(),
+        Some(GrantError::AudienceMismatch)
+    );
+    assert_eq!(
+        check(&with(json!({"aud": "__remove__"}))).err(),
+        Some(GrantError::MissingClaim("aud"))
+    );
+    assert!(matches!(
+        check(&with(json!({"aud": 7}))),
+        Err(GrantError::WrongType { name: "aud", .. })
+    ));
+    assert!(matches!(
+        check(&with(json!({"aud": [7]}))),
+        Err(GrantError::WrongType { name: "aud", .. })
+    ));
 }
 
 // Rule 4: exp present and not past, nbf and iat not in the future, bounded lifetime.
 #[test]
 fn rule4_times() {
-    assert_eq!(check(&with(json!({"exp": "__remove__"}))).err(), Some(GrantError::MissingClaim("exp")));
-    assert!(matches!(check(&with(json!({"exp": "1800003600"}))), Err(GrantError::WrongType { name: "exp", .. })));
-    assert!(check(&with(json!({"iat": NOW - 100, "exp": NOW - 59}))).is_ok(), "within leeway");
-    assert_eq!(check(&with(json!({"iat": NOW - 100, "exp": NOW - 60}))).err(), Some(GrantError::Expired));
+    assert_eq!(
+        check(&with(json!({"exp": "__remove__"}))).err(),
+        Some(GrantError::MissingClaim("exp"))
+    );
+    assert!(matches!(
+        check(&with(json!({"exp": "1800003600"}))),
+        Err(GrantError::WrongType { name: "exp", .. })
+    ));
+    assert!(
+        check(&with(json!({"iat": NOW - 100, "exp": NOW - 59}))).is_ok(),
+        "within leeway"
+    );
+    assert_eq!(
+        check(&with(json!({"iat": NOW - 100, "exp": NOW - 60}))).err(),
+        Some(GrantError::Expired)
+    );
     assert!(check(&with(json!({"nbf": NOW + 60}))).is_ok());
-    assert_eq!(check(&with(json!({"nbf": NOW + 61}))).err(), Some(GrantError::NotYetValid));
-    assert_eq!(check(&with(json!({"iat": NOW + 61, "exp": NOW + 600}))).err(), Some(GrantError::IssuedInFuture));
+    assert_eq!(
+        check(&with(json!({"nbf": NOW + 61}))).err(),
+        Some(GrantError::NotYetValid)
+    );
+    assert_eq!(
+        check(&with(json!({"iat": NOW + 61, "exp": NOW + 600}))).err(),
+        Some(GrantError::IssuedInFuture)
+    );
     assert!(check(&with(json!({"exp": NOW + 3660}))).is_ok());
-    assert_eq!(check(&with(json!({"exp": NOW + 3661}))).err(), Some(GrantError::LifetimeTooLong { max_secs: 3600 }));
-    assert_eq!(check(&with(json!({"iat": "__remove__", "exp": NOW + 7200}))).err(), Some(GrantError::LifetimeTooLong { max_secs: 3600 }));
-    assert!(check(&with(json!({"exp": (NOW + 100) as f64 + 0.5}))).is_ok(), "fractional NumericDate");
+    assert_eq!(
+        check(&with(json!({"exp": NOW + 3661}))).err(),
+        Some(GrantError::LifetimeTooLong { max_secs: 3600 })
+    );
+    assert_eq!(
+        check(&with(json!({"iat": "__remove__", "exp": NOW + 7200}))).err(),
+        Some(GrantError::LifetimeTooLong { max_secs: 3600 })
+    );
+    assert!(
+        check(&with(json!({"exp": (NOW + 100) as f64 + 0.5}))).is_ok(),
+        "fractional NumericDate"
+    );
 }
 
 // Rule 5: jti required when flagged; its guard carries exp plus leeway.
@@ -226,12 +337,26 @@ fn rule5_jti() {
     let mut strict = integration();
     strict.require_jti = true;
     let no_jti = with(json!({"jti": "__remove__"}));
-    assert_eq!(verify(&sign(&no_jti), &strict).err(), Some(GrantError::JtiRequired));
+    assert_eq!(
+        verify(&sign(&no_jti), &strict).err(),
+        Some(GrantError::JtiRequired)
+    );
     assert!(verify(&sign(&no_jti), &integration()).is_ok());
-    assert!(matches!(check(&with(json!({"jti": 12}))), Err(GrantError::WrongType { name: "jti", .. })));
-    let decision = grant(&claims(), &integration(), Some(&user(true)), Some(&consent(&["signature", "impersonation"])));
+    assert!(matches!(
+        check(&with(json!({"jti": 12}))),
+        Err(GrantError::WrongType { name: "jti", .. })
+    ));
+    let decision = grant(
+        &claims(),
+        &integration(),
+        Some(&user(true)),
+        Some(&consent(&["signature", "impersonation"])),
+    );
     let guard = decision.ok().and_then(|d| d.replay_guard().cloned());
-    assert_eq!(guard.map(|g| (g.issuer, g.jti)), Some((ISS.to_string(), "j-1".to_string())));
+    assert_eq!(
+        guard.map(|g| (g.issuer, g.jti)),
+        Some((ISS.to_string(), "j-1".to_string()))
+    );
 }
 
 // Rule 6: user tokens need an active user, impersonation and consent; application
@@ -239,23 +364,47 @@ fn rule5_jti() {
 #[test]
 fn rule6_subject() {
     let both = consent(&["signature", "impersonation"]);
-    assert_eq!(grant(&claims(), &integration(), None, Some(&both)).err(), Some(GrantError::UserNotFound));
-    assert_eq!(grant(&claims(), &integration(), Some(&user(false)), Some(&both)).err(), Some(GrantError::UserDisabled));
+    assert_eq!(
+        grant(&claims(), &integration(), None, Some(&both)).err(),
+        Some(GrantError::UserNotFound)
+    );
+    assert_eq!(
+        grant(&claims(), &integration(), Some(&user(false)), Some(&both)).err(),
+        Some(GrantError::UserDisabled)
+    );
     let no_imp = with(json!({"scope": "signature"}));
-    assert!(matches!(grant(&no_imp, &integration(), Some(&user(true)), Some(&both)), Err(GrantError::ImpersonationScopeMissing { .. })));
+    assert!(matches!(
+        grant(&no_imp, &integration(), Some(&user(true)), Some(&both)),
+        Err(GrantError::ImpersonationScopeMissing { .. })
+    ));
     let partial = consent(&["impersonation"]);
     let err = grant(&claims(), &integration(), Some(&user(true)), Some(&partial)).err();
-    assert_eq!(err, Some(GrantError::ConsentRequired { scope: "signature".into(), consent_url: "consent?signature+impersonation".into() }));
-    assert!(matches!(grant(&claims(), &integration(), Some(&user(true)), None), Err(GrantError::ConsentRequired { .. })));
+    assert_eq!(
+        err,
+        Some(GrantError::ConsentRequired {
+            scope: "signature".into(),
+            consent_url: "consent?signature+impersonation".into()
+        })
+    );
+    assert!(matches!(
+        grant(&claims(), &integration(), Some(&user(true)), None),
+        Err(GrantError::ConsentRequired { .. })
+    ));
 
     let app = with(json!({"sub": null}));
-    assert_eq!(grant(&app, &integration(), None, None).err(), Some(GrantError::ApplicationTokensNotAllowed));
+    assert_eq!(
+        grant(&app, &integration(), None, None).err(),
+        Some(GrantError::ApplicationTokensNotAllowed)
+    );
     let mut allowed = integration();
     allowed.allow_application_tokens = true;
     let decision = grant(&app, &allowed, None, None).unwrap_or_else(|e| unreachable!("{e}"));
     assert_eq!(decision.subject(), &TokenSubject::Application);
     assert_eq!(decision.subject_claim(), ISS);
-    assert!(matches!(check(&with(json!({"sub": 3}))), Err(GrantError::WrongType { name: "sub", .. })));
+    assert!(matches!(
+        check(&with(json!({"sub": 3}))),
+        Err(GrantError::WrongType { name: "sub", .. })
+    ));
 }
 
 // Rule 7: scopes must be allowed; the form may narrow the claim.
@@ -263,17 +412,54 @@ fn rule6_subject() {
 fn rule7_scopes() {
     let both = consent(&["signature", "impersonation", "extended"]);
     let extra = with(json!({"scope": "signature impersonation extended"}));
-    assert_eq!(grant(&extra, &integration(), Some(&user(true)), Some(&both)).err(), Some(GrantError::ScopeNotAllowed("extended".into())));
+    assert_eq!(
+        grant(&extra, &integration(), Some(&user(true)), Some(&both)).err(),
+        Some(GrantError::ScopeNotAllowed("extended".into()))
+    );
 
     let verified = check(&claims()).unwrap_or_else(|e| unreachable!("{e}"));
-    let records = SubjectRecords { user: Some(&user(true)), consent: Some(&both) };
-    let narrowed = decide(&verified, Some("impersonation"), &integration(), records, 60, |_| String::new());
-    assert_eq!(narrowed.map(|d| d.scopes().to_vec()).ok(), Some(vec!["impersonation".to_string()]));
-    let widened = decide(&verified, Some("impersonation extended"), &integration(), records, 60, |_| String::new());
-    assert_eq!(widened.err(), Some(GrantError::ScopeBeyondAssertion("extended".into())));
+    let records = SubjectRecords {
+        user: Some(&user(true)),
+        consent: Some(&both),
+    };
+    let narrowed = decide(
+        &verified,
+        Some("impersonation"),
+        &integration(),
+        records,
+        60,
+        |_| String::new(),
+    );
+    assert_eq!(
+        narrowed.map(|d| d.scopes().to_vec()).ok(),
+        Some(vec!["impersonation".to_string()])
+    );
+    let widened = decide(
+        &verified,
+        Some("impersonation extended"),
+        &integration(),
+        records,
+        60,
+        |_| String::new(),
+    );
+    assert_eq!(
+        widened.err(),
+        Some(GrantError::ScopeBeyondAssertion("extended".into()))
+    );
 
-    let form_only = check(&with(json!({"scope": "__remove__"}))).unwrap_or_else(|e| unreachable!("{e}"));
-    let decision = decide(&form_only, Some("signature impersonation"), &integration(), records, 60, |_| String::new());
+    let form_only =
+        check(&with(json!({"scope": "__remove__"}))).unwrap_or_else(|e| unreachable!("{e}"));
+    let decision = decide(
+        &form_only,
+        Some("signature impersonation"),
+        &integration(),
+        records,
+        60,
+        |_| String::new(),
+    );
     assert_eq!(decision.map(|d| d.scopes().len()).ok(), Some(2));
-    assert!(matches!(check(&with(json!({"scope": ["signature"]}))), Err(GrantError::WrongType { name: "scope", .. })));
+    assert!(matches!(
+        check(&with(json!({"scope": ["signature"]}))),
+        Err(GrantError::WrongType { name: "scope", .. })
+    ));
 }

@@ -153,7 +153,7 @@ pub struct AuthorizationServerMetadata {
     #[serde(default)]
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Scopes the server knows.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
     /// OIDC subject types, for clients that read the OpenID configuration.
     #[serde(default)]

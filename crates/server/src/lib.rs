@@ -1,1 +1,126 @@
-//! placeholder
+//! The jwtgrant authorization server: axum endpoints over the sans-IO core and the
+//! store. [`app`] builds the router (tests drive it without a socket); [`serve`] runs
+//! it on a bound listener, with native TLS when configured, until `shutdown`.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod grants;
+pub mod metrics;
+pub mod registry;
+pub mod routes;
+pub mod signing;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use jwtgrant_store::{SqliteStore, Store, StoreError};
+
+pub use config::{ConfigError, RawConfig, ServerConfig, StoreLocation};
+pub use state::AppState;
+
+/// The router with every endpoint.
+pub fn app(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    Router::new()
+        .route("/oauth/token", post(routes::token::token))
+        .route("/oauth/userinfo", get(routes::userinfo::userinfo))
+        .route("/oauth/jwks", get(routes::discovery::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(routes::discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(routes::discovery::metadata),
+        )
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Opens the store the configuration names (creating and migrating it).
+pub async fn open_store(location: &StoreLocation) -> Result<Arc<dyn Store>, StoreError> {
+    let store = match location {
+        StoreLocation::DataDir(dir) => SqliteStore::open(&dir.join("jwtgrant.db")).await?,
+        StoreLocation::Url(url) => SqliteStore::open_url(url).await?,
+    };
+    Ok(Arc::new(store))
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Reading the TLS files failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The listener failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets requests in
+/// flight finish. Runs the registry poll and the `jti` sweep alongside.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let background = tokio::spawn(background_tasks(Arc::clone(&state)));
+    let router = app(Arc::clone(&state));
+    let result = match &state.config.tls {
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServeError::from),
+        Some(tls) => {
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .map_err(|e| ServeError::Tls(format!("{}: {e}", tls.cert.display())))?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            let std_listener = listener.into_std()?;
+            axum_server::from_tcp_rustls(std_listener, rustls)?
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await
+                .map_err(ServeError::from)
+        }
+    };
+    background.abort();
+    result
+}
+
+/// Polls the registry version and sweeps expired `jti`s.
+async fn background_tasks(state: Arc<AppState>) {
+    let mut poll = tokio::time::interval(state.config.registry_poll);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = clock::now();
+    loop {
+        poll.tick().await;
+        if let Err(error) = state.registry.refresh().await {
+            tracing::warn!(%error, "registry refresh failed");
+        }
+        let now = clock::now();
+        if now - last_sweep >= 60 {
+            last_sweep = now;
+            match state.store.sweep_jtis(now).await {
+                Ok(swept) if swept > 0 => tracing::debug!(swept, "forgot expired jtis"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "jti sweep failed"),
+            }
+        }
+    }
+}

@@ -205,9 +205,18 @@ pub trait Store: Send + Sync + 'static {
     /// Enables or disables an integration.
     async fn set_integration_active(&self, integration_key: &str, active: bool) -> StoreResult<()>;
     /// Adds a public key to an integration.
-    async fn add_integration_key(&self, integration_key: &str, key: IntegrationKeyRecord) -> StoreResult<()>;
+    async fn add_integration_key(
+        &self,
+        integration_key: &str,
+        key: IntegrationKeyRecord,
+    ) -> StoreResult<()>;
     /// Enables or disables one key.
-    async fn set_integration_key_active(&self, integration_key: &str, kid: &str, active: bool) -> StoreResult<()>;
+    async fn set_integration_key_active(
+        &self,
+        integration_key: &str,
+        kid: &str,
+        active: bool,
+    ) -> StoreResult<()>;
     /// Removes one key.
     async fn remove_integration_key(&self, integration_key: &str, kid: &str) -> StoreResult<()>;
 
@@ -226,16 +235,36 @@ pub trait Store: Send + Sync + 'static {
     async fn accounts(&self, user_id: &str) -> StoreResult<Vec<AccountRecord>>;
 
     /// Records consent for `scopes`, adding to what was consented before.
-    async fn grant_consent(&self, user_id: &str, integration_key: &str, scopes: &[String], now: i64) -> StoreResult<ConsentRecord>;
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        integration_key: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> StoreResult<ConsentRecord>;
     /// Withdraws a user's consent for an integration.
     async fn revoke_consent(&self, user_id: &str, integration_key: &str) -> StoreResult<()>;
     /// One consent.
-    async fn consent(&self, user_id: &str, integration_key: &str) -> StoreResult<Option<ConsentRecord>>;
+    async fn consent(
+        &self,
+        user_id: &str,
+        integration_key: &str,
+    ) -> StoreResult<Option<ConsentRecord>>;
     /// Consents, optionally for one user or one integration.
-    async fn list_consents(&self, user_id: Option<&str>, integration_key: Option<&str>) -> StoreResult<Vec<ConsentRecord>>;
+    async fn list_consents(
+        &self,
+        user_id: Option<&str>,
+        integration_key: Option<&str>,
+    ) -> StoreResult<Vec<ConsentRecord>>;
 
     /// Records `jti` as used by `issuer` until `remember_until`; durable on return.
-    async fn record_jti(&self, issuer: &str, jti: &str, remember_until: i64, now: i64) -> StoreResult<JtiOutcome>;
+    async fn record_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        remember_until: i64,
+        now: i64,
+    ) -> StoreResult<JtiOutcome>;
     /// Forgets `jti`s whose time has passed; returns how many.
     async fn sweep_jtis(&self, now: i64) -> StoreResult<u64>;
 

@@ -42,8 +42,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and migrates it.
     pub async fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -91,7 +92,10 @@ impl SqliteStore {
         self.reader.close().await;
     }
 
-    async fn integration_keys(&self, integration_key: &str) -> StoreResult<Vec<IntegrationKeyRecord>> {
+    async fn integration_keys(
+        &self,
+        integration_key: &str,
+    ) -> StoreResult<Vec<IntegrationKeyRecord>> {
         let rows = sqlx::query(
             "SELECT kid, public_jwk, active, created_at FROM integration_keys
              WHERE integration_key = ? ORDER BY created_at, kid",
@@ -175,7 +179,6 @@ fn require_changed(rows: u64, what: &'static str) -> StoreResult<()> {
     }
 }
 
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -184,9 +187,11 @@ impl Store for SqliteStore {
     }
 
     async fn registry_version(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
-            .fetch_one(&self.reader)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
+                .fetch_one(&self.reader)
+                .await?,
+        )
     }
 
     async fn create_integration(&self, new: NewIntegration) -> StoreResult<IntegrationRecord> {
@@ -243,7 +248,11 @@ impl Store for SqliteStore {
         require_changed(done.rows_affected(), "integration")
     }
 
-    async fn add_integration_key(&self, integration_key: &str, key: IntegrationKeyRecord) -> StoreResult<()> {
+    async fn add_integration_key(
+        &self,
+        integration_key: &str,
+        key: IntegrationKeyRecord,
+    ) -> StoreResult<()> {
         let result = sqlx::query(
             "INSERT INTO integration_keys (integration_key, kid, public_jwk, active, created_at)
              SELECT integration_key, ?, ?, ?, ? FROM integrations WHERE integration_key = ?",
@@ -256,28 +265,39 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("the integration already has a key with kid '{}'", key.kid)),
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "the integration already has a key with kid '{}'",
+                key.kid
+            )),
             other => other,
         })?;
         require_changed(result.rows_affected(), "integration")
     }
 
-    async fn set_integration_key_active(&self, integration_key: &str, kid: &str, active: bool) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE integration_keys SET active = ? WHERE integration_key = ? AND kid = ?")
-            .bind(active)
-            .bind(integration_key)
-            .bind(kid)
-            .execute(&self.writer)
-            .await?;
+    async fn set_integration_key_active(
+        &self,
+        integration_key: &str,
+        kid: &str,
+        active: bool,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE integration_keys SET active = ? WHERE integration_key = ? AND kid = ?",
+        )
+        .bind(active)
+        .bind(integration_key)
+        .bind(kid)
+        .execute(&self.writer)
+        .await?;
         require_changed(done.rows_affected(), "integration key")
     }
 
     async fn remove_integration_key(&self, integration_key: &str, kid: &str) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM integration_keys WHERE integration_key = ? AND kid = ?")
-            .bind(integration_key)
-            .bind(kid)
-            .execute(&self.writer)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM integration_keys WHERE integration_key = ? AND kid = ?")
+                .bind(integration_key)
+                .bind(kid)
+                .execute(&self.writer)
+                .await?;
         require_changed(done.rows_affected(), "integration key")
     }
 
@@ -296,7 +316,9 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("a user with email '{}' already exists", user.email)),
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a user with email '{}' already exists", user.email))
+            }
             other => other,
         })?;
         Ok(user)
@@ -332,10 +354,11 @@ impl Store for SqliteStore {
 
     async fn create_account(&self, account: AccountRecord) -> StoreResult<AccountRecord> {
         let mut tx = self.writer.begin().await?;
-        let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = ?")
-            .bind(&account.user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = ?")
+                .bind(&account.user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         if owner.is_none() {
             return Err(StoreError::NotFound("user"));
         }
@@ -366,7 +389,10 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(AccountRecord { is_default, ..account })
+        Ok(AccountRecord {
+            is_default,
+            ..account
+        })
     }
 
     async fn accounts(&self, user_id: &str) -> StoreResult<Vec<AccountRecord>> {
@@ -382,27 +408,38 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn grant_consent(&self, user_id: &str, integration_key: &str, scopes: &[String], now: i64) -> StoreResult<ConsentRecord> {
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        integration_key: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> StoreResult<ConsentRecord> {
         let mut tx = self.writer.begin().await?;
-        let user: Option<String> = sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = ?")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let user: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         if user.is_none() {
             return Err(StoreError::NotFound("user"));
         }
-        let integration: Option<String> = sqlx::query_scalar("SELECT integration_key FROM integrations WHERE integration_key = ?")
-            .bind(integration_key)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let integration: Option<String> = sqlx::query_scalar(
+            "SELECT integration_key FROM integrations WHERE integration_key = ?",
+        )
+        .bind(integration_key)
+        .fetch_optional(&mut *tx)
+        .await?;
         if integration.is_none() {
             return Err(StoreError::NotFound("integration"));
         }
-        let existing: Option<String> = sqlx::query_scalar("SELECT scopes FROM consents WHERE user_id = ? AND integration_key = ?")
-            .bind(user_id)
-            .bind(integration_key)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT scopes FROM consents WHERE user_id = ? AND integration_key = ?",
+        )
+        .bind(user_id)
+        .bind(integration_key)
+        .fetch_optional(&mut *tx)
+        .await?;
         let mut merged = match existing {
             Some(text) => json_list(&text)?,
             None => Vec::new(),
@@ -440,7 +477,11 @@ impl Store for SqliteStore {
         require_changed(done.rows_affected(), "consent")
     }
 
-    async fn consent(&self, user_id: &str, integration_key: &str) -> StoreResult<Option<ConsentRecord>> {
+    async fn consent(
+        &self,
+        user_id: &str,
+        integration_key: &str,
+    ) -> StoreResult<Option<ConsentRecord>> {
         sqlx::query("SELECT user_id, integration_key, scopes, granted_at FROM consents WHERE user_id = ? AND integration_key = ?")
             .bind(user_id)
             .bind(integration_key)
@@ -451,7 +492,11 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn list_consents(&self, user_id: Option<&str>, integration_key: Option<&str>) -> StoreResult<Vec<ConsentRecord>> {
+    async fn list_consents(
+        &self,
+        user_id: Option<&str>,
+        integration_key: Option<&str>,
+    ) -> StoreResult<Vec<ConsentRecord>> {
         sqlx::query(
             "SELECT user_id, integration_key, scopes, granted_at FROM consents
              WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR integration_key = ?2)
@@ -466,7 +511,13 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn record_jti(&self, issuer: &str, jti: &str, remember_until: i64, now: i64) -> StoreResult<JtiOutcome> {
+    async fn record_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        remember_until: i64,
+        now: i64,
+    ) -> StoreResult<JtiOutcome> {
         // Inserts a fresh jti, or takes over a row whose time has passed; a live row
         // is left alone and the statement changes nothing.
         let done = sqlx::query(

@@ -48,21 +48,47 @@ async fn integrations_and_keys() {
     let created = ok(store.create_integration(new_integration("i1")).await);
     assert_eq!(created.scopes, ["signature", "impersonation"]);
     assert!(created.active && created.require_jti);
-    assert!(ok(store.registry_version().await) > v0, "a change bumps the version");
+    assert!(
+        ok(store.registry_version().await) > v0,
+        "a change bumps the version"
+    );
 
-    let key = IntegrationKeyRecord { kid: "k1".into(), public_jwk: "{}".into(), active: true, created_at: 11 };
+    let key = IntegrationKeyRecord {
+        kid: "k1".into(),
+        public_jwk: "{}".into(),
+        active: true,
+        created_at: 11,
+    };
     ok(store.add_integration_key("i1", key.clone()).await);
-    assert!(matches!(store.add_integration_key("i1", key.clone()).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.add_integration_key("nope", key).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.add_integration_key("i1", key.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.add_integration_key("nope", key).await,
+        Err(StoreError::NotFound(_))
+    ));
     ok(store.set_integration_key_active("i1", "k1", false).await);
     let loaded = ok(store.integration("i1").await).map(|i| i.keys);
-    assert_eq!(loaded.map(|k| k.iter().map(|k| k.active).collect::<Vec<_>>()), Some(vec![false]));
+    assert_eq!(
+        loaded.map(|k| k.iter().map(|k| k.active).collect::<Vec<_>>()),
+        Some(vec![false])
+    );
     ok(store.remove_integration_key("i1", "k1").await);
-    assert!(matches!(store.remove_integration_key("i1", "k1").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.remove_integration_key("i1", "k1").await,
+        Err(StoreError::NotFound(_))
+    ));
 
     ok(store.set_integration_active("i1", false).await);
-    assert_eq!(ok(store.integration("i1").await).map(|i| i.active), Some(false));
-    assert!(matches!(store.set_integration_active("nope", false).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        ok(store.integration("i1").await).map(|i| i.active),
+        Some(false)
+    );
+    assert!(matches!(
+        store.set_integration_active("nope", false).await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(ok(store.list_integrations().await).len(), 1);
     assert!(ok(store.integration("nope").await).is_none());
 }
@@ -72,7 +98,10 @@ async fn users_accounts_and_consents() {
     let (_dir, store) = sqlite().await;
     ok(store.create_integration(new_integration("i1")).await);
     ok(store.create_user(user("u1", "ada@example.com")).await);
-    assert!(matches!(store.create_user(user("u2", "ADA@example.com")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_user(user("u2", "ADA@example.com")).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     let account = |id: &str, is_default| AccountRecord {
         account_id: id.into(),
@@ -83,20 +112,44 @@ async fn users_accounts_and_consents() {
         organization: None,
         created_at: 30,
     };
-    assert!(ok(store.create_account(account("a1", false)).await).is_default, "first account is the default");
+    assert!(
+        ok(store.create_account(account("a1", false)).await).is_default,
+        "first account is the default"
+    );
     ok(store.create_account(account("a2", false)).await);
     ok(store.create_account(account("a3", true)).await);
-    let defaults: Vec<_> = ok(store.accounts("u1").await).into_iter().map(|a| (a.account_id, a.is_default)).collect();
+    let defaults: Vec<_> = ok(store.accounts("u1").await)
+        .into_iter()
+        .map(|a| (a.account_id, a.is_default))
+        .collect();
     assert_eq!(defaults.first(), Some(&("a3".to_string(), true)));
     assert_eq!(defaults.iter().filter(|(_, d)| *d).count(), 1);
-    assert!(matches!(store.create_account(AccountRecord { user_id: "nobody".into(), ..account("a4", false) }).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store
+            .create_account(AccountRecord {
+                user_id: "nobody".into(),
+                ..account("a4", false)
+            })
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
 
     let scopes = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    ok(store.grant_consent("u1", "i1", &scopes(&["signature"]), 40).await);
-    let merged = ok(store.grant_consent("u1", "i1", &scopes(&["impersonation", "signature"]), 41).await);
+    ok(store
+        .grant_consent("u1", "i1", &scopes(&["signature"]), 40)
+        .await);
+    let merged = ok(store
+        .grant_consent("u1", "i1", &scopes(&["impersonation", "signature"]), 41)
+        .await);
     assert_eq!(merged.scopes, ["signature", "impersonation"]);
-    assert!(matches!(store.grant_consent("u1", "nope", &scopes(&["x"]), 42).await, Err(StoreError::NotFound("integration"))));
-    assert!(matches!(store.grant_consent("nope", "i1", &scopes(&["x"]), 42).await, Err(StoreError::NotFound("user"))));
+    assert!(matches!(
+        store.grant_consent("u1", "nope", &scopes(&["x"]), 42).await,
+        Err(StoreError::NotFound("integration"))
+    ));
+    assert!(matches!(
+        store.grant_consent("nope", "i1", &scopes(&["x"]), 42).await,
+        Err(StoreError::NotFound("user"))
+    ));
     assert_eq!(ok(store.list_consents(Some("u1"), None).await).len(), 1);
     assert_eq!(ok(store.list_consents(None, Some("other")).await).len(), 0);
     ok(store.revoke_consent("u1", "i1").await);
@@ -109,10 +162,24 @@ async fn users_accounts_and_consents() {
 #[tokio::test]
 async fn jti_is_recorded_once_until_it_expires() {
     let (_dir, store) = sqlite().await;
-    assert_eq!(ok(store.record_jti("i1", "j", 100, 0).await), JtiOutcome::Recorded);
-    assert_eq!(ok(store.record_jti("i1", "j", 100, 50).await), JtiOutcome::Replayed);
-    assert_eq!(ok(store.record_jti("i2", "j", 100, 50).await), JtiOutcome::Recorded, "per issuer");
-    assert_eq!(ok(store.record_jti("i1", "j", 300, 101).await), JtiOutcome::Recorded, "expired rows can be reused");
+    assert_eq!(
+        ok(store.record_jti("i1", "j", 100, 0).await),
+        JtiOutcome::Recorded
+    );
+    assert_eq!(
+        ok(store.record_jti("i1", "j", 100, 50).await),
+        JtiOutcome::Replayed
+    );
+    assert_eq!(
+        ok(store.record_jti("i2", "j", 100, 50).await),
+        JtiOutcome::Recorded,
+        "per issuer"
+    );
+    assert_eq!(
+        ok(store.record_jti("i1", "j", 300, 101).await),
+        JtiOutcome::Recorded,
+        "expired rows can be reused"
+    );
     assert_eq!(ok(store.sweep_jtis(200).await), 1);
 }
 
@@ -139,10 +206,21 @@ async fn data_survives_reopening() {
     {
         let store = ok(SqliteStore::open(&path).await);
         ok(store.record_jti("i1", "j", 100, 0).await);
-        ok(store.add_signing_key(SigningKeyRecord { kid: "s1".into(), alg: "ES256".into(), private_key_pkcs8: vec![1, 2], created_at: 0, activates_at: 0 }).await);
+        ok(store
+            .add_signing_key(SigningKeyRecord {
+                kid: "s1".into(),
+                alg: "ES256".into(),
+                private_key_pkcs8: vec![1, 2],
+                created_at: 0,
+                activates_at: 0,
+            })
+            .await);
         store.close().await;
     }
     let store = ok(SqliteStore::open(&path).await);
-    assert_eq!(ok(store.record_jti("i1", "j", 100, 1).await), JtiOutcome::Replayed);
+    assert_eq!(
+        ok(store.record_jti("i1", "j", 100, 1).await),
+        JtiOutcome::Replayed
+    );
     assert_eq!(ok(store.signing_keys().await).len(), 1);
 }

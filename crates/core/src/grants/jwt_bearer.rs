@@ -150,7 +150,9 @@ fn requested_scopes(
     match (claim, form) {
         (Some(claim), Some(form)) => {
             if let Some(extra) = form.iter().find(|s| !claim.contains(s)) {
-                return Err(GrantError::ScopeBeyondAssertion(crate::jws::truncate(extra)));
+                return Err(GrantError::ScopeBeyondAssertion(crate::jws::truncate(
+                    extra,
+                )));
             }
             Ok(form)
         }

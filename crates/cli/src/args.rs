@@ -1,0 +1,371 @@
+//! The command line: every subcommand and flag of `jwtgrant`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// jwtgrant: an OAuth 2.0 JWT bearer grant (RFC 7523) authorization server.
+#[derive(Debug, Parser)]
+#[command(name = "jwtgrant", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Data directory of the embedded SQLite store.
+    #[arg(long, global = true, env = "JWTGRANT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (sqlite://...), instead of the data directory.
+    #[arg(long, global = true, env = "JWTGRANT_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+    /// TOML file with the same options as the flags (flags and env win).
+    #[arg(long, global = true, env = "JWTGRANT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authorization server.
+    Serve(ServeArgs),
+    /// Register and manage integrations (client applications).
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage users' accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Grant, revoke and list consents.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Manage the server's access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Mint a signed JWT bearer assertion.
+    Assertion(AssertionArgs),
+}
+
+/// `jwtgrant serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "JWTGRANT_LISTEN")]
+    pub listen: Option<String>,
+    /// Public base URL: the issuer [default: from the listen address].
+    #[arg(long, env = "JWTGRANT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// An extra audience assertions may name (repeatable).
+    #[arg(
+        long = "accept-audience",
+        env = "JWTGRANT_ACCEPT_AUDIENCE",
+        value_delimiter = ','
+    )]
+    pub accept_audience: Vec<String>,
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(long, env = "JWTGRANT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "JWTGRANT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Clock leeway in seconds [default: 60].
+    #[arg(long, env = "JWTGRANT_CLOCK_LEEWAY_SECS")]
+    pub clock_leeway_secs: Option<u64>,
+    /// Longest accepted assertion lifetime in seconds [default: 3600].
+    #[arg(long, env = "JWTGRANT_MAX_ASSERTION_LIFETIME_SECS")]
+    pub max_assertion_lifetime_secs: Option<u64>,
+    /// Access token lifetime in seconds [default: 3600].
+    #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_LIFETIME_SECS")]
+    pub access_token_lifetime_secs: Option<u64>,
+    /// Access token algorithm: ES256, RS256 or EdDSA [default: ES256].
+    #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_ALG")]
+    pub access_token_alg: Option<String>,
+    /// The `aud` of access tokens [default: the issuer URL].
+    #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_AUDIENCE")]
+    pub access_token_audience: Option<String>,
+    /// Largest request body in bytes [default: 65536].
+    #[arg(long, env = "JWTGRANT_BODY_LIMIT_BYTES")]
+    pub body_limit_bytes: Option<usize>,
+    /// Seconds after `keys rotate` before the new key signs [default: 300].
+    #[arg(long, env = "JWTGRANT_KEY_ROTATION_DELAY_SECS")]
+    pub key_rotation_delay_secs: Option<u64>,
+    /// How often to poll for registry changes, in ms [default: 1000].
+    #[arg(long, env = "JWTGRANT_REGISTRY_POLL_MS")]
+    pub registry_poll_ms: Option<u64>,
+    /// Log format.
+    #[arg(long, env = "JWTGRANT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// `jwtgrant integration ...`.
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCommand {
+    /// Register an integration; prints its integration key.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// A scope it may request (repeatable) [default: signature impersonation].
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Allow tokens without a user (`sub`).
+        #[arg(long)]
+        allow_application_tokens: bool,
+        /// Refuse assertions without `jti`.
+        #[arg(long)]
+        require_jti: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a public key (PEM or JWK file); prints its kid.
+    AddKey {
+        /// Integration key.
+        integration_key: String,
+        /// File with the public key, PEM or JWK.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Key id [default: the JWK's kid, else its RFC 7638 thumbprint].
+        #[arg(long)]
+        kid: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a key pair, register the public half, print the private key once.
+    GenerateKey {
+        /// Integration key.
+        integration_key: String,
+        /// Algorithm.
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
+        alg: String,
+        /// Write the private key to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key.
+    RemoveKey(IntegrationKeyRef),
+    /// Stop a key from verifying assertions.
+    DisableKey(IntegrationKeyRef),
+    /// Let a disabled key verify assertions again.
+    EnableKey(IntegrationKeyRef),
+    /// Refuse every assertion of an integration.
+    Disable(IntegrationRef),
+    /// Accept an integration's assertions again.
+    Enable(IntegrationRef),
+    /// List integrations.
+    List {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one integration.
+    Show(IntegrationRef),
+}
+
+/// Names an integration.
+#[derive(Debug, Args)]
+pub struct IntegrationRef {
+    /// Integration key.
+    pub integration_key: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Names a key of an integration.
+#[derive(Debug, Args)]
+pub struct IntegrationKeyRef {
+    /// Integration key.
+    pub integration_key: String,
+    /// Key id.
+    pub kid: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `jwtgrant user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; prints the user id.
+    Create {
+        /// Email address (unique).
+        #[arg(long)]
+        email: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// Given name.
+        #[arg(long)]
+        given_name: Option<String>,
+        /// Family name.
+        #[arg(long)]
+        family_name: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users.
+    List {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user with their accounts.
+    Show(UserRef),
+    /// Refuse tokens for a user.
+    Disable(UserRef),
+    /// Allow tokens for a disabled user again.
+    Enable(UserRef),
+}
+
+/// Names a user.
+#[derive(Debug, Args)]
+pub struct UserRef {
+    /// User id.
+    pub user_id: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `jwtgrant account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Add an account to a user; prints the account id.
+    Create {
+        /// The owner's user id.
+        #[arg(long)]
+        user: String,
+        /// Account name.
+        #[arg(long)]
+        name: String,
+        /// Base URI of the account's API.
+        #[arg(long)]
+        base_uri: String,
+        /// Make it the user's default account.
+        #[arg(long)]
+        default: bool,
+        /// Organization, as a JSON object.
+        #[arg(long)]
+        organization: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a user's accounts.
+    List {
+        /// The owner's user id.
+        #[arg(long)]
+        user: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `jwtgrant consent ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// Record that a user lets an integration act for them with these scopes.
+    Grant {
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// Integration key.
+        #[arg(long)]
+        integration: String,
+        /// Scopes (repeatable, or several after one flag).
+        #[arg(long = "scope", num_args = 1.., required = true)]
+        scopes: Vec<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a user's consent for an integration.
+    Revoke {
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// Integration key.
+        #[arg(long)]
+        integration: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List consents.
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this integration's.
+        #[arg(long)]
+        integration: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `jwtgrant keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key: published at once, signing after the delay.
+    Rotate {
+        /// Algorithm [default: the configured access_token_alg].
+        #[arg(long, value_parser = ["ES256", "RS256", "EdDSA"])]
+        alg: Option<String>,
+        /// Seconds until it signs [default: key_rotation_delay_secs, 300].
+        #[arg(long)]
+        activate_after: Option<u64>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List signing keys.
+    List {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `jwtgrant assertion`.
+#[derive(Debug, Args)]
+pub struct AssertionArgs {
+    /// The integration key (`iss`).
+    #[arg(long)]
+    pub integration_key: String,
+    /// The user to act as (`sub`); omit for an application token.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Private key file (PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Audience (repeatable): the server's OAuth host, e.g. 127.0.0.1:8080.
+    #[arg(long = "aud", required = true)]
+    pub audiences: Vec<String>,
+    /// Scopes (repeatable) [default: signature impersonation].
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub lifetime: u64,
+    /// Key id to put in the header.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Signing algorithm [default: the key's: RS256, ES256, ES384 or EdDSA].
+    #[arg(long)]
+    pub alg: Option<String>,
+    /// Leave out `jti`.
+    #[arg(long)]
+    pub no_jti: bool,
+}

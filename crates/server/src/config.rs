@@ -1,0 +1,408 @@
+//! Server configuration in two steps: [`RawConfig`] as read from flags, `JWTGRANT_*`
+//! variables and a TOML file (unknown keys refused), then [`ServerConfig::from_raw`]
+//! validates it into typed settings whose errors name the bad field.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use jwtgrant_core::JwsAlgorithm;
+use serde::Deserialize;
+
+/// Configuration as written by the operator; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// The public URL clients use; the issuer.
+    pub public_url: Option<String>,
+    /// Directory of the embedded store.
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (`sqlite://...`), instead of the data directory.
+    pub database: Option<String>,
+    /// Extra audiences an assertion's `aud` may name.
+    pub accept_audience: Option<Vec<String>>,
+    /// PEM certificate chain for native TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for native TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Clock leeway in seconds.
+    pub clock_leeway_secs: Option<u64>,
+    /// Longest accepted assertion lifetime in seconds.
+    pub max_assertion_lifetime_secs: Option<u64>,
+    /// Access token lifetime in seconds.
+    pub access_token_lifetime_secs: Option<u64>,
+    /// Access token algorithm: ES256, RS256 or EdDSA.
+    pub access_token_alg: Option<String>,
+    /// The `aud` of issued access tokens.
+    pub access_token_audience: Option<String>,
+    /// Largest request body in bytes.
+    pub body_limit_bytes: Option<usize>,
+    /// Seconds between a key rotation and the new key signing.
+    pub key_rotation_delay_secs: Option<u64>,
+    /// How often the registry version is polled, in milliseconds.
+    pub registry_poll_ms: Option<u64>,
+}
+
+impl RawConfig {
+    /// Fills every field unset here from `fallback` (flags and env over the file).
+    pub fn or(self, fallback: RawConfig) -> RawConfig {
+        RawConfig {
+            listen: self.listen.or(fallback.listen),
+            public_url: self.public_url.or(fallback.public_url),
+            data_dir: self.data_dir.or(fallback.data_dir),
+            database: self.database.or(fallback.database),
+            accept_audience: self.accept_audience.or(fallback.accept_audience),
+            tls_cert: self.tls_cert.or(fallback.tls_cert),
+            tls_key: self.tls_key.or(fallback.tls_key),
+            clock_leeway_secs: self.clock_leeway_secs.or(fallback.clock_leeway_secs),
+            max_assertion_lifetime_secs: self
+                .max_assertion_lifetime_secs
+                .or(fallback.max_assertion_lifetime_secs),
+            access_token_lifetime_secs: self
+                .access_token_lifetime_secs
+                .or(fallback.access_token_lifetime_secs),
+            access_token_alg: self.access_token_alg.or(fallback.access_token_alg),
+            access_token_audience: self
+                .access_token_audience
+                .or(fallback.access_token_audience),
+            body_limit_bytes: self.body_limit_bytes.or(fallback.body_limit_bytes),
+            key_rotation_delay_secs: self
+                .key_rotation_delay_secs
+                .or(fallback.key_rotation_delay_secs),
+            registry_poll_ms: self.registry_poll_ms.or(fallback.registry_poll_ms),
+        }
+    }
+}
+
+/// A configuration value that cannot be used, naming its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {field}: {reason}")]
+pub struct ConfigError {
+    /// The field, as spelt in the config file.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Where the server keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// `<dir>/jwtgrant.db`.
+    DataDir(PathBuf),
+    /// A database URL.
+    Url(String),
+}
+
+/// Native TLS files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Validated server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// The issuer URL without a trailing slash; `None` derives it from the bound address.
+    pub public_url: Option<String>,
+    /// Where the store lives.
+    pub store: StoreLocation,
+    /// Extra accepted assertion audiences.
+    pub accept_audiences: Vec<String>,
+    /// Native TLS, when configured.
+    pub tls: Option<TlsFiles>,
+    /// Clock leeway in seconds.
+    pub clock_leeway_secs: i64,
+    /// Longest accepted assertion lifetime in seconds.
+    pub max_assertion_lifetime_secs: i64,
+    /// Access token lifetime in seconds.
+    pub access_token_lifetime_secs: i64,
+    /// Access token algorithm.
+    pub access_token_alg: JwsAlgorithm,
+    /// The `aud` of access tokens; `None` means the issuer URL.
+    pub access_token_audience: Option<String>,
+    /// Largest request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Seconds between a key rotation and the new key signing.
+    pub key_rotation_delay_secs: i64,
+    /// How often the registry version is polled.
+    pub registry_poll: std::time::Duration,
+}
+
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./jwtgrant-data";
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        // The defaults are valid by construction; from_raw only fails on bad input.
+        ServerConfig::from_raw(RawConfig::default()).unwrap_or_else(|_| ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            store: StoreLocation::DataDir(PathBuf::from(DEFAULT_DATA_DIR)),
+            accept_audiences: Vec::new(),
+            tls: None,
+            clock_leeway_secs: 60,
+            max_assertion_lifetime_secs: 3600,
+            access_token_lifetime_secs: 3600,
+            access_token_alg: JwsAlgorithm::Es256,
+            access_token_audience: None,
+            body_limit_bytes: 64 * 1024,
+            key_rotation_delay_secs: 300,
+            registry_poll: std::time::Duration::from_secs(1),
+        })
+    }
+}
+
+impl ServerConfig {
+    /// Validates raw settings, applying defaults.
+    pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("'{listen}' is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+
+        let public_url = raw
+            .public_url
+            .map(|url| validate_url("public_url", &url))
+            .transpose()?;
+
+        let store = match (raw.database, raw.data_dir) {
+            (Some(url), _) => {
+                if url.starts_with("sqlite:") {
+                    StoreLocation::Url(url)
+                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    return Err(invalid(
+                        "database",
+                        "PostgreSQL is not supported by this build yet; use sqlite:// or --data-dir",
+                    ));
+                } else {
+                    return Err(invalid("database", "must be a sqlite:// URL"));
+                }
+            }
+            (None, Some(dir)) => StoreLocation::DataDir(dir),
+            (None, None) => StoreLocation::DataDir(PathBuf::from(DEFAULT_DATA_DIR)),
+        };
+
+        let accept_audiences = raw.accept_audience.unwrap_or_default();
+        if accept_audiences.iter().any(|a| a.trim().is_empty()) {
+            return Err(invalid("accept_audience", "must not be empty"));
+        }
+
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("tls_key", "is required with tls_cert")),
+            (None, Some(_)) => return Err(invalid("tls_cert", "is required with tls_key")),
+        };
+
+        let clock_leeway_secs = bounded("clock_leeway_secs", raw.clock_leeway_secs, 60, 0, 600)?;
+        let max_assertion_lifetime_secs = bounded(
+            "max_assertion_lifetime_secs",
+            raw.max_assertion_lifetime_secs,
+            3600,
+            1,
+            86_400,
+        )?;
+        let access_token_lifetime_secs = bounded(
+            "access_token_lifetime_secs",
+            raw.access_token_lifetime_secs,
+            3600,
+            1,
+            86_400,
+        )?;
+        let key_rotation_delay_secs = bounded(
+            "key_rotation_delay_secs",
+            raw.key_rotation_delay_secs,
+            300,
+            0,
+            30 * 86_400,
+        )?;
+        let registry_poll_ms = bounded("registry_poll_ms", raw.registry_poll_ms, 1000, 50, 5000)?;
+
+        let access_token_alg = match raw.access_token_alg.as_deref() {
+            None => JwsAlgorithm::Es256,
+            Some(name) => match JwsAlgorithm::from_name(name) {
+                Some(alg @ (JwsAlgorithm::Es256 | JwsAlgorithm::Rs256 | JwsAlgorithm::EdDsa)) => {
+                    alg
+                }
+                _ => {
+                    return Err(invalid(
+                        "access_token_alg",
+                        format!("'{name}' is not one of ES256, RS256, EdDSA"),
+                    ));
+                }
+            },
+        };
+
+        let body_limit_bytes = raw.body_limit_bytes.unwrap_or(64 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&body_limit_bytes) {
+            return Err(invalid(
+                "body_limit_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+
+        let access_token_audience = match raw.access_token_audience {
+            Some(aud) if aud.trim().is_empty() => {
+                return Err(invalid("access_token_audience", "must not be empty"));
+            }
+            other => other,
+        };
+
+        Ok(ServerConfig {
+            listen,
+            public_url,
+            store,
+            accept_audiences,
+            tls,
+            clock_leeway_secs,
+            max_assertion_lifetime_secs,
+            access_token_lifetime_secs,
+            access_token_alg,
+            access_token_audience,
+            body_limit_bytes,
+            key_rotation_delay_secs,
+            registry_poll: std::time::Duration::from_millis(registry_poll_ms as u64),
+        })
+    }
+}
+
+fn bounded(
+    field: &'static str,
+    value: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<i64, ConfigError> {
+    let value = value.unwrap_or(default);
+    if value < min || value > max {
+        return Err(invalid(field, format!("{value} is outside {min}..={max}")));
+    }
+    Ok(value as i64)
+}
+
+fn validate_url(field: &'static str, url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("'{url}' must start with http:// or https://"),
+            )
+        })?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(invalid(field, format!("'{url}' is not a base URL")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The bare `host[:port]` of a URL: what DocuSign's SDKs put in an assertion's `aud`.
+pub fn bare_host(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = ServerConfig::from_raw(RawConfig::default());
+        assert_eq!(
+            config.map(|c| c.listen.to_string()).ok().as_deref(),
+            Some("127.0.0.1:8080")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let field = |raw: RawConfig| ServerConfig::from_raw(raw).err().map(|e| e.field);
+        assert_eq!(
+            field(RawConfig {
+                listen: Some("nope".into()),
+                ..Default::default()
+            }),
+            Some("listen")
+        );
+        assert_eq!(
+            field(RawConfig {
+                access_token_alg: Some("HS256".into()),
+                ..Default::default()
+            }),
+            Some("access_token_alg")
+        );
+        assert_eq!(
+            field(RawConfig {
+                clock_leeway_secs: Some(100_000),
+                ..Default::default()
+            }),
+            Some("clock_leeway_secs")
+        );
+        assert_eq!(
+            field(RawConfig {
+                tls_cert: Some("c.pem".into()),
+                ..Default::default()
+            }),
+            Some("tls_key")
+        );
+        assert_eq!(
+            field(RawConfig {
+                public_url: Some("ftp://x".into()),
+                ..Default::default()
+            }),
+            Some("public_url")
+        );
+        assert_eq!(
+            field(RawConfig {
+                body_limit_bytes: Some(10),
+                ..Default::default()
+            }),
+            Some("body_limit_bytes")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_refused() {
+        let parsed: Result<RawConfig, _> =
+            toml::from_str("listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
+        assert!(
+            parsed
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("listen_port")
+        );
+    }
+
+    #[test]
+    fn bare_host_strips_scheme_and_path() {
+        assert_eq!(
+            bare_host("https://account-d.docusign.com"),
+            "account-d.docusign.com"
+        );
+        assert_eq!(bare_host("http://127.0.0.1:8080/base"), "127.0.0.1:8080");
+    }
+}

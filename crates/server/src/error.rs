@@ -1,0 +1,174 @@
+//! The server's errors and their one mapping to the wire: status, headers and the
+//! OAuth JSON body. Handlers return these; no handler builds an error body itself.
+//! Internal causes are logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jwtgrant_core::GrantError;
+use jwtgrant_proto::{ErrorCode, OAuthErrorResponse};
+
+/// A token request that is malformed before any grant logic runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The body is not a form.
+    #[error("Content-Type must be application/x-www-form-urlencoded")]
+    WrongContentType,
+    /// The body is not UTF-8.
+    #[error("the request body is not valid UTF-8")]
+    NotUtf8,
+    /// A required parameter is absent or empty.
+    #[error("missing '{0}' parameter")]
+    Missing(&'static str),
+    /// A parameter appears more than once (RFC 6749 section 3.2).
+    #[error("parameter '{0}' is repeated; each parameter may appear once")]
+    Repeated(String),
+    /// The body is over the limit.
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body could not be read.
+    #[error("could not read the request body")]
+    Body,
+}
+
+/// Every way the token endpoint answers other than with a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenEndpointError {
+    /// Malformed request.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A `grant_type` this server does not implement.
+    #[error("grant_type '{0}' is not supported; use urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    UnsupportedGrantType(String),
+    /// The core refused the grant.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    /// The store cannot be reached: no token without its checks.
+    #[error("the service is temporarily unavailable; retry shortly")]
+    Unavailable(String),
+    /// An unexpected failure.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl TokenEndpointError {
+    /// The OAuth error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            TokenEndpointError::Request(_) => ErrorCode::InvalidRequest,
+            TokenEndpointError::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
+            TokenEndpointError::Grant(error) => error.code(),
+            TokenEndpointError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
+            TokenEndpointError::Internal(_) => ErrorCode::ServerError,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            TokenEndpointError::Request(RequestError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            TokenEndpointError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            TokenEndpointError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl From<jwtgrant_store::StoreError> for TokenEndpointError {
+    fn from(error: jwtgrant_store::StoreError) -> Self {
+        TokenEndpointError::Unavailable(error.to_string())
+    }
+}
+
+impl IntoResponse for TokenEndpointError {
+    fn into_response(self) -> Response {
+        match &self {
+            TokenEndpointError::Unavailable(cause) => {
+                tracing::warn!(%cause, "token request refused: store unavailable")
+            }
+            TokenEndpointError::Internal(cause) => tracing::error!(%cause, "token request failed"),
+            other => tracing::debug!(error = %other, "token request refused"),
+        }
+        let mut response = oauth_error(self.status(), self.code(), self.to_string());
+        if matches!(self, TokenEndpointError::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Why a bearer token was not accepted (RFC 6750 section 3).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// No `Authorization: Bearer` header.
+    #[error("no bearer token")]
+    Missing,
+    /// The token is not valid.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// The store cannot be reached.
+    #[error("the service is temporarily unavailable; retry shortly")]
+    Unavailable(String),
+}
+
+impl From<jwtgrant_store::StoreError> for BearerError {
+    fn from(error: jwtgrant_store::StoreError) -> Self {
+        BearerError::Unavailable(error.to_string())
+    }
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        match self {
+            BearerError::Missing => {
+                let mut response = oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::InvalidToken,
+                    "an access token is required".into(),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            BearerError::InvalidToken(reason) => {
+                let challenge = format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    reason.replace(['"', '\\'], "'")
+                );
+                let mut response =
+                    oauth_error(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, reason);
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            BearerError::Unavailable(cause) => {
+                tracing::warn!(%cause, "bearer request refused: store unavailable");
+                oauth_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::TemporarilyUnavailable,
+                    "the service is temporarily unavailable; retry shortly".into(),
+                )
+            }
+        }
+    }
+}
+
+/// An OAuth JSON error body with `Cache-Control: no-store`.
+fn oauth_error(status: StatusCode, code: ErrorCode, description: String) -> Response {
+    let body = OAuthErrorResponse {
+        error: code.as_str().to_owned(),
+        error_description: Some(description),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}

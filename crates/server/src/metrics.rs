@@ -1,0 +1,144 @@
+//! Prometheus metrics of one server instance: grants issued and refused by error code,
+//! and token endpoint latency. Plain atomics rendered as text, so several servers in
+//! one process (as in the tests) each count their own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jwtgrant_proto::ErrorCode;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Codes a refusal can carry, in the order they are counted.
+const REFUSAL_CODES: [ErrorCode; 10] = [
+    ErrorCode::InvalidRequest,
+    ErrorCode::InvalidClient,
+    ErrorCode::InvalidGrant,
+    ErrorCode::UnauthorizedClient,
+    ErrorCode::UnsupportedGrantType,
+    ErrorCode::InvalidScope,
+    ErrorCode::ConsentRequired,
+    ErrorCode::SlowDown,
+    ErrorCode::TemporarilyUnavailable,
+    ErrorCode::ServerError,
+];
+
+/// The counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    issued: AtomicU64,
+    refused: [AtomicU64; REFUSAL_CODES.len()],
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts an issued token.
+    pub fn grant_issued(&self) {
+        self.issued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused token request.
+    pub fn grant_refused(&self, code: ErrorCode) {
+        if let Some(i) = REFUSAL_CODES.iter().position(|c| *c == code) {
+            if let Some(counter) = self.refused.get(i) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records one token request's duration.
+    pub fn observe_latency(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            if let Some(bucket) = self.latency_buckets.get(i) {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(2048);
+        let _ = writeln!(
+            out,
+            "# HELP jwtgrant_grants_issued_total Access tokens issued."
+        );
+        let _ = writeln!(out, "# TYPE jwtgrant_grants_issued_total counter");
+        let _ = writeln!(
+            out,
+            "jwtgrant_grants_issued_total{{grant_type=\"jwt-bearer\"}} {}",
+            self.issued.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP jwtgrant_grants_refused_total Token requests refused, by OAuth error code."
+        );
+        let _ = writeln!(out, "# TYPE jwtgrant_grants_refused_total counter");
+        for (code, counter) in REFUSAL_CODES.iter().zip(&self.refused) {
+            let _ = writeln!(
+                out,
+                "jwtgrant_grants_refused_total{{error=\"{}\"}} {}",
+                code.as_str(),
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP jwtgrant_token_request_duration_seconds Token endpoint latency."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE jwtgrant_token_request_duration_seconds histogram"
+        );
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.latency_buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "jwtgrant_token_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "jwtgrant_token_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "jwtgrant_token_request_duration_seconds_sum {}",
+            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "jwtgrant_token_request_duration_seconds_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_cumulative_buckets() {
+        let metrics = Metrics::default();
+        metrics.grant_issued();
+        metrics.grant_refused(ErrorCode::InvalidGrant);
+        metrics.grant_refused(ErrorCode::InvalidGrant);
+        metrics.observe_latency(Duration::from_micros(300));
+        metrics.observe_latency(Duration::from_millis(3));
+        let text = metrics.render();
+        assert!(text.contains("jwtgrant_grants_issued_total{grant_type=\"jwt-bearer\"} 1"));
+        assert!(text.contains("jwtgrant_grants_refused_total{error=\"invalid_grant\"} 2"));
+        assert!(text.contains("jwtgrant_token_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("jwtgrant_token_request_duration_seconds_bucket{le=\"0.005\"} 2"));
+        assert!(text.contains("jwtgrant_token_request_duration_seconds_count 2"));
+    }
+}

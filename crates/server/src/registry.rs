@@ -1,0 +1,216 @@
+//! Each instance's cache of the registry: integrations with their keys parsed once,
+//! users, consents and the signing keyring. A poll of the store's registry version
+//! drops everything when anything changed, so an admin command takes effect within
+//! the poll interval; a generation number keeps a load that raced a drop from
+//! putting stale data back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use jwtgrant_core::keyring::Keyring;
+use jwtgrant_core::model::{Consent, Integration, IntegrationKey};
+use jwtgrant_core::{PublicKey, User};
+use jwtgrant_store::{IntegrationRecord, Store, StoreResult, UserRecord};
+
+use crate::signing::{SigningKeyError, load_keyring};
+
+/// Entries kept per map before the map is simply cleared (bounds memory under a
+/// flood of unknown issuers).
+const MAX_ENTRIES: usize = 100_000;
+
+/// A user as the token endpoint and userinfo need it.
+#[derive(Debug, Clone)]
+pub struct CachedUser {
+    /// The core's view.
+    pub user: User,
+    /// The full record, for userinfo.
+    pub record: UserRecord,
+}
+
+#[derive(Default)]
+struct Maps {
+    generation: u64,
+    integrations: HashMap<String, Option<Arc<Integration>>>,
+    users: HashMap<String, Option<Arc<CachedUser>>>,
+    consents: HashMap<(String, String), Option<Arc<Consent>>>,
+}
+
+/// The cache.
+pub struct Registry {
+    store: Arc<dyn Store>,
+    maps: RwLock<Maps>,
+    keyring: RwLock<Arc<Keyring>>,
+    version: RwLock<i64>,
+}
+
+impl Registry {
+    /// Loads the keyring and the current version.
+    pub async fn load(store: Arc<dyn Store>) -> Result<Self, SigningKeyError> {
+        let version = store.registry_version().await?;
+        let keyring = load_keyring(store.as_ref()).await?;
+        Ok(Registry {
+            store,
+            maps: RwLock::new(Maps::default()),
+            keyring: RwLock::new(Arc::new(keyring)),
+            version: RwLock::new(version),
+        })
+    }
+
+    /// The signing keyring.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keyring
+            .read()
+            .map(|k| Arc::clone(&k))
+            .unwrap_or_default()
+    }
+
+    /// Polls the store's version and, when it moved, drops the caches and reloads
+    /// the keyring. Returns whether anything changed.
+    pub async fn refresh(&self) -> Result<bool, SigningKeyError> {
+        let version = self.store.registry_version().await?;
+        let known = self.version.read().map(|v| *v).unwrap_or(i64::MIN);
+        if version == known {
+            return Ok(false);
+        }
+        let keyring = load_keyring(self.store.as_ref()).await?;
+        if let Ok(mut maps) = self.maps.write() {
+            let generation = maps.generation + 1;
+            *maps = Maps {
+                generation,
+                ..Maps::default()
+            };
+        }
+        if let Ok(mut slot) = self.keyring.write() {
+            *slot = Arc::new(keyring);
+        }
+        if let Ok(mut slot) = self.version.write() {
+            *slot = version;
+        }
+        Ok(true)
+    }
+
+    fn generation(&self) -> u64 {
+        self.maps.read().map(|m| m.generation).unwrap_or(0)
+    }
+
+    fn insert(&self, generation: u64, update: impl FnOnce(&mut Maps)) {
+        if let Ok(mut maps) = self.maps.write() {
+            if maps.generation == generation {
+                update(&mut maps);
+            }
+        }
+    }
+
+    /// The integration with `key`, its keys parsed.
+    pub async fn integration(&self, key: &str) -> StoreResult<Option<Arc<Integration>>> {
+        if let Some(hit) = self
+            .maps
+            .read()
+            .ok()
+            .and_then(|m| m.integrations.get(key).cloned())
+        {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let loaded = self
+            .store
+            .integration(key)
+            .await?
+            .map(|r| Arc::new(to_integration(r)));
+        self.insert(generation, |maps| {
+            if maps.integrations.len() >= MAX_ENTRIES {
+                maps.integrations.clear();
+            }
+            maps.integrations.insert(key.to_owned(), loaded.clone());
+        });
+        Ok(loaded)
+    }
+
+    /// The user with `id`.
+    pub async fn user(&self, id: &str) -> StoreResult<Option<Arc<CachedUser>>> {
+        if let Some(hit) = self.maps.read().ok().and_then(|m| m.users.get(id).cloned()) {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let loaded = self.store.user(id).await?.map(|record| {
+            Arc::new(CachedUser {
+                user: User {
+                    id: record.user_id.clone(),
+                    active: record.active,
+                },
+                record,
+            })
+        });
+        self.insert(generation, |maps| {
+            if maps.users.len() >= MAX_ENTRIES {
+                maps.users.clear();
+            }
+            maps.users.insert(id.to_owned(), loaded.clone());
+        });
+        Ok(loaded)
+    }
+
+    /// The consent of `user_id` for `integration_key`.
+    pub async fn consent(
+        &self,
+        user_id: &str,
+        integration_key: &str,
+    ) -> StoreResult<Option<Arc<Consent>>> {
+        let cache_key = (user_id.to_owned(), integration_key.to_owned());
+        if let Some(hit) = self
+            .maps
+            .read()
+            .ok()
+            .and_then(|m| m.consents.get(&cache_key).cloned())
+        {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let loaded = self
+            .store
+            .consent(user_id, integration_key)
+            .await?
+            .map(|record| {
+                Arc::new(Consent {
+                    scopes: record.scopes,
+                })
+            });
+        self.insert(generation, |maps| {
+            if maps.consents.len() >= MAX_ENTRIES {
+                maps.consents.clear();
+            }
+            maps.consents.insert(cache_key, loaded.clone());
+        });
+        Ok(loaded)
+    }
+}
+
+/// Builds the core's integration from its record, parsing each key once. A key
+/// that does not parse is left out (and logged): it can verify nothing.
+fn to_integration(record: IntegrationRecord) -> Integration {
+    let keys = record
+        .keys
+        .into_iter()
+        .filter_map(|key| match PublicKey::from_text(&key.public_jwk) {
+            Ok(public_key) => Some(IntegrationKey {
+                kid: key.kid,
+                public_key,
+                active: key.active,
+            }),
+            Err(error) => {
+                tracing::warn!(integration = %record.integration_key, kid = %key.kid, %error, "stored key does not parse; ignored");
+                None
+            }
+        })
+        .collect();
+    Integration {
+        key: record.integration_key,
+        name: record.name,
+        active: record.active,
+        allow_application_tokens: record.allow_application_tokens,
+        require_jti: record.require_jti,
+        scopes: record.scopes,
+        redirect_uris: record.redirect_uris,
+        keys,
+    }
+}

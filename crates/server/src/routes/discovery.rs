@@ -1,0 +1,55 @@
+//! Discovery: RFC 8414 metadata (also served as OpenID configuration) and the JWKS.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use jwtgrant_core::JwsAlgorithm;
+use jwtgrant_core::grants::GrantType;
+use jwtgrant_proto::AuthorizationServerMetadata;
+
+use crate::clock;
+use crate::state::AppState;
+
+/// The metadata document.
+pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationServerMetadata> {
+    let issuer = &state.issuer;
+    Json(AuthorizationServerMetadata {
+        issuer: issuer.clone(),
+        token_endpoint: state.token_endpoint(),
+        jwks_uri: format!("{issuer}/oauth/jwks"),
+        userinfo_endpoint: Some(format!("{issuer}/oauth/userinfo")),
+        authorization_endpoint: None,
+        grant_types_supported: GrantType::supported()
+            .iter()
+            .map(|g| g.to_string())
+            .collect(),
+        response_types_supported: Vec::new(),
+        token_endpoint_auth_methods_supported: vec!["none".into()],
+        token_endpoint_auth_signing_alg_values_supported: JwsAlgorithm::ALL
+            .iter()
+            .map(|alg| alg.as_str().to_owned())
+            .collect(),
+        scopes_supported: Vec::new(),
+        subject_types_supported: vec!["public".into()],
+        id_token_signing_alg_values_supported: vec![
+            state.config.access_token_alg.as_str().to_owned(),
+        ],
+    })
+}
+
+/// The JWKS of the keys that verify this server's access tokens.
+pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    let set = state
+        .registry
+        .keyring()
+        .jwks(clock::now(), state.key_retirement_secs());
+    let mut response = Json(set).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    response
+}

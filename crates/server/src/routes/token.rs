@@ -1,0 +1,158 @@
+//! `POST /oauth/token`: reads the form strictly (content type, UTF-8, no repeated
+//! parameters) and dispatches on `grant_type` to the grant's own file.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use jwtgrant_core::grants::GrantType;
+use jwtgrant_proto::JwtGrantResponse;
+
+use crate::error::{RequestError, TokenEndpointError};
+use crate::grants;
+use crate::state::AppState;
+
+/// A token request's form parameters, each present at most once.
+#[derive(Debug, Default)]
+pub struct TokenForm {
+    params: Vec<(String, String)>,
+}
+
+impl TokenForm {
+    /// Parses a form body after checking its content type.
+    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, RequestError> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(RequestError::WrongContentType);
+        }
+        if std::str::from_utf8(body).is_err() {
+            return Err(RequestError::NotUtf8);
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        for (name, value) in form_urlencoded::parse(body) {
+            if params.iter().any(|(known, _)| *known == name) {
+                return Err(RequestError::Repeated(name.chars().take(64).collect()));
+            }
+            params.push((name.into_owned(), value.into_owned()));
+        }
+        Ok(TokenForm { params })
+    }
+
+    /// A parameter's value; empty values count as absent (RFC 6749 section 3.1).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(known, value)| known == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// A parameter that must be present.
+    pub fn require(&self, name: &'static str) -> Result<&str, RequestError> {
+        self.get(name).ok_or(RequestError::Missing(name))
+    }
+}
+
+/// The token endpoint.
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = handle(&state, &headers, body).await;
+    state.metrics.observe_latency(started.elapsed());
+    match result {
+        Ok(issued) => {
+            state.metrics.grant_issued();
+            let mut response = axum::Json(issued).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(error) => {
+            state.metrics.grant_refused(error.code());
+            error.into_response()
+        }
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<JwtGrantResponse, TokenEndpointError> {
+    let body = body.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(inner)
+            if inner.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            RequestError::TooLarge(state.config.body_limit_bytes)
+        }
+        _ => RequestError::Body,
+    })?;
+    let form = TokenForm::parse(headers, &body)?;
+    let grant_type = form.require("grant_type")?;
+    match GrantType::from_form(grant_type) {
+        Some(GrantType::JwtBearer) => grants::jwt_bearer::grant(state, &form).await,
+        None => Err(TokenEndpointError::UnsupportedGrantType(
+            grant_type.chars().take(64).collect(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(content_type: &str, body: &[u8]) -> Result<TokenForm, RequestError> {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(content_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        TokenForm::parse(&headers, body)
+    }
+
+    #[test]
+    fn content_type_may_carry_a_charset() {
+        let parsed = form(
+            "application/x-www-form-urlencoded;charset=UTF-8",
+            b"a=1&b=x%20y",
+        );
+        assert_eq!(
+            parsed
+                .ok()
+                .and_then(|f| f.get("b").map(str::to_owned))
+                .as_deref(),
+            Some("x y")
+        );
+    }
+
+    #[test]
+    fn refuses_wrong_type_non_utf8_and_repeats() {
+        assert_eq!(
+            form("application/json", b"{}").err(),
+            Some(RequestError::WrongContentType)
+        );
+        assert_eq!(
+            form("application/x-www-form-urlencoded", b"a=\xff").err(),
+            Some(RequestError::NotUtf8)
+        );
+        assert_eq!(
+            form("application/x-www-form-urlencoded", b"a=1&a=2").err(),
+            Some(RequestError::Repeated("a".into()))
+        );
+        let empty = form("application/x-www-form-urlencoded", b"a=");
+        assert_eq!(
+            empty.ok().map(|f| f.require("a").err()),
+            Some(Some(RequestError::Missing("a")))
+        );
+    }
+}

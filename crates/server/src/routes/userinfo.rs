@@ -1,0 +1,87 @@
+//! `GET /oauth/userinfo`: the user behind an access token, in DocuSign's shape.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use jwtgrant_core::access_token::{self, AccessTokenClaims, AccessTokenExpectations};
+use jwtgrant_proto::{UserInfo, UserInfoAccount};
+
+use crate::clock;
+use crate::error::BearerError;
+use crate::state::AppState;
+
+/// Reads `Authorization: Bearer <token>` (scheme case-insensitive).
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(BearerError::Missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or(BearerError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(BearerError::Missing);
+    }
+    Ok(token.trim())
+}
+
+/// Verifies an access token this server issued.
+pub fn verify_access_token(
+    state: &AppState,
+    token: &str,
+) -> Result<AccessTokenClaims, BearerError> {
+    let now = clock::now();
+    let keyring = state.registry.keyring();
+    let retire = state.key_retirement_secs();
+    let expect = AccessTokenExpectations {
+        issuer: state.issuer.clone(),
+        audience: Some(state.token_settings.audience.clone()),
+        leeway_secs: state.config.clock_leeway_secs,
+    };
+    access_token::verify(
+        token,
+        |kid| keyring.verification_key(kid, now, retire),
+        &expect,
+        now,
+    )
+    .map_err(|e| BearerError::InvalidToken(e.to_string()))
+}
+
+/// The userinfo endpoint.
+pub async fn userinfo(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<UserInfo>, BearerError> {
+    let token = bearer_token(&headers)?;
+    let claims = verify_access_token(&state, token)?;
+    let user = state.registry.user(&claims.sub).await?.ok_or_else(|| {
+        BearerError::InvalidToken("the access token does not belong to a user".into())
+    })?;
+    if !user.user.active {
+        return Err(BearerError::InvalidToken(
+            "the user has been disabled".into(),
+        ));
+    }
+    let accounts = state.store.accounts(&claims.sub).await?;
+    let record = &user.record;
+    Ok(Json(UserInfo {
+        sub: record.user_id.clone(),
+        name: record.name.clone(),
+        given_name: record.given_name.clone(),
+        family_name: record.family_name.clone(),
+        created: clock::rfc3339(record.created_at),
+        email: record.email.clone(),
+        accounts: accounts
+            .into_iter()
+            .map(|account| UserInfoAccount {
+                account_id: account.account_id,
+                is_default: account.is_default,
+                account_name: account.account_name,
+                base_uri: account.base_uri,
+                organization: account
+                    .organization
+                    .and_then(|text| serde_json::from_str(&text).ok()),
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,96 @@
+//! The server's signing keys in the store: generated on first start, rotated on
+//! command, loaded into the core's [`Keyring`].
+
+use std::sync::Arc;
+
+use jwtgrant_core::keyring::{Keyring, KeyringEntry};
+use jwtgrant_core::{JwsAlgorithm, SigningKey};
+use jwtgrant_store::{SigningKeyRecord, Store, StoreError};
+
+/// Why a signing key could not be made or loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigningKeyError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Key generation or parsing failed.
+    #[error("signing key {kid}: {reason}")]
+    Key {
+        /// The key id.
+        kid: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Generates a key for `alg` that signs from `activates_at`, and stores it.
+pub async fn add_signing_key(
+    store: &dyn Store,
+    alg: JwsAlgorithm,
+    activates_at: i64,
+    now: i64,
+) -> Result<String, SigningKeyError> {
+    let key = SigningKey::generate(alg, 2048).map_err(|e| SigningKeyError::Key {
+        kid: String::new(),
+        reason: e.to_string(),
+    })?;
+    let kid = key.public_key().thumbprint().to_owned();
+    let pkcs8 = key.to_pkcs8_der().map_err(|e| SigningKeyError::Key {
+        kid: kid.clone(),
+        reason: e.to_string(),
+    })?;
+    store
+        .add_signing_key(SigningKeyRecord {
+            kid: kid.clone(),
+            alg: alg.as_str().to_owned(),
+            private_key_pkcs8: pkcs8.to_vec(),
+            created_at: now,
+            activates_at,
+        })
+        .await?;
+    Ok(kid)
+}
+
+/// Makes sure a key of `alg` exists, generating one that signs at once if not.
+pub async fn ensure_signing_key(
+    store: &dyn Store,
+    alg: JwsAlgorithm,
+    now: i64,
+) -> Result<(), SigningKeyError> {
+    let existing = store.signing_keys().await?;
+    if !existing.iter().any(|k| k.alg == alg.as_str()) {
+        let kid = add_signing_key(store, alg, now, now).await?;
+        tracing::info!(%kid, alg = alg.as_str(), "generated the server's signing key");
+    }
+    Ok(())
+}
+
+/// Loads every stored signing key into a keyring.
+pub async fn load_keyring(store: &dyn Store) -> Result<Keyring, SigningKeyError> {
+    let records = store.signing_keys().await?;
+    let mut entries = Vec::with_capacity(records.len());
+    for record in records {
+        let fail = |reason: String| SigningKeyError::Key {
+            kid: record.kid.clone(),
+            reason,
+        };
+        let alg = JwsAlgorithm::from_name(&record.alg)
+            .ok_or_else(|| fail(format!("unknown alg {}", record.alg)))?;
+        let key = SigningKey::from_pkcs8_der(&record.private_key_pkcs8)
+            .map_err(|e| fail(e.to_string()))?;
+        if !alg.key_type_allowed(key.key_type()) {
+            return Err(fail(format!(
+                "alg {alg} does not suit a {} key",
+                key.key_type()
+            )));
+        }
+        entries.push(KeyringEntry {
+            kid: record.kid,
+            alg,
+            key: Arc::new(key),
+            activates_at: record.activates_at,
+        });
+    }
+    Ok(Keyring::new(entries))
+}

@@ -1,0 +1,116 @@
+//! What every request handler shares: the validated config and what derives from it
+//! (issuer, accepted audiences), the store, the registry cache and the metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jwtgrant_core::AssertionPolicy;
+use jwtgrant_core::access_token::AccessTokenSettings;
+use jwtgrant_store::Store;
+
+use crate::clock;
+use crate::config::{ServerConfig, bare_host};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::signing::{SigningKeyError, ensure_signing_key};
+
+/// Shared state of one server instance.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: ServerConfig,
+    /// The issuer URL (no trailing slash).
+    pub issuer: String,
+    /// Accepted assertion audiences and time limits.
+    pub policy: AssertionPolicy,
+    /// What every access token carries.
+    pub token_settings: AccessTokenSettings,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The registry cache.
+    pub registry: Registry,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Prepares the state for a server bound to `bound`: derives the issuer, makes
+    /// sure a signing key exists and loads the registry.
+    pub async fn new(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        bound: SocketAddr,
+    ) -> Result<Arc<Self>, SigningKeyError> {
+        let issuer = config.public_url.clone().unwrap_or_else(|| {
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let host = if bound.ip().is_unspecified() {
+                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+            } else {
+                bound
+            };
+            format!("{scheme}://{host}")
+        });
+        let mut accepted_audiences = vec![
+            issuer.clone(),
+            format!("{issuer}/"),
+            format!("{issuer}/oauth/token"),
+            bare_host(&issuer).to_owned(),
+        ];
+        accepted_audiences.extend(config.accept_audiences.iter().cloned());
+        let policy = AssertionPolicy {
+            accepted_audiences,
+            leeway_secs: config.clock_leeway_secs,
+            max_lifetime_secs: config.max_assertion_lifetime_secs,
+        };
+        let token_settings = AccessTokenSettings {
+            issuer: issuer.clone(),
+            audience: config
+                .access_token_audience
+                .clone()
+                .unwrap_or_else(|| issuer.clone()),
+            lifetime_secs: config.access_token_lifetime_secs,
+        };
+        ensure_signing_key(store.as_ref(), config.access_token_alg, clock::now()).await?;
+        let registry = Registry::load(Arc::clone(&store)).await?;
+        Ok(Arc::new(AppState {
+            config,
+            issuer,
+            policy,
+            token_settings,
+            store,
+            registry,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// The token endpoint URL.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth/token", self.issuer)
+    }
+
+    /// How long after being superseded a signing key stays published: the longest
+    /// a token it signed can live, plus leeway.
+    pub fn key_retirement_secs(&self) -> i64 {
+        self.config.access_token_lifetime_secs + self.config.clock_leeway_secs
+    }
+
+    /// The URL that sends a user to consent to `integration_key` for `scopes`.
+    pub fn consent_url(
+        &self,
+        integration_key: &str,
+        redirect_uri: Option<&str>,
+        scopes: &[String],
+    ) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("response_type", "code");
+        query.append_pair("scope", &scopes.join(" "));
+        query.append_pair("client_id", integration_key);
+        if let Some(uri) = redirect_uri {
+            query.append_pair("redirect_uri", uri);
+        }
+        format!("{}/oauth/auth?{}", self.issuer, query.finish())
+    }
+}
