@@ -12,7 +12,7 @@ use jwtgrant_store::{
 use serde_json::{Value, json};
 
 use crate::args::{AccountCommand, ConsentCommand, IntegrationCommand, KeysCommand, UserCommand};
-use crate::output::{emit, write_private_file};
+use crate::output::{emit, set, write_private_file};
 
 /// Scopes an integration gets when none are given: DocuSign's pair.
 const DEFAULT_SCOPES: [&str; 2] = ["signature", "impersonation"];
@@ -184,11 +184,15 @@ pub async fn integration(store: &dyn Store, command: IntegrationCommand) -> Resu
             });
             let human = match &out {
                 Some(path) => {
-                    value["private_key_file"] = json!(path.display().to_string());
+                    set(
+                        &mut value,
+                        "private_key_file",
+                        json!(path.display().to_string()),
+                    );
                     format!("{kid}\n")
                 }
                 None => {
-                    value["private_key_pem"] = json!(private_pem.as_str());
+                    set(&mut value, "private_key_pem", json!(private_pem.as_str()));
                     eprintln!(
                         "kid: {kid}\nThe private key below is shown once and not stored; keep it safe."
                     );
@@ -281,7 +285,11 @@ fn user_json(user: &UserRecord, accounts: Option<&[AccountRecord]>) -> Value {
         "created": clock::rfc3339(user.created_at),
     });
     if let Some(accounts) = accounts {
-        value["accounts"] = json!(accounts.iter().map(account_json).collect::<Vec<_>>());
+        set(
+            &mut value,
+            "accounts",
+            json!(accounts.iter().map(account_json).collect::<Vec<_>>()),
+        );
     }
     value
 }
@@ -397,10 +405,10 @@ pub async fn account(store: &dyn Store, command: AccountCommand) -> Result<()> {
             if !(base_uri.starts_with("https://") || base_uri.starts_with("http://")) {
                 bail!("--base-uri '{base_uri}' must be an http(s) URL");
             }
-            if let Some(org) = &organization {
-                if !matches!(serde_json::from_str::<Value>(org), Ok(Value::Object(_))) {
-                    bail!("--organization must be a JSON object");
-                }
+            if let Some(org) = &organization
+                && !matches!(serde_json::from_str::<Value>(org), Ok(Value::Object(_)))
+            {
+                bail!("--organization must be a JSON object");
             }
             let record = store
                 .create_account(AccountRecord {

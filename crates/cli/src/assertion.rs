@@ -8,6 +8,7 @@ use jwtgrant_server::clock;
 use serde_json::{Value, json};
 
 use crate::args::AssertionArgs;
+use crate::output::set;
 
 /// Prints a signed assertion.
 pub fn run(args: AssertionArgs) -> Result<()> {
@@ -40,10 +41,10 @@ pub fn run(args: AssertionArgs) -> Result<()> {
         "scope": scopes,
     });
     if let Some(user) = args.user_id {
-        claims["sub"] = json!(user);
+        set(&mut claims, "sub", json!(user));
     }
     if !args.no_jti {
-        claims["jti"] = json!(uuid::Uuid::new_v4().to_string());
+        set(&mut claims, "jti", json!(uuid::Uuid::new_v4().to_string()));
     }
     let token = sign_compact(&key, alg, Some("JWT"), args.kid.as_deref(), &claims)?;
     println!("{token}");

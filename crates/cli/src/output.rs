@@ -39,3 +39,10 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
     file.write_all(contents)?;
     Ok(())
 }
+
+/// Sets a member of a JSON object (no-op on other values).
+pub fn set(object: &mut Value, name: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(name.to_owned(), value);
+    }
+}

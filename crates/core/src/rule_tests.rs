@@ -216,7 +216,7 @@ fn rule1_padded_segments_verify_over_bytes_as_received() {
     let header = format!("{}=", b64::encode(br#"{"alg":"RS256"}"#));
     let payload_raw = serde_json::to_vec(&claims()).unwrap_or_default();
     let mut payload = b64::encode(&payload_raw);
-    while payload.len() % 4 != 0 {
+    while !payload.len().is_multiple_of(4) {
         payload.push('=');
     }
     let input = format!("{header}.{payload}");

@@ -44,20 +44,20 @@ impl Metrics {
 
     /// Counts a refused token request.
     pub fn grant_refused(&self, code: ErrorCode) {
-        if let Some(i) = REFUSAL_CODES.iter().position(|c| *c == code) {
-            if let Some(counter) = self.refused.get(i) {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = REFUSAL_CODES.iter().position(|c| *c == code)
+            && let Some(counter) = self.refused.get(i)
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Records one token request's duration.
     pub fn observe_latency(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|bound| secs <= *bound) {
-            if let Some(bucket) = self.latency_buckets.get(i) {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|bound| secs <= *bound)
+            && let Some(bucket) = self.latency_buckets.get(i)
+        {
+            bucket.fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_micros

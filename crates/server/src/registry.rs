@@ -94,10 +94,10 @@ impl Registry {
     }
 
     fn insert(&self, generation: u64, update: impl FnOnce(&mut Maps)) {
-        if let Ok(mut maps) = self.maps.write() {
-            if maps.generation == generation {
-                update(&mut maps);
-            }
+        if let Ok(mut maps) = self.maps.write()
+            && maps.generation == generation
+        {
+            update(&mut maps);
         }
     }
 

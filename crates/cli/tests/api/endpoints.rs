@@ -1,0 +1,244 @@
+//! Userinfo, discovery, health, metrics and signing-key rotation.
+
+use jwtgrant_proto::{AuthorizationServerMetadata, JwkSet, UserInfo};
+use jwtgrant_server::RawConfig;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+async fn access_token(f: &Fixture) -> String {
+    let (status, body) = f.token_for(&f.claims()).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn userinfo_in_docusign_shape() {
+    let f = Fixture::new().await;
+    let token = access_token(&f).await;
+    let response = f
+        .server
+        .http
+        .get(format!("{}/oauth/userinfo", f.server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let info: UserInfo = response.json().await.unwrap();
+    assert_eq!(info.sub, f.user_id);
+    assert_eq!(
+        (
+            info.name.as_str(),
+            info.given_name.as_str(),
+            info.family_name.as_str()
+        ),
+        ("Ada Lovelace", "Ada", "Lovelace")
+    );
+    assert_eq!(info.created, "2023-11-14T22:13:20Z");
+    assert_eq!(info.accounts.len(), 1);
+    assert!(info.accounts[0].is_default);
+    assert_eq!(info.accounts[0].base_uri, "https://demo.example.com");
+}
+
+#[tokio::test]
+async fn userinfo_refuses_bad_tokens_with_401_and_challenge() {
+    let f = Fixture::new().await;
+    let token = access_token(&f).await;
+    let url = format!("{}/oauth/userinfo", f.server.url);
+
+    let response = f.server.http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+
+    let mut tampered = token.clone();
+    tampered.replace_range(tampered.len() - 4.., "AAAA");
+    for bad in ["not-a-jwt", tampered.as_str(), &f.sign(&f.claims())] {
+        let response = f
+            .server
+            .http
+            .get(&url)
+            .bearer_auth(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{bad}");
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.starts_with("Bearer error=\"invalid_token\""),
+            "{challenge}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_token");
+    }
+
+    // A disabled user's token stops working.
+    f.server
+        .store
+        .set_user_active(&f.user_id, false)
+        .await
+        .unwrap();
+    f.server.refresh().await;
+    let response = f
+        .server
+        .http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn expired_access_tokens_are_refused() {
+    let server = TestServer::start_with(RawConfig {
+        access_token_lifetime_secs: Some(1),
+        clock_leeway_secs: Some(0),
+        ..Default::default()
+    })
+    .await;
+    let f = Fixture::with(server, IntegrationSpec::default()).await;
+    let token = access_token(&f).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let response = f
+        .server
+        .http
+        .get(format!("{}/oauth/userinfo", f.server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+#[tokio::test]
+async fn metadata_jwks_health_and_metrics() {
+    let f = Fixture::new().await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let metadata: AuthorizationServerMetadata = f.server.get(path).await.json().await.unwrap();
+        assert_eq!(metadata.issuer, f.server.url);
+        assert_eq!(
+            metadata.token_endpoint,
+            format!("{}/oauth/token", f.server.url)
+        );
+        assert_eq!(metadata.jwks_uri, format!("{}/oauth/jwks", f.server.url));
+        assert!(
+            metadata
+                .grant_types_supported
+                .contains(&JWT_BEARER.to_string())
+        );
+    }
+    let jwks: JwkSet = f.server.get("/oauth/jwks").await.json().await.unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    assert!(jwks.keys.iter().all(|k| k.d.is_none() && k.kid.is_some()));
+
+    assert_eq!(f.server.get("/healthz").await.status(), 200);
+    assert_eq!(f.server.get("/readyz").await.status(), 200);
+
+    assert_eq!(f.token_for(&f.claims()).await.0, 200);
+    assert_eq!(
+        f.token_for(&f.claims_with(json!({"aud": "nope"}), &[]))
+            .await
+            .0,
+        400
+    );
+    let metrics = f.server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("jwtgrant_grants_issued_total{grant_type=\"jwt-bearer\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("jwtgrant_grants_refused_total{error=\"invalid_grant\"} 1"));
+    assert!(metrics.contains("jwtgrant_token_request_duration_seconds_count 2"));
+}
+
+#[tokio::test]
+async fn configured_algorithms_sign_access_tokens() {
+    for alg in ["RS256", "EdDSA"] {
+        let server = TestServer::start_with(RawConfig {
+            access_token_alg: Some(alg.into()),
+            ..Default::default()
+        })
+        .await;
+        let f = Fixture::with(server, IntegrationSpec::default()).await;
+        let token = access_token(&f).await;
+        let header = token.split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], alg);
+        let response = f
+            .server
+            .http
+            .get(format!("{}/oauth/userinfo", f.server.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn rotated_key_is_published_at_once_and_signs_after_its_delay() {
+    let f = Fixture::new().await;
+    let old_token = access_token(&f).await;
+    let kid_of = |token: &str| -> String {
+        let header = token.split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+                .unwrap(),
+        )
+        .unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let old_kid = kid_of(&old_token);
+
+    let now = now();
+    let new_kid = jwtgrant_server::signing::add_signing_key(
+        f.server.store.as_ref(),
+        jwtgrant_core::JwsAlgorithm::Es256,
+        now + 2,
+        now,
+    )
+    .await
+    .unwrap();
+    f.server.refresh().await;
+    let jwks: JwkSet = f.server.get("/oauth/jwks").await.json().await.unwrap();
+    let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.kid.clone()).collect();
+    assert!(
+        kids.contains(&old_kid) && kids.contains(&new_kid),
+        "both published: {kids:?}"
+    );
+    assert_eq!(
+        kid_of(&access_token(&f).await),
+        old_kid,
+        "not signing before its time"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(kid_of(&access_token(&f).await), new_kid);
+    let response = f
+        .server
+        .http
+        .get(format!("{}/oauth/userinfo", f.server.url))
+        .bearer_auth(&old_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "tokens of the old key stay valid");
+}

@@ -1,0 +1,15 @@
+//! Integration tests: the real server on port 0 over a real SQLite file, spoken to
+//! over HTTP; the real binary for admin commands, restarts and signals.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod admin;
+mod endpoints;
+mod support;
+mod tls;
+mod token;
