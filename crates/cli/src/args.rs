@@ -8,6 +8,17 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "jwtgrant", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Where the store is, for the server and the admin commands alike.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
     /// Data directory of the embedded SQLite store.
     #[arg(long, global = true, env = "JWTGRANT_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -17,9 +28,6 @@ pub struct Cli {
     /// TOML file with the same options as the flags (flags and env win).
     #[arg(long, global = true, env = "JWTGRANT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 /// The subcommands.
@@ -44,6 +52,8 @@ pub enum Command {
     Keys(KeysCommand),
     /// Mint a signed JWT bearer assertion.
     Assertion(AssertionArgs),
+    /// Load-test a running server's token (or userinfo) endpoint.
+    Bench(BenchArgs),
 }
 
 /// `jwtgrant serve`.
@@ -368,4 +378,42 @@ pub struct AssertionArgs {
     /// Leave out `jti`.
     #[arg(long)]
     pub no_jti: bool,
+}
+
+/// `jwtgrant bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The server's base URL (plain HTTP).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Which endpoint to drive: token or userinfo.
+    #[arg(long, default_value = "token")]
+    pub endpoint: String,
+    /// Measured requests.
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: usize,
+    /// Requests sent first and not measured.
+    #[arg(long, default_value_t = 1_000)]
+    pub warmup: usize,
+    /// Keep-alive connections (one request in flight on each).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Open loop: send at this many requests per second, latency from the schedule.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// The server's pid, to read its CPU time and peak RSS from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Use this integration instead of registering one (with --user-id and --key).
+    #[arg(long)]
+    pub integration_key: Option<String>,
+    /// The user the assertions act as.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// The integration's private key (PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }

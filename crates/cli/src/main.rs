@@ -4,6 +4,7 @@
 mod admin;
 mod args;
 mod assertion;
+mod bench;
 mod output;
 
 use std::path::Path;
@@ -12,8 +13,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser as _;
 use jwtgrant_server::{AppState, RawConfig, ServerConfig};
+use jwtgrant_store::Store;
 
-use crate::args::{Cli, Command, ServeArgs};
+use crate::args::{Cli, Command, GlobalArgs, ServeArgs};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -47,10 +49,10 @@ fn config_file(path: Option<&Path>) -> Result<RawConfig> {
 }
 
 /// Flags and environment first, then the file, then defaults.
-fn server_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<ServerConfig> {
+fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<ServerConfig> {
     let mut raw = RawConfig {
-        data_dir: cli.data_dir.clone(),
-        database: cli.database.clone(),
+        data_dir: global.data_dir.clone(),
+        database: global.database.clone(),
         ..RawConfig::default()
     };
     if let Some(s) = serve {
@@ -68,45 +70,55 @@ fn server_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<ServerConfig> {
         raw.key_rotation_delay_secs = s.key_rotation_delay_secs;
         raw.registry_poll_ms = s.registry_poll_ms;
     }
-    let raw = raw.or(config_file(cli.config.as_deref())?);
+    let raw = raw.or(config_file(global.config.as_deref())?);
     Ok(ServerConfig::from_raw(raw)?)
 }
 
+/// The configuration and store an admin command works on.
+async fn admin_store(global: &GlobalArgs) -> Result<(ServerConfig, Arc<dyn Store>)> {
+    let config = server_config(global, None)?;
+    let store = jwtgrant_server::open_store(&config.store)
+        .await
+        .context("cannot open the store")?;
+    Ok((config, store))
+}
+
 async fn run(cli: Cli) -> Result<()> {
-    match &cli.command {
-        Command::Serve(serve_args) => {
-            let config = server_config(&cli, Some(serve_args))?;
-            init_tracing(&serve_args.log_format);
+    let global = &cli.global;
+    match cli.command {
+        Command::Serve(args) => {
+            let config = server_config(global, Some(&args))?;
+            init_tracing(&args.log_format);
             serve(config).await
         }
-        Command::Assertion(_) => {
-            let Command::Assertion(args) = cli.command else {
-                return Ok(());
+        Command::Assertion(args) => assertion::run(args),
+        Command::Bench(args) => {
+            let store = if args.integration_key.is_some() {
+                None
+            } else {
+                Some(admin_store(global).await?.1)
             };
-            assertion::run(args)
+            bench::run(args, store).await
         }
-        _ => {
-            let config = server_config(&cli, None)?;
-            let store = jwtgrant_server::open_store(&config.store)
-                .await
-                .context("cannot open the store")?;
-            let store = store.as_ref();
-            match cli.command {
-                Command::Integration(command) => admin::integration(store, command).await,
-                Command::User(command) => admin::user(store, command).await,
-                Command::Account(command) => admin::account(store, command).await,
-                Command::Consent(command) => admin::consent(store, command).await,
-                Command::Keys(command) => {
-                    admin::keys(
-                        store,
-                        command,
-                        config.access_token_alg,
-                        config.key_rotation_delay_secs,
-                    )
-                    .await
-                }
-                Command::Serve(_) | Command::Assertion(_) => Ok(()),
-            }
+        Command::Integration(command) => {
+            admin::integration(admin_store(global).await?.1.as_ref(), command).await
+        }
+        Command::User(command) => admin::user(admin_store(global).await?.1.as_ref(), command).await,
+        Command::Account(command) => {
+            admin::account(admin_store(global).await?.1.as_ref(), command).await
+        }
+        Command::Consent(command) => {
+            admin::consent(admin_store(global).await?.1.as_ref(), command).await
+        }
+        Command::Keys(command) => {
+            let (config, store) = admin_store(global).await?;
+            admin::keys(
+                store.as_ref(),
+                command,
+                config.access_token_alg,
+                config.key_rotation_delay_secs,
+            )
+            .await
         }
     }
 }

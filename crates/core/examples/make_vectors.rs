@@ -2,7 +2,13 @@
 //! must get, made with the test keys in `testdata/keys/` (created on first run).
 //!
 //!     cargo run -p jwtgrant-core --example make_vectors
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::path::Path;
 

@@ -1,0 +1,480 @@
+//! `jwtgrant bench`: the load tool. It registers its own integration, user and
+//! consent on the server's store (or takes them as arguments), mints every assertion
+//! before the clock starts, then drives the server over keep-alive HTTP/1.1
+//! connections, closed loop at a fixed concurrency or open loop at a fixed rate
+//! (latency then counts from each request's scheduled send time). It reads the
+//! server's CPU time and peak RSS from `/proc`, and measures the crypto-only cost of
+//! a grant on this machine for comparison.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use jwtgrant_core::jws::sign_compact;
+use jwtgrant_core::{JwsAlgorithm, SigningKey};
+use jwtgrant_server::clock;
+use jwtgrant_store::{IntegrationKeyRecord, NewIntegration, Store, UserRecord};
+use serde_json::{Value, json};
+
+use crate::args::BenchArgs;
+use crate::output::emit;
+
+/// What one run measured.
+#[derive(Debug, Default)]
+struct Outcome {
+    latencies_us: Vec<u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+/// Runs the load and prints the report.
+pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
+    let base = args.server.trim_end_matches('/').to_owned();
+    let authority = base
+        .strip_prefix("http://")
+        .context("--server must be an http:// URL (the load tool speaks plain HTTP/1.1)")?
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let total = args.requests + args.warmup;
+    let path;
+    let mut bodies: Vec<Bytes> = Vec::new();
+    let mut bearer = None;
+    let subject = prepare_subject(&args, store).await?;
+    match args.endpoint.as_str() {
+        "token" => {
+            path = "/oauth/token".to_owned();
+            eprintln!("minting {total} RS256 assertions...");
+            bodies = mint_bodies(&subject, &authority, total)?;
+        }
+        "userinfo" => {
+            path = "/oauth/userinfo".to_owned();
+            let body = mint_bodies(&subject, &authority, 1)?
+                .pop()
+                .context("no assertion")?;
+            let token = fetch_token(&authority, body).await?;
+            bearer = Some(format!("Bearer {token}"));
+        }
+        other => bail!("unknown --endpoint {other}: use token or userinfo"),
+    }
+    let plan = Arc::new(Plan {
+        authority: authority.clone(),
+        path,
+        bodies,
+        bearer,
+        next: AtomicUsize::new(0),
+        total,
+        warmup: args.warmup,
+        rate: args.rate,
+        started: std::sync::OnceLock::new(),
+    });
+
+    let cpu_before = args.server_pid.map(read_cpu_seconds).transpose()?;
+    let started = Instant::now();
+    let _ = plan.started.set(started);
+    let workers: Vec<_> = (0..args.concurrency.max(1))
+        .map(|_| tokio::spawn(worker(Arc::clone(&plan))))
+        .collect();
+    let mut outcome = Outcome::default();
+    for handle in workers {
+        let part = handle.await.context("worker panicked")??;
+        outcome.latencies_us.extend(part.latencies_us);
+        for (key, count) in part.errors {
+            *outcome.errors.entry(key).or_default() += count;
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = args.server_pid.map(read_cpu_seconds).transpose()?;
+    let peak_rss_kb = args.server_pid.map(read_peak_rss_kb).transpose()?;
+
+    // The warm-up requests are the first ones sent; their latencies are dropped
+    // with them, but their time stays in the window, which the rate is computed on.
+    let measured = outcome.latencies_us.len() as f64;
+    let ok = measured - outcome.errors.values().sum::<u64>() as f64;
+    let mut sorted = outcome.latencies_us.clone();
+    sorted.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let index = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted.get(index).copied().unwrap_or_default() as f64 / 1000.0
+    };
+    let window = elapsed.as_secs_f64();
+    let throughput = (total as f64 - (outcome.errors.values().sum::<u64>() as f64)) / window;
+    let crypto_us = crypto_only_cost_us(args.endpoint == "token")?;
+    let cpu_per_request_us = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => Some((after - before) / total as f64 * 1e6),
+        _ => None,
+    };
+    let report = json!({
+        "endpoint": args.endpoint,
+        "mode": if args.rate.is_some() { "open-loop" } else { "closed-loop" },
+        "rate_target": args.rate,
+        "concurrency": args.concurrency,
+        "requests": total,
+        "measured_requests": measured,
+        "ok": ok,
+        "seconds": window,
+        "per_second": throughput,
+        "latency_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "p99.9": pct(99.9), "max": pct(100.0)},
+        "errors": outcome.errors,
+        "server_cpu_us_per_request": cpu_per_request_us,
+        "server_peak_rss_mb": peak_rss_kb.map(|kb| kb as f64 / 1024.0),
+        "crypto_only_us": crypto_us,
+        "cpu_over_crypto": cpu_per_request_us.map(|cpu| cpu / crypto_us),
+    });
+    let mut text = format!(
+        "endpoint {}  {}  concurrency {}{}\nrequests {total} ({} measured, {ok} ok) in {window:.2} s: {throughput:.0}/s\nlatency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
+        args.endpoint,
+        if args.rate.is_some() {
+            "open-loop"
+        } else {
+            "closed-loop"
+        },
+        args.concurrency,
+        args.rate
+            .map(|r| format!("  rate {r}/s"))
+            .unwrap_or_default(),
+        measured,
+        pct(50.0),
+        pct(90.0),
+        pct(99.0),
+        pct(99.9),
+        pct(100.0),
+    );
+    for (kind, count) in &outcome.errors {
+        text.push_str(&format!("errors  {kind}: {count}\n"));
+    }
+    if let Some(cpu) = cpu_per_request_us {
+        text.push_str(&format!(
+            "server CPU {cpu:.1} us/request; peak RSS {:.1} MB\n",
+            peak_rss_kb.unwrap_or_default() as f64 / 1024.0
+        ));
+        text.push_str(&format!(
+            "crypto-only cost {crypto_us:.1} us; server CPU / crypto = {:.2}\n",
+            cpu / crypto_us
+        ));
+    } else {
+        text.push_str(&format!(
+            "crypto-only cost {crypto_us:.1} us (give --server-pid for the server's CPU and RSS)\n"
+        ));
+    }
+    emit(args.json, report, text)
+}
+
+/// Who the assertions speak for.
+struct Subject {
+    integration_key: String,
+    user_id: String,
+    key: SigningKey,
+}
+
+async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Result<Subject> {
+    if let (Some(integration_key), Some(user_id), Some(key)) =
+        (&args.integration_key, &args.user_id, &args.key)
+    {
+        let pem = std::fs::read_to_string(key)
+            .with_context(|| format!("cannot read {}", key.display()))?;
+        return Ok(Subject {
+            integration_key: integration_key.clone(),
+            user_id: user_id.clone(),
+            key: SigningKey::from_pem(&pem)?,
+        });
+    }
+    let store = store.context(
+        "give --data-dir of the server's store, or --integration-key, --user-id and --key",
+    )?;
+    let now = clock::now();
+    let key = SigningKey::generate(JwsAlgorithm::Rs256, 2048)?;
+    let integration_key = uuid::Uuid::new_v4().to_string();
+    store
+        .create_integration(NewIntegration {
+            integration_key: integration_key.clone(),
+            name: "jwtgrant bench".into(),
+            scopes: vec!["signature".into(), "impersonation".into()],
+            redirect_uris: vec![],
+            allow_application_tokens: false,
+            require_jti: true,
+            created_at: now,
+        })
+        .await?;
+    let kid = key.public_key().thumbprint().to_owned();
+    store
+        .add_integration_key(
+            &integration_key,
+            IntegrationKeyRecord {
+                public_jwk: serde_json::to_string(&key.public_key().to_jwk(Some(&kid), None))?,
+                kid,
+                active: true,
+                created_at: now,
+            },
+        )
+        .await?;
+    let user_id = uuid::Uuid::new_v4().to_string();
+    store
+        .create_user(UserRecord {
+            user_id: user_id.clone(),
+            email: format!("bench-{user_id}@example.com"),
+            name: "Bench User".into(),
+            given_name: "Bench".into(),
+            family_name: "User".into(),
+            active: true,
+            created_at: now,
+        })
+        .await?;
+    let scopes = vec!["signature".to_string(), "impersonation".to_string()];
+    store
+        .grant_consent(&user_id, &integration_key, &scopes, now)
+        .await?;
+    Ok(Subject {
+        integration_key,
+        user_id,
+        key,
+    })
+}
+
+/// Form bodies with unique-`jti` DocuSign-shaped assertions, minted on every core.
+fn mint_bodies(subject: &Subject, audience: &str, count: usize) -> Result<Vec<Bytes>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = count.div_ceil(threads);
+    let now = clock::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || -> Result<Vec<Bytes>> {
+                    let start = t * per_thread;
+                    let end = count.min(start + per_thread);
+                    (start..end)
+                        .map(|_| {
+                            let claims = json!({
+                                "iss": subject.integration_key,
+                                "sub": subject.user_id,
+                                "aud": audience,
+                                "iat": now,
+                                "exp": now + 3000,
+                                "scope": "signature impersonation",
+                                "jti": uuid::Uuid::new_v4().to_string(),
+                            });
+                            let assertion = sign_compact(&subject.key, JwsAlgorithm::Rs256, Some("JWT"), None, &claims)?;
+                            Ok(Bytes::from(format!(
+                                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+                            )))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(count);
+        for handle in handles {
+            all.extend(
+                handle
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("minting thread panicked"))??,
+            );
+        }
+        Ok(all)
+    })
+}
+
+struct Plan {
+    authority: String,
+    path: String,
+    bodies: Vec<Bytes>,
+    bearer: Option<String>,
+    next: AtomicUsize,
+    total: usize,
+    warmup: usize,
+    rate: Option<f64>,
+    started: std::sync::OnceLock<Instant>,
+}
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+async fn connect(authority: &str) -> Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("cannot connect to {authority}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn worker(plan: Arc<Plan>) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let mut sender = connect(&plan.authority).await?;
+    let started = *plan.started.get().context("not started")?;
+    loop {
+        let index = plan.next.fetch_add(1, Ordering::Relaxed);
+        if index >= plan.total {
+            break;
+        }
+        let scheduled = match plan.rate {
+            Some(rate) => {
+                let at = started + Duration::from_secs_f64(index as f64 / rate);
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        let request = build_request(&plan, index)?;
+        let result = match sender.ready().await {
+            Ok(()) => sender
+                .send_request(request)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(error) => Err(error.into()),
+        };
+        let kind = match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                if status == 200 {
+                    None
+                } else {
+                    let code = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_default();
+                    Some(format!("{status} {code}"))
+                }
+            }
+            Err(error) => {
+                sender = connect(&plan.authority).await?;
+                Some(format!("connection: {error}"))
+            }
+        };
+        if index >= plan.warmup {
+            outcome
+                .latencies_us
+                .push(scheduled.elapsed().as_micros() as u64);
+            if let Some(kind) = kind {
+                *outcome.errors.entry(kind).or_default() += 1;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn build_request(plan: &Plan, index: usize) -> Result<hyper::Request<Full<Bytes>>> {
+    let builder = hyper::Request::builder().header(hyper::header::HOST, &plan.authority);
+    Ok(match &plan.bearer {
+        Some(bearer) => builder
+            .method("GET")
+            .uri(&plan.path)
+            .header(hyper::header::AUTHORIZATION, bearer)
+            .body(Full::new(Bytes::new()))?,
+        None => builder
+            .method("POST")
+            .uri(&plan.path)
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(Full::new(
+                plan.bodies.get(index).cloned().unwrap_or_default(),
+            ))?,
+    })
+}
+
+async fn fetch_token(authority: &str, body: Bytes) -> Result<String> {
+    let mut sender = connect(authority).await?;
+    let request = hyper::Request::builder()
+        .method("POST")
+        .uri("/oauth/token")
+        .header(hyper::header::HOST, authority)
+        .header(
+            hyper::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(Full::new(body))?;
+    let response = sender.send_request(request).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    let value: Value = serde_json::from_slice(&body)?;
+    value
+        .get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("no token: {value}"))
+}
+
+/// The cost of a grant's unavoidable cryptography on one core: verify one RS256
+/// assertion and sign one ES256 access token (for userinfo: verify one ES256 token).
+fn crypto_only_cost_us(token_endpoint: bool) -> Result<f64> {
+    let rsa = SigningKey::generate(JwsAlgorithm::Rs256, 2048)?;
+    let ec = SigningKey::generate(JwsAlgorithm::Es256, 0)?;
+    let message =
+        b"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJiZW5jaCIsInN1YiI6InVzZXIiLCJhdWQiOiIxMjcuMC4wLjEifQ";
+    let rsa_sig = rsa.sign(JwsAlgorithm::Rs256, message)?;
+    let ec_sig = ec.sign(JwsAlgorithm::Es256, message)?;
+    let rounds = 2000;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        if token_endpoint {
+            let ok = rsa
+                .public_key()
+                .verify(JwsAlgorithm::Rs256, message, &rsa_sig);
+            let sig = ec.sign(JwsAlgorithm::Es256, message)?;
+            if !ok || sig.is_empty() {
+                bail!("crypto self-check failed");
+            }
+        } else if !ec
+            .public_key()
+            .verify(JwsAlgorithm::Es256, message, &ec_sig)
+        {
+            bail!("crypto self-check failed");
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds))
+}
+
+fn read_cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("no process {pid}"))?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+    Ok((ticks(11) + ticks(12)) / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn read_peak_rss_kb(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .context("no VmHWM in /proc status")
+}
