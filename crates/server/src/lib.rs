@@ -8,6 +8,7 @@ pub mod error;
 pub mod grants;
 pub mod metrics;
 pub mod registry;
+pub mod replay;
 pub mod routes;
 pub mod signing;
 pub mod state;

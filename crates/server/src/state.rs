@@ -12,6 +12,7 @@ use crate::clock;
 use crate::config::{ServerConfig, bare_host};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::replay::ReplayRecorder;
 use crate::signing::{SigningKeyError, ensure_signing_key};
 
 /// Shared state of one server instance.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// Group commit of used `jti`s.
+    pub replay: ReplayRecorder,
 }
 
 impl AppState {
@@ -80,9 +83,10 @@ impl AppState {
             issuer,
             policy,
             token_settings,
-            store,
             registry,
             metrics: Metrics::default(),
+            replay: ReplayRecorder::spawn(Arc::clone(&store)),
+            store,
         }))
     }
 

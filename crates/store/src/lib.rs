@@ -178,6 +178,17 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// One `jti` to remember as used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JtiRecord {
+    /// The integration key that issued the assertion.
+    pub issuer: String,
+    /// The assertion's `jti`.
+    pub jti: String,
+    /// Unix seconds until which it must be remembered.
+    pub remember_until: i64,
+}
+
 /// Whether a `jti` was fresh or had been used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JtiOutcome {
@@ -265,6 +276,20 @@ pub trait Store: Send + Sync + 'static {
         remember_until: i64,
         now: i64,
     ) -> StoreResult<JtiOutcome>;
+    /// Records many `jti`s at once (a group commit): one outcome per record, in order;
+    /// of several copies of one `jti` in the batch, the first is recorded and the rest
+    /// are replays. Durable when this returns. Backends override this to write the
+    /// whole batch in one transaction.
+    async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<JtiOutcome>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            outcomes.push(
+                self.record_jti(&record.issuer, &record.jti, record.remember_until, now)
+                    .await?,
+            );
+        }
+        Ok(outcomes)
+    }
     /// Forgets `jti`s whose time has passed; returns how many.
     async fn sweep_jtis(&self, now: i64) -> StoreResult<u64>;
 

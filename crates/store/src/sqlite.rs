@@ -1,6 +1,7 @@
 //! The SQLite backend: one file in WAL mode, a single writer connection and a small
 //! pool of readers, migrations embedded in the binary and run on open.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlStr};
 
 use crate::{
-    AccountRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord, JtiOutcome,
+    AccountRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord, JtiOutcome, JtiRecord,
     NewIntegration, SigningKeyRecord, Store, StoreError, StoreResult, UserRecord,
 };
 
@@ -38,7 +39,51 @@ fn migrator() -> Migrator {
     )])
 }
 
+/// Rows per multi-row insert (three parameters each, far below SQLite's limit).
+const MAX_JTI_BATCH: usize = 500;
+
 impl SqliteStore {
+    /// Records a batch in one statement, hence one transaction and one WAL sync.
+    /// `RETURNING` names the rows that were inserted or took over an expired row.
+    async fn record_jti_chunk(
+        &self,
+        chunk: &[JtiRecord],
+        now: i64,
+    ) -> StoreResult<Vec<JtiOutcome>> {
+        let mut sql = String::with_capacity(120 + chunk.len() * 10);
+        sql.push_str("INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ");
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+        }
+        sql.push_str(
+            " ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = excluded.expires_at
+              WHERE used_jtis.expires_at < ? RETURNING issuer, jti",
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for record in chunk {
+            query = query
+                .bind(&record.issuer)
+                .bind(&record.jti)
+                .bind(record.remember_until);
+        }
+        let rows = query.bind(now).fetch_all(&self.writer).await?;
+        let mut recorded: HashSet<(String, String)> = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            recorded.insert((row.try_get("issuer")?, row.try_get("jti")?));
+        }
+        // Each recorded pair goes to the first record that carries it.
+        Ok(chunk
+            .iter()
+            .map(|record| {
+                if recorded.remove(&(record.issuer.clone(), record.jti.clone())) {
+                    JtiOutcome::Recorded
+                } else {
+                    JtiOutcome::Replayed
+                }
+            })
+            .collect())
+    }
+
     /// Opens (creating if needed) the database file at `path` and migrates it.
     pub async fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -536,6 +581,14 @@ impl Store for SqliteStore {
         } else {
             JtiOutcome::Recorded
         })
+    }
+
+    async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<JtiOutcome>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(MAX_JTI_BATCH) {
+            outcomes.extend(self.record_jti_chunk(chunk, now).await?);
+        }
+        Ok(outcomes)
     }
 
     async fn sweep_jtis(&self, now: i64) -> StoreResult<u64> {

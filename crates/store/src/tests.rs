@@ -224,3 +224,34 @@ async fn data_survives_reopening() {
     );
     assert_eq!(ok(store.signing_keys().await).len(), 1);
 }
+
+#[tokio::test]
+async fn a_batch_records_each_jti_once_first_copy_wins() {
+    let (_dir, store) = sqlite().await;
+    ok(store.record_jti("i1", "old", 100, 0).await);
+    ok(store.record_jti("i1", "stale", 10, 0).await);
+    let record = |jti: &str| JtiRecord {
+        issuer: "i1".into(),
+        jti: jti.into(),
+        remember_until: 200,
+    };
+    let batch = [
+        record("a"),
+        record("b"),
+        record("a"),
+        record("old"),
+        record("stale"),
+        record("b"),
+    ];
+    let outcomes = ok(store.record_jtis(&batch, 50).await);
+    use JtiOutcome::{Recorded as R, Replayed as X};
+    assert_eq!(outcomes, [R, R, X, X, R, X]);
+    assert_eq!(ok(store.record_jti("i1", "a", 200, 60).await), X, "durable");
+    let many: Vec<_> = (0..1200).map(|i| record(&format!("m{i}"))).collect();
+    assert!(
+        ok(store.record_jtis(&many, 50).await)
+            .iter()
+            .all(|o| *o == R),
+        "chunks beyond one statement"
+    );
+}

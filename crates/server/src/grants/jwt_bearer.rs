@@ -50,10 +50,7 @@ pub async fn grant(
     )?;
 
     if let Some(guard) = decision.replay_guard() {
-        let outcome = state
-            .store
-            .record_jti(&guard.issuer, &guard.jti, guard.remember_until, now)
-            .await?;
+        let outcome = state.replay.record(guard).await?;
         if outcome == JtiOutcome::Replayed {
             return Err(GrantError::JtiReplayed.into());
         }
