@@ -1,0 +1,1 @@
+//! The jwtgrant client SDK (being written).
