@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use jwtgrant_core::access_token::AccessTokenClaims;
 use jwtgrant_core::keyring::Keyring;
 use jwtgrant_core::model::{Consent, Integration, IntegrationKey};
 use jwtgrant_core::{PublicKey, User};
-use jwtgrant_store::{IntegrationRecord, Store, StoreResult, UserRecord};
+use jwtgrant_store::{AccountRecord, IntegrationRecord, Store, StoreResult, UserRecord};
 
 use crate::signing::{SigningKeyError, load_keyring};
 
@@ -33,6 +34,10 @@ struct Maps {
     integrations: HashMap<String, Option<Arc<Integration>>>,
     users: HashMap<String, Option<Arc<CachedUser>>>,
     consents: HashMap<(String, String), Option<Arc<Consent>>>,
+    accounts: HashMap<String, Arc<Vec<AccountRecord>>>,
+    /// Access tokens whose signature, issuer and audience were verified, keyed by
+    /// the whole token; expiry is still checked on every use.
+    verified_tokens: HashMap<Arc<str>, Arc<AccessTokenClaims>>,
 }
 
 /// The cache.
@@ -182,6 +187,49 @@ impl Registry {
             maps.consents.insert(cache_key, loaded.clone());
         });
         Ok(loaded)
+    }
+}
+
+impl Registry {
+    /// A user's accounts, default first.
+    pub async fn accounts(&self, user_id: &str) -> StoreResult<Arc<Vec<AccountRecord>>> {
+        if let Some(hit) = self
+            .maps
+            .read()
+            .ok()
+            .and_then(|m| m.accounts.get(user_id).cloned())
+        {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let loaded = Arc::new(self.store.accounts(user_id).await?);
+        self.insert(generation, |maps| {
+            if maps.accounts.len() >= MAX_ENTRIES {
+                maps.accounts.clear();
+            }
+            maps.accounts
+                .insert(user_id.to_owned(), Arc::clone(&loaded));
+        });
+        Ok(loaded)
+    }
+
+    /// The claims of an access token verified before, if it was.
+    pub fn verified_token(&self, token: &str) -> Option<Arc<AccessTokenClaims>> {
+        self.maps
+            .read()
+            .ok()
+            .and_then(|m| m.verified_tokens.get(token).cloned())
+    }
+
+    /// Remembers a verified access token until the next registry change.
+    pub fn remember_verified_token(&self, token: &str, claims: Arc<AccessTokenClaims>) {
+        let generation = self.generation();
+        self.insert(generation, |maps| {
+            if maps.verified_tokens.len() >= MAX_ENTRIES {
+                maps.verified_tokens.clear();
+            }
+            maps.verified_tokens.insert(Arc::from(token), claims);
+        });
     }
 }
 

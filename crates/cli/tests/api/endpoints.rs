@@ -103,6 +103,16 @@ async fn expired_access_tokens_are_refused() {
     .await;
     let f = Fixture::with(server, IntegrationSpec::default()).await;
     let token = access_token(&f).await;
+    // Verified once (and cached), then expired: the cache honours expiry.
+    let response = f
+        .server
+        .http
+        .get(format!("{}/oauth/userinfo", f.server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let response = f
         .server

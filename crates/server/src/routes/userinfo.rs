@@ -62,7 +62,7 @@ pub async fn userinfo(
             "the user has been disabled".into(),
         ));
     }
-    let accounts = state.store.accounts(&claims.sub).await?;
+    let accounts = state.registry.accounts(&claims.sub).await?;
     let record = &user.record;
     Ok(Json(UserInfo {
         sub: record.user_id.clone(),
@@ -72,15 +72,16 @@ pub async fn userinfo(
         created: clock::rfc3339(record.created_at),
         email: record.email.clone(),
         accounts: accounts
-            .into_iter()
+            .iter()
             .map(|account| UserInfoAccount {
-                account_id: account.account_id,
+                account_id: account.account_id.clone(),
                 is_default: account.is_default,
-                account_name: account.account_name,
-                base_uri: account.base_uri,
+                account_name: account.account_name.clone(),
+                base_uri: account.base_uri.clone(),
                 organization: account
                     .organization
-                    .and_then(|text| serde_json::from_str(&text).ok()),
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str(text).ok()),
             })
             .collect(),
     }))
