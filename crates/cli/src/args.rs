@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// How often to poll for registry changes, in ms [default: 1000].
     #[arg(long, env = "JWTGRANT_REGISTRY_POLL_MS")]
     pub registry_poll_ms: Option<u64>,
+    /// Runtime worker threads [default: one per core].
+    #[arg(long, env = "JWTGRANT_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Log format.
     #[arg(long, env = "JWTGRANT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -20,6 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use jwtgrant_store::{SqliteStore, Store, StoreError};
 
 pub use config::{ConfigError, RawConfig, ServerConfig, StoreLocation};
@@ -78,10 +79,16 @@ pub async fn serve(
     let background = tokio::spawn(background_tasks(Arc::clone(&state)));
     let router = app(Arc::clone(&state));
     let result = match &state.config.tls {
-        None => axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServeError::from),
+        None => axum::serve(
+            listener.tap_io(|tcp| {
+                // Answers are small and latency matters: never wait for Nagle.
+                let _ = tcp.set_nodelay(true);
+            }),
+            router,
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServeError::from),
         Some(tls) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await

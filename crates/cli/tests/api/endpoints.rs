@@ -252,3 +252,29 @@ async fn rotated_key_is_published_at_once_and_signs_after_its_delay() {
         .unwrap();
     assert_eq!(response.status(), 200, "tokens of the old key stay valid");
 }
+
+#[tokio::test]
+async fn userinfo_caches_verified_tokens() {
+    let f = Fixture::new().await;
+    let token = access_token(&f).await;
+    assert!(f.server.state.registry.verified_token(&token).is_none());
+    f.server.refresh().await;
+    let v1 = f.server.store.registry_version().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let v2 = f.server.store.registry_version().await.unwrap();
+    assert_eq!(v1, v2, "registry version is stable");
+    let url = format!("{}/oauth/userinfo", f.server.url);
+    let response = f
+        .server
+        .http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        f.server.state.registry.verified_token(&token).is_some(),
+        "verified once, then cached"
+    );
+}

@@ -25,12 +25,22 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
     Ok(token.trim())
 }
 
-/// Verifies an access token this server issued.
+/// Verifies an access token this server issued. A token verified before skips the
+/// signature check (the cache is dropped on any registry change, key rotation
+/// included); its expiry is checked every time.
 pub fn verify_access_token(
     state: &AppState,
     token: &str,
-) -> Result<AccessTokenClaims, BearerError> {
+) -> Result<Arc<AccessTokenClaims>, BearerError> {
     let now = clock::now();
+    if let Some(claims) = state.registry.verified_token(token) {
+        if now >= claims.exp.saturating_add(state.config.clock_leeway_secs) {
+            return Err(BearerError::InvalidToken(
+                access_token::TokenError::Expired.to_string(),
+            ));
+        }
+        return Ok(claims);
+    }
     let keyring = state.registry.keyring();
     let retire = state.key_retirement_secs();
     let expect = AccessTokenExpectations {
@@ -38,13 +48,18 @@ pub fn verify_access_token(
         audience: Some(state.token_settings.audience.clone()),
         leeway_secs: state.config.clock_leeway_secs,
     };
-    access_token::verify(
+    let claims = access_token::verify(
         token,
         |kid| keyring.verification_key(kid, now, retire),
         &expect,
         now,
     )
-    .map_err(|e| BearerError::InvalidToken(e.to_string()))
+    .map(Arc::new)
+    .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
+    state
+        .registry
+        .remember_verified_token(token, Arc::clone(&claims));
+    Ok(claims)
 }
 
 /// The userinfo endpoint.
