@@ -54,6 +54,8 @@ pub enum Command {
     Assertion(AssertionArgs),
     /// Load-test a running server's token (or userinfo) endpoint.
     Bench(BenchArgs),
+    /// Generate a key pair for an integration: NAME.pem, NAME.pub.pem, NAME.jwk.json.
+    Keygen(KeygenArgs),
 }
 
 /// `jwtgrant serve`.
@@ -419,4 +421,28 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `jwtgrant keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Algorithm the key is for.
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
+    pub alg: String,
+    /// RSA modulus size.
+    #[arg(long, default_value_t = 2048, value_parser = rsa_bits)]
+    pub bits: usize,
+    /// Output name: writes NAME.pem (private, mode 0600), NAME.pub.pem and NAME.jwk.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn rsa_bits(value: &str) -> Result<usize, String> {
+    match value {
+        "2048" | "3072" | "4096" => value.parse().map_err(|_| value.to_owned()),
+        _ => Err(format!("{value}: RSA keys are 2048, 3072 or 4096 bits")),
+    }
 }

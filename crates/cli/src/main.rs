@@ -5,6 +5,7 @@ mod admin;
 mod args;
 mod assertion;
 mod bench;
+mod keygen;
 mod output;
 
 use std::path::Path;
@@ -102,6 +103,7 @@ async fn run(cli: Cli) -> Result<()> {
             serve(config).await
         }
         Command::Assertion(args) => assertion::run(args),
+        Command::Keygen(args) => keygen::run(args),
         Command::Bench(args) => {
             let store = if args.integration_key.is_some() {
                 None
