@@ -166,7 +166,7 @@ fn check_claims(
     let jti = match claims.get("jti") {
         None | Some(Value::Null) => None,
         Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= 256 => Some(jti.clone()),
-        Some(_) => return Err(wrong_type("jti", "a string of 1 to 256 characters")),
+        Some(_) => return Err(wrong_type("jti", "a string of 1 to 256 bytes")),
     };
     let scopes = match claims.get("scope") {
         None | Some(Value::Null) => None,
@@ -228,13 +228,14 @@ fn check_claims(
 }
 
 /// Reads a NumericDate (RFC 7519 section 2): a JSON number of seconds, fractions
-/// allowed and truncated. Anything else is a type error.
+/// allowed and truncated; `null` counts as absent, like the other optional claims.
+/// Anything else is a type error.
 fn numeric_date(
     claims: &Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<i64>, GrantError> {
     match claims.get(name) {
-        None => Ok(None),
+        None | Some(Value::Null) => Ok(None),
         Some(Value::Number(number)) => number
             .as_i64()
             .or_else(|| number.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))

@@ -329,6 +329,14 @@ fn rule4_times() {
         check(&with(json!({"exp": (NOW + 100) as f64 + 0.5}))).is_ok(),
         "fractional NumericDate"
     );
+    assert_eq!(
+        check(&with(json!({"exp": null}))).err(),
+        Some(GrantError::MissingClaim("exp"))
+    );
+    assert!(
+        check(&with(json!({"nbf": null, "iat": null}))).is_ok(),
+        "null optional dates are absent"
+    );
 }
 
 // Rule 5: jti required when flagged; its guard carries exp plus leeway.
