@@ -22,7 +22,7 @@ pub struct GlobalArgs {
     /// Data directory of the embedded SQLite store.
     #[arg(long, global = true, env = "JWTGRANT_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL (sqlite://...), instead of the data directory.
+    /// Database URL (sqlite://... or postgres://...), instead of the data directory.
     #[arg(long, global = true, env = "JWTGRANT_DATABASE_URL", value_name = "URL")]
     pub database: Option<String>,
     /// TOML file with the same options as the flags (flags and env win).

@@ -18,7 +18,7 @@ pub struct RawConfig {
     pub public_url: Option<String>,
     /// Directory of the embedded store.
     pub data_dir: Option<PathBuf>,
-    /// Database URL (`sqlite://...`), instead of the data directory.
+    /// Database URL (`sqlite://...` or `postgres://...`), instead of the data directory.
     pub database: Option<String>,
     /// Extra audiences an assertion's `aud` may name.
     pub accept_audience: Option<Vec<String>>,
@@ -97,8 +97,10 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
 pub enum StoreLocation {
     /// `<dir>/jwtgrant.db`.
     DataDir(PathBuf),
-    /// A database URL.
+    /// A `sqlite://` URL.
     Url(String),
+    /// A `postgres://` URL: several instances may share it.
+    Postgres(String),
 }
 
 /// Native TLS files.
@@ -188,12 +190,12 @@ impl ServerConfig {
                 if url.starts_with("sqlite:") {
                     StoreLocation::Url(url)
                 } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    StoreLocation::Postgres(url)
+                } else {
                     return Err(invalid(
                         "database",
-                        "PostgreSQL is not supported by this build yet; use sqlite:// or --data-dir",
+                        "must be a sqlite:// or postgres:// URL",
                     ));
-                } else {
-                    return Err(invalid("database", "must be a sqlite:// URL"));
                 }
             }
             (None, Some(dir)) => StoreLocation::DataDir(dir),

@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
-use jwtgrant_store::{SqliteStore, Store, StoreError};
+use jwtgrant_store::{PostgresOptions, PostgresStore, SqliteStore, Store, StoreError};
 
 pub use config::{ConfigError, RawConfig, ServerConfig, StoreLocation};
 pub use state::AppState;
@@ -50,11 +50,13 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 /// Opens the store the configuration names (creating and migrating it).
 pub async fn open_store(location: &StoreLocation) -> Result<Arc<dyn Store>, StoreError> {
-    let store = match location {
-        StoreLocation::DataDir(dir) => SqliteStore::open(&dir.join("jwtgrant.db")).await?,
-        StoreLocation::Url(url) => SqliteStore::open_url(url).await?,
-    };
-    Ok(Arc::new(store))
+    Ok(match location {
+        StoreLocation::DataDir(dir) => Arc::new(SqliteStore::open(&dir.join("jwtgrant.db")).await?),
+        StoreLocation::Url(url) => Arc::new(SqliteStore::open_url(url).await?),
+        StoreLocation::Postgres(url) => {
+            Arc::new(PostgresStore::open(PostgresOptions::new(url.clone())).await?)
+        }
+    })
 }
 
 /// Why the server stopped with an error.

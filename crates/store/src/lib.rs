@@ -1,11 +1,14 @@
 //! Storage for jwtgrant: the [`Store`] trait every backend implements, the records
-//! it holds, and the SQLite backend. Domain code holds an `Arc<dyn Store>` and never
+//! it holds, and its two backends: SQLite (one instance, embedded) and PostgreSQL
+//! (several instances sharing one database). Domain code holds an `Arc<dyn Store>` and never
 //! asks which backend it runs on.
 
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Why a storage operation failed.

@@ -13,6 +13,57 @@ async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
     (dir, Arc::new(store))
 }
 
+/// The PostgreSQL named by `JWTGRANT_TEST_DATABASE_URL`, in a fresh schema; `None`
+/// when the variable is unset (`.ci/run` sets it).
+async fn postgres() -> Option<Arc<dyn Store>> {
+    let url = std::env::var("JWTGRANT_TEST_DATABASE_URL").ok()?;
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let options = PostgresOptions {
+        schema: Some(schema),
+        max_connections: 4,
+        ..PostgresOptions::new(url)
+    };
+    Some(Arc::new(
+        PostgresStore::open(options)
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}")),
+    ))
+}
+
+/// Runs each check against SQLite and, when configured, PostgreSQL.
+macro_rules! on_every_backend {
+    ($($check:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let (_dir, store) = super::sqlite().await;
+                    super::$check(store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    match super::postgres().await {
+                        Some(store) => super::$check(store).await,
+                        None => eprintln!("JWTGRANT_TEST_DATABASE_URL unset: PostgreSQL not tested"),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    integrations_and_keys,
+    users_accounts_and_consents,
+    jti_is_recorded_once_until_it_expires,
+    concurrent_duplicate_jtis_get_exactly_one_recording,
+    a_batch_records_each_jti_once_first_copy_wins,
+);
+
 fn new_integration(key: &str) -> NewIntegration {
     NewIntegration {
         integration_key: key.into(),
@@ -41,9 +92,7 @@ fn ok<T>(result: StoreResult<T>) -> T {
     result.unwrap_or_else(|e| unreachable!("{e}"))
 }
 
-#[tokio::test]
-async fn integrations_and_keys() {
-    let (_dir, store) = sqlite().await;
+async fn integrations_and_keys(store: Arc<dyn Store>) {
     let v0 = ok(store.registry_version().await);
     let created = ok(store.create_integration(new_integration("i1")).await);
     assert_eq!(created.scopes, ["signature", "impersonation"]);
@@ -93,9 +142,7 @@ async fn integrations_and_keys() {
     assert!(ok(store.integration("nope").await).is_none());
 }
 
-#[tokio::test]
-async fn users_accounts_and_consents() {
-    let (_dir, store) = sqlite().await;
+async fn users_accounts_and_consents(store: Arc<dyn Store>) {
     ok(store.create_integration(new_integration("i1")).await);
     ok(store.create_user(user("u1", "ada@example.com")).await);
     assert!(matches!(
@@ -159,9 +206,7 @@ async fn users_accounts_and_consents() {
     assert_eq!(ok(store.user("u1").await).map(|u| u.active), Some(false));
 }
 
-#[tokio::test]
-async fn jti_is_recorded_once_until_it_expires() {
-    let (_dir, store) = sqlite().await;
+async fn jti_is_recorded_once_until_it_expires(store: Arc<dyn Store>) {
     assert_eq!(
         ok(store.record_jti("i1", "j", 100, 0).await),
         JtiOutcome::Recorded
@@ -183,9 +228,7 @@ async fn jti_is_recorded_once_until_it_expires() {
     assert_eq!(ok(store.sweep_jtis(200).await), 1);
 }
 
-#[tokio::test]
-async fn concurrent_duplicate_jtis_get_exactly_one_recording() {
-    let (_dir, store) = sqlite().await;
+async fn concurrent_duplicate_jtis_get_exactly_one_recording(store: Arc<dyn Store>) {
     let attempts = (0..16).map(|_| {
         let store = store.clone();
         tokio::spawn(async move { store.record_jti("i1", "same", 100, 0).await })
@@ -225,9 +268,7 @@ async fn data_survives_reopening() {
     assert_eq!(ok(store.signing_keys().await).len(), 1);
 }
 
-#[tokio::test]
-async fn a_batch_records_each_jti_once_first_copy_wins() {
-    let (_dir, store) = sqlite().await;
+async fn a_batch_records_each_jti_once_first_copy_wins(store: Arc<dyn Store>) {
     ok(store.record_jti("i1", "old", 100, 0).await);
     ok(store.record_jti("i1", "stale", 10, 0).await);
     let record = |jti: &str| JtiRecord {
