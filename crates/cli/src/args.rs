@@ -56,6 +56,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Generate a key pair for an integration: NAME.pem, NAME.pub.pem, NAME.jwk.json.
     Keygen(KeygenArgs),
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `jwtgrant serve`.
@@ -104,6 +110,9 @@ pub struct ServeArgs {
     /// How often to poll for registry changes, in ms [default: 1000].
     #[arg(long, env = "JWTGRANT_REGISTRY_POLL_MS")]
     pub registry_poll_ms: Option<u64>,
+    /// Do not run pending PostgreSQL migrations at start (run `jwtgrant migrate`).
+    #[arg(long, env = "JWTGRANT_NO_MIGRATE")]
+    pub no_migrate: bool,
     /// Runtime worker threads [default: one per core].
     #[arg(long, env = "JWTGRANT_WORKER_THREADS")]
     pub worker_threads: Option<usize>,

@@ -80,6 +80,7 @@ fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Serve
         raw.body_limit_bytes = s.body_limit_bytes;
         raw.key_rotation_delay_secs = s.key_rotation_delay_secs;
         raw.registry_poll_ms = s.registry_poll_ms;
+        raw.migrate_on_start = s.no_migrate.then_some(false);
     }
     let raw = raw.or(config_file(global.config.as_deref())?);
     Ok(ServerConfig::from_raw(raw)?)
@@ -88,7 +89,7 @@ fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Serve
 /// The configuration and store an admin command works on.
 async fn admin_store(global: &GlobalArgs) -> Result<(ServerConfig, Arc<dyn Store>)> {
     let config = server_config(global, None)?;
-    let store = jwtgrant_server::open_store(&config.store)
+    let store = jwtgrant_server::open_store(&config.store, config.migrate_on_start)
         .await
         .context("cannot open the store")?;
     Ok((config, store))
@@ -104,6 +105,17 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Assertion(args) => assertion::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Migrate { json } => {
+            let config = server_config(global, None)?;
+            jwtgrant_server::open_store(&config.store, true)
+                .await
+                .context("migration failed")?;
+            output::emit(
+                json,
+                serde_json::json!({"migrated": true}),
+                "migrations applied\n".into(),
+            )
+        }
         Command::Bench(args) => {
             let store = if args.integration_key.is_some() {
                 None
@@ -137,7 +149,7 @@ async fn run(cli: Cli) -> Result<()> {
 
 async fn serve(config: ServerConfig) -> Result<()> {
     let started = std::time::Instant::now();
-    let store = jwtgrant_server::open_store(&config.store)
+    let store = jwtgrant_server::open_store(&config.store, config.migrate_on_start)
         .await
         .context("cannot open the store")?;
     let listener = tokio::net::TcpListener::bind(config.listen)

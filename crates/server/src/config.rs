@@ -42,6 +42,9 @@ pub struct RawConfig {
     pub key_rotation_delay_secs: Option<u64>,
     /// How often the registry version is polled, in milliseconds.
     pub registry_poll_ms: Option<u64>,
+    /// Run pending PostgreSQL migrations at start (default true; `jwtgrant migrate`
+    /// runs them by hand).
+    pub migrate_on_start: Option<bool>,
 }
 
 impl RawConfig {
@@ -71,6 +74,7 @@ impl RawConfig {
                 .key_rotation_delay_secs
                 .or(fallback.key_rotation_delay_secs),
             registry_poll_ms: self.registry_poll_ms.or(fallback.registry_poll_ms),
+            migrate_on_start: self.migrate_on_start.or(fallback.migrate_on_start),
         }
     }
 }
@@ -141,6 +145,8 @@ pub struct ServerConfig {
     pub key_rotation_delay_secs: i64,
     /// How often the registry version is polled.
     pub registry_poll: std::time::Duration,
+    /// Run pending migrations when the store opens.
+    pub migrate_on_start: bool,
 }
 
 /// The default data directory.
@@ -165,6 +171,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             key_rotation_delay_secs: 300,
             registry_poll: std::time::Duration::from_secs(1),
+            migrate_on_start: true,
         })
     }
 }
@@ -282,6 +289,7 @@ impl ServerConfig {
             body_limit_bytes,
             key_rotation_delay_secs,
             registry_poll: std::time::Duration::from_millis(registry_poll_ms as u64),
+            migrate_on_start: raw.migrate_on_start.unwrap_or(true),
         })
     }
 }

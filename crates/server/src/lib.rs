@@ -48,13 +48,21 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Opens the store the configuration names (creating and migrating it).
-pub async fn open_store(location: &StoreLocation) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store the configuration names, creating it; PostgreSQL is migrated
+/// when `migrate` is set (SQLite, one file per instance, always is).
+pub async fn open_store(
+    location: &StoreLocation,
+    migrate: bool,
+) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match location {
         StoreLocation::DataDir(dir) => Arc::new(SqliteStore::open(&dir.join("jwtgrant.db")).await?),
         StoreLocation::Url(url) => Arc::new(SqliteStore::open_url(url).await?),
         StoreLocation::Postgres(url) => {
-            Arc::new(PostgresStore::open(PostgresOptions::new(url.clone())).await?)
+            let options = PostgresOptions {
+                migrate,
+                ..PostgresOptions::new(url.clone())
+            };
+            Arc::new(PostgresStore::open(options).await?)
         }
     })
 }

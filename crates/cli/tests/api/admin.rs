@@ -22,8 +22,7 @@ impl ServerProcess {
             .unwrap()
             .port();
         let child = Command::new(binary())
-            .arg("--data-dir")
-            .arg(dir)
+            .args(store_args(dir))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .stdout(Stdio::null())
@@ -322,8 +321,7 @@ fn admin_errors_are_clear_and_change_nothing() {
     let dir = data.path();
     let run = |args: &[&str]| {
         Command::new(binary())
-            .arg("--data-dir")
-            .arg(dir)
+            .args(store_args(dir))
             .args(args)
             .output()
             .unwrap()

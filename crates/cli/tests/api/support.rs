@@ -8,7 +8,8 @@ use jwtgrant_core::jws::sign_compact;
 use jwtgrant_core::{JwsAlgorithm, SigningKey};
 use jwtgrant_server::{AppState, RawConfig, ServerConfig, StoreLocation};
 use jwtgrant_store::{
-    AccountRecord, IntegrationKeyRecord, NewIntegration, SqliteStore, Store, UserRecord,
+    AccountRecord, IntegrationKeyRecord, NewIntegration, PostgresOptions, PostgresStore,
+    SqliteStore, Store, UserRecord,
 };
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -24,7 +25,7 @@ pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
-    pub sqlite: SqliteStore,
+    pub backend: Backend,
     pub state: Arc<AppState>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -42,20 +43,29 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, raw: RawConfig) -> TestServer {
+        let database = postgres_url_for(dir.path()).await;
         let raw = RawConfig {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(dir.path().to_path_buf()),
+            database: database.clone(),
             registry_poll_ms: raw.registry_poll_ms.or(Some(100)),
             ..raw
         };
         let config = ServerConfig::from_raw(raw).expect("config");
-        let StoreLocation::DataDir(data_dir) = &config.store else {
-            panic!("data dir")
+        let backend = match &config.store {
+            StoreLocation::DataDir(data_dir) => Backend::Sqlite(
+                SqliteStore::open(&data_dir.join("jwtgrant.db"))
+                    .await
+                    .expect("store"),
+            ),
+            StoreLocation::Postgres(url) => Backend::Postgres(
+                PostgresStore::open(PostgresOptions::new(url.clone()))
+                    .await
+                    .expect("store"),
+            ),
+            other => panic!("unexpected store {other:?}"),
         };
-        let sqlite = SqliteStore::open(&data_dir.join("jwtgrant.db"))
-            .await
-            .expect("store");
-        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+        let store = backend.store();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .expect("bind");
@@ -77,7 +87,7 @@ impl TestServer {
             url: format!("{scheme}://{bound}"),
             dir,
             store,
-            sqlite,
+            backend,
             state,
             http: reqwest::Client::new(),
             stop: Some(stop),
@@ -93,7 +103,7 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        self.sqlite.close().await;
+        self.backend.close().await;
         let dir = tempfile::tempdir().expect("tempdir");
         std::mem::replace(&mut self.dir, dir)
     }
@@ -338,16 +348,101 @@ pub fn oauth_error(body: &Value) -> (&str, &str) {
     )
 }
 
+/// The store under a test server: SQLite by default, PostgreSQL when
+/// `JWTGRANT_TEST_BACKEND=postgres` (with `JWTGRANT_TEST_DATABASE_URL`).
+pub enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl Backend {
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(store) => Arc::new(store.clone()),
+            Backend::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// Takes the store away from the server (its pool refuses every query).
+    pub async fn close(&self) {
+        match self {
+            Backend::Sqlite(store) => store.close().await,
+            Backend::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+fn postgres_base() -> Option<String> {
+    if std::env::var("JWTGRANT_TEST_BACKEND").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    Some(
+        std::env::var("JWTGRANT_TEST_DATABASE_URL")
+            .expect("JWTGRANT_TEST_DATABASE_URL with JWTGRANT_TEST_BACKEND=postgres"),
+    )
+}
+
+/// For the PostgreSQL backend, a database of this test's own (named after its data
+/// directory, so a restart finds it again), created if missing.
+pub async fn postgres_url_for(dir: &Path) -> Option<String> {
+    let base = postgres_base()?;
+    let name: String = dir
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let database = format!("jg_{name}");
+    let admin = sqlx::PgPool::connect(&base)
+        .await
+        .expect("connect to PostgreSQL");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&database)
+        .fetch_optional(&admin)
+        .await
+        .expect("query");
+    if exists.is_none() {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&admin)
+            .await
+            .expect("create database");
+    }
+    admin.close().await;
+    let (prefix, _) = base.rsplit_once('/').expect("database URL");
+    Some(format!("{prefix}/{database}"))
+}
+
+/// The store arguments for the binary: `--data-dir DIR`, or `--database URL`.
+pub fn store_args(dir: &Path) -> Vec<std::ffi::OsString> {
+    let dir_owned = dir.to_path_buf();
+    let url = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(postgres_url_for(&dir_owned))
+    })
+    .join()
+    .expect("thread");
+    match url {
+        Some(url) => vec!["--database".into(), url.into()],
+        None => vec!["--data-dir".into(), dir.as_os_str().to_owned()],
+    }
+}
+
 /// The `jwtgrant` binary built for these tests.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_jwtgrant"))
 }
 
-/// Runs an admin command with `--data-dir dir --json` and returns its JSON output.
+/// Runs an admin command on the store of `dir` with `--json`; returns its JSON output.
 pub fn admin(dir: &Path, args: &[&str]) -> Value {
     let output = std::process::Command::new(binary())
-        .arg("--data-dir")
-        .arg(dir)
+        .args(store_args(dir))
         .args(args)
         .arg("--json")
         .output()

@@ -588,7 +588,7 @@ async fn a_failing_store_gives_503_and_no_token() {
     // Warm the registry cache, then take the store away: the jti cannot be
     // recorded, so no token may be issued.
     assert_eq!(f.token_for(&f.claims()).await.0, 200);
-    f.server.sqlite.close().await;
+    f.server.backend.close().await;
     let (status, body) = f.token_for(&f.claims()).await;
     assert_eq!(
         (status, oauth_error(&body).0),
