@@ -110,6 +110,9 @@ pub struct ServeArgs {
     /// How often to poll for registry changes, in ms [default: 1000].
     #[arg(long, env = "JWTGRANT_REGISTRY_POLL_MS")]
     pub registry_poll_ms: Option<u64>,
+    /// Redis URL: the replay cache (and rate limits) shared by every instance.
+    #[arg(long, env = "JWTGRANT_REDIS_URL")]
+    pub redis: Option<String>,
     /// Do not run pending PostgreSQL migrations at start (run `jwtgrant migrate`).
     #[arg(long, env = "JWTGRANT_NO_MIGRATE")]
     pub no_migrate: bool,

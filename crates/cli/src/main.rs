@@ -81,6 +81,7 @@ fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Serve
         raw.key_rotation_delay_secs = s.key_rotation_delay_secs;
         raw.registry_poll_ms = s.registry_poll_ms;
         raw.migrate_on_start = s.no_migrate.then_some(false);
+        raw.redis = s.redis.clone();
     }
     let raw = raw.or(config_file(global.config.as_deref())?);
     Ok(ServerConfig::from_raw(raw)?)

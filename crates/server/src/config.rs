@@ -45,6 +45,8 @@ pub struct RawConfig {
     /// Run pending PostgreSQL migrations at start (default true; `jwtgrant migrate`
     /// runs them by hand).
     pub migrate_on_start: Option<bool>,
+    /// Redis URL for the replay cache and shared rate limits.
+    pub redis: Option<String>,
 }
 
 impl RawConfig {
@@ -75,6 +77,7 @@ impl RawConfig {
                 .or(fallback.key_rotation_delay_secs),
             registry_poll_ms: self.registry_poll_ms.or(fallback.registry_poll_ms),
             migrate_on_start: self.migrate_on_start.or(fallback.migrate_on_start),
+            redis: self.redis.or(fallback.redis),
         }
     }
 }
@@ -147,6 +150,8 @@ pub struct ServerConfig {
     pub registry_poll: std::time::Duration,
     /// Run pending migrations when the store opens.
     pub migrate_on_start: bool,
+    /// Redis for the replay cache and shared rate limits, when configured.
+    pub redis: Option<String>,
 }
 
 /// The default data directory.
@@ -172,6 +177,7 @@ impl Default for ServerConfig {
             key_rotation_delay_secs: 300,
             registry_poll: std::time::Duration::from_secs(1),
             migrate_on_start: true,
+            redis: None,
         })
     }
 }
@@ -290,6 +296,12 @@ impl ServerConfig {
             key_rotation_delay_secs,
             registry_poll: std::time::Duration::from_millis(registry_poll_ms as u64),
             migrate_on_start: raw.migrate_on_start.unwrap_or(true),
+            redis: match raw.redis {
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                    return Err(invalid("redis", "must be a redis:// or rediss:// URL"));
+                }
+                other => other,
+            },
         })
     }
 }

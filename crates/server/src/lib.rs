@@ -134,7 +134,7 @@ async fn background_tasks(state: Arc<AppState>) {
         let now = clock::now();
         if now - last_sweep >= 60 {
             last_sweep = now;
-            match state.store.sweep_jtis(now).await {
+            match state.replay.sweep(now).await {
                 Ok(swept) if swept > 0 => tracing::debug!(swept, "forgot expired jtis"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "jti sweep failed"),

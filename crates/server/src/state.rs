@@ -12,7 +12,7 @@ use crate::clock;
 use crate::config::{ServerConfig, bare_host};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::replay::ReplayRecorder;
+use crate::replay::{RedisReplay, ReplayCache, StoreReplay};
 use crate::signing::{SigningKeyError, ensure_signing_key};
 
 /// Shared state of one server instance.
@@ -31,8 +31,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
-    /// Group commit of used `jti`s.
-    pub replay: ReplayRecorder,
+    /// Where used `jti`s are recorded.
+    pub replay: Arc<dyn ReplayCache>,
 }
 
 impl AppState {
@@ -78,6 +78,10 @@ impl AppState {
         };
         ensure_signing_key(store.as_ref(), config.access_token_alg, clock::now()).await?;
         let registry = Registry::load(Arc::clone(&store)).await?;
+        let replay: Arc<dyn ReplayCache> = match &config.redis {
+            Some(url) => Arc::new(RedisReplay::connect(url).await?),
+            None => Arc::new(StoreReplay::spawn(Arc::clone(&store))),
+        };
         Ok(Arc::new(AppState {
             config,
             issuer,
@@ -85,7 +89,7 @@ impl AppState {
             token_settings,
             registry,
             metrics: Metrics::default(),
-            replay: ReplayRecorder::spawn(Arc::clone(&store)),
+            replay,
             store,
         }))
     }

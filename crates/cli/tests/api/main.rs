@@ -10,6 +10,7 @@
 
 mod admin;
 mod endpoints;
+mod redis;
 mod support;
 mod tls;
 mod token;

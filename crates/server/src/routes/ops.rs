@@ -14,13 +14,18 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the store answers within two seconds.
+/// `GET /readyz`: the store (and Redis, when configured) answer within two seconds.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+    let checks = async { tokio::try_join!(state.store.ping(), state.replay.ping()).map(|_| ()) };
+    match tokio::time::timeout(Duration::from_secs(2), checks).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(error)) => {
             tracing::warn!(%error, "not ready: store unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store or replay cache unavailable\n",
+            )
+                .into_response()
         }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store timed out\n").into_response(),
     }

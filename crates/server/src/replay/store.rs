@@ -1,14 +1,16 @@
-//! The replay record's group commit: concurrent token requests hand their `jti` to
+//! The replay record in the store, with group commit: concurrent token requests hand their `jti` to
 //! one task, which writes everything queued in one store transaction and answers
 //! each request only once its `jti` is durable. While one commit runs, the next batch
 //! gathers, so batches grow with load and a lone request waits for no one.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use jwtgrant_core::ReplayGuard;
 use jwtgrant_store::{JtiOutcome, JtiRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
+use super::ReplayCache;
 use crate::clock;
 
 /// Most records written in one commit.
@@ -19,22 +21,25 @@ struct Pending {
     reply: oneshot::Sender<Result<JtiOutcome, StoreError>>,
 }
 
-/// The handle requests use to record their `jti`.
+/// The replay record kept in the store (the default).
 #[derive(Clone)]
-pub struct ReplayRecorder {
+pub struct StoreReplay {
     queue: mpsc::Sender<Pending>,
+    store: Arc<dyn Store>,
 }
 
-impl ReplayRecorder {
+impl StoreReplay {
     /// Starts the committing task on the current runtime.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
         let (queue, incoming) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(commit_loop(store, incoming));
-        ReplayRecorder { queue }
+        tokio::spawn(commit_loop(Arc::clone(&store), incoming));
+        StoreReplay { queue, store }
     }
+}
 
-    /// Records the guard's `jti`; returns once it is durable (or refused as a replay).
-    pub async fn record(&self, guard: &ReplayGuard) -> Result<JtiOutcome, StoreError> {
+#[async_trait]
+impl ReplayCache for StoreReplay {
+    async fn record(&self, guard: &ReplayGuard) -> Result<JtiOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             record: JtiRecord {
@@ -51,6 +56,14 @@ impl ReplayRecorder {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the replay recorder dropped a request".into()))?
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    async fn sweep(&self, now: i64) -> Result<u64, StoreError> {
+        self.store.sweep_jtis(now).await
     }
 }
 
