@@ -110,6 +110,12 @@ pub struct ServeArgs {
     /// How often to poll for registry changes, in ms [default: 1000].
     #[arg(long, env = "JWTGRANT_REGISTRY_POLL_MS")]
     pub registry_poll_ms: Option<u64>,
+    /// Token requests per second from one client address; 0 for none [default: 20000].
+    #[arg(long, env = "JWTGRANT_RATE_LIMIT_PER_CLIENT")]
+    pub rate_limit_per_client: Option<u32>,
+    /// Token requests per second for one integration; 0 for none [default: 20000].
+    #[arg(long, env = "JWTGRANT_RATE_LIMIT_PER_INTEGRATION")]
+    pub rate_limit_per_integration: Option<u32>,
     /// Redis URL: the replay cache (and rate limits) shared by every instance.
     #[arg(long, env = "JWTGRANT_REDIS_URL")]
     pub redis: Option<String>,

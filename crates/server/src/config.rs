@@ -47,6 +47,10 @@ pub struct RawConfig {
     pub migrate_on_start: Option<bool>,
     /// Redis URL for the replay cache and shared rate limits.
     pub redis: Option<String>,
+    /// Token requests per second from one client address (0: no limit).
+    pub rate_limit_per_client: Option<u32>,
+    /// Token requests per second for one integration (0: no limit).
+    pub rate_limit_per_integration: Option<u32>,
 }
 
 impl RawConfig {
@@ -78,6 +82,12 @@ impl RawConfig {
             registry_poll_ms: self.registry_poll_ms.or(fallback.registry_poll_ms),
             migrate_on_start: self.migrate_on_start.or(fallback.migrate_on_start),
             redis: self.redis.or(fallback.redis),
+            rate_limit_per_client: self
+                .rate_limit_per_client
+                .or(fallback.rate_limit_per_client),
+            rate_limit_per_integration: self
+                .rate_limit_per_integration
+                .or(fallback.rate_limit_per_integration),
         }
     }
 }
@@ -152,7 +162,17 @@ pub struct ServerConfig {
     pub migrate_on_start: bool,
     /// Redis for the replay cache and shared rate limits, when configured.
     pub redis: Option<String>,
+    /// Token requests per second from one client address (0: no limit).
+    pub rate_limit_per_client: u32,
+    /// Token requests per second for one integration (0: no limit).
+    pub rate_limit_per_integration: u32,
 }
+
+/// Default token requests per second per client address: generous, so that only
+/// floods are refused.
+pub const DEFAULT_RATE_LIMIT_PER_CLIENT: u32 = 20_000;
+/// Default token requests per second per integration.
+pub const DEFAULT_RATE_LIMIT_PER_INTEGRATION: u32 = 20_000;
 
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./jwtgrant-data";
@@ -178,6 +198,8 @@ impl Default for ServerConfig {
             registry_poll: std::time::Duration::from_secs(1),
             migrate_on_start: true,
             redis: None,
+            rate_limit_per_client: DEFAULT_RATE_LIMIT_PER_CLIENT,
+            rate_limit_per_integration: DEFAULT_RATE_LIMIT_PER_INTEGRATION,
         })
     }
 }
@@ -302,6 +324,12 @@ impl ServerConfig {
                 }
                 other => other,
             },
+            rate_limit_per_client: raw
+                .rate_limit_per_client
+                .unwrap_or(DEFAULT_RATE_LIMIT_PER_CLIENT),
+            rate_limit_per_integration: raw
+                .rate_limit_per_integration
+                .unwrap_or(DEFAULT_RATE_LIMIT_PER_INTEGRATION),
         })
     }
 }

@@ -44,6 +44,12 @@ pub enum TokenEndpointError {
     /// The core refused the grant.
     #[error(transparent)]
     Grant(#[from] GrantError),
+    /// Too many requests from this client or for this integration.
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
     /// The store cannot be reached: no token without its checks.
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(String),
@@ -59,6 +65,7 @@ impl TokenEndpointError {
             TokenEndpointError::Request(_) => ErrorCode::InvalidRequest,
             TokenEndpointError::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
             TokenEndpointError::Grant(error) => error.code(),
+            TokenEndpointError::RateLimited { .. } => ErrorCode::SlowDown,
             TokenEndpointError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
             TokenEndpointError::Internal(_) => ErrorCode::ServerError,
         }
@@ -67,6 +74,7 @@ impl TokenEndpointError {
     fn status(&self) -> StatusCode {
         match self {
             TokenEndpointError::Request(RequestError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            TokenEndpointError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             TokenEndpointError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             TokenEndpointError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -90,10 +98,15 @@ impl IntoResponse for TokenEndpointError {
             other => tracing::debug!(error = %other, "token request refused"),
         }
         let mut response = oauth_error(self.status(), self.code(), self.to_string());
-        if matches!(self, TokenEndpointError::Unavailable(_)) {
+        let retry_after = match &self {
+            TokenEndpointError::Unavailable(_) => Some(1),
+            TokenEndpointError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

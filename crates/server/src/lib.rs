@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod grants;
 pub mod metrics;
+pub mod ratelimit;
 pub mod registry;
 pub mod replay;
 pub mod routes;
@@ -94,7 +95,7 @@ pub async fn serve(
                 // Answers are small and latency matters: never wait for Nagle.
                 let _ = tcp.set_nodelay(true);
             }),
-            router,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
@@ -112,7 +113,7 @@ pub async fn serve(
             let std_listener = listener.into_std()?;
             axum_server::from_tcp_rustls(std_listener, rustls)?
                 .handle(handle)
-                .serve(router.into_make_service())
+                .serve(router.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .await
                 .map_err(ServeError::from)
         }
@@ -134,6 +135,7 @@ async fn background_tasks(state: Arc<AppState>) {
         let now = clock::now();
         if now - last_sweep >= 60 {
             last_sweep = now;
+            state.rate_limiter.forget_idle();
             match state.replay.sweep(now).await {
                 Ok(swept) if swept > 0 => tracing::debug!(swept, "forgot expired jtis"),
                 Ok(_) => {}

@@ -10,9 +10,12 @@ use jwtgrant_store::Store;
 
 use crate::clock;
 use crate::config::{ServerConfig, bare_host};
+use crate::error::TokenEndpointError;
 use crate::metrics::Metrics;
+use crate::ratelimit::Decision;
+use crate::ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter};
 use crate::registry::Registry;
-use crate::replay::{RedisReplay, ReplayCache, StoreReplay};
+use crate::replay::{RedisReplay, ReplayCache, StoreReplay, redis_connection};
 use crate::signing::{SigningKeyError, ensure_signing_key};
 
 /// Shared state of one server instance.
@@ -33,6 +36,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Where used `jti`s are recorded.
     pub replay: Arc<dyn ReplayCache>,
+    /// Request counting per client address and per integration.
+    pub rate_limiter: Arc<dyn RateLimiter>,
 }
 
 impl AppState {
@@ -78,10 +83,20 @@ impl AppState {
         };
         ensure_signing_key(store.as_ref(), config.access_token_alg, clock::now()).await?;
         let registry = Registry::load(Arc::clone(&store)).await?;
-        let replay: Arc<dyn ReplayCache> = match &config.redis {
-            Some(url) => Arc::new(RedisReplay::connect(url).await?),
-            None => Arc::new(StoreReplay::spawn(Arc::clone(&store))),
-        };
+        let (replay, rate_limiter): (Arc<dyn ReplayCache>, Arc<dyn RateLimiter>) =
+            match &config.redis {
+                Some(url) => {
+                    let connection = redis_connection(url).await?;
+                    (
+                        Arc::new(RedisReplay::new(connection.clone())),
+                        Arc::new(RedisRateLimiter::new(connection)),
+                    )
+                }
+                None => (
+                    Arc::new(StoreReplay::spawn(Arc::clone(&store))),
+                    Arc::new(LocalRateLimiter::default()),
+                ),
+            };
         Ok(Arc::new(AppState {
             config,
             issuer,
@@ -90,8 +105,19 @@ impl AppState {
             registry,
             metrics: Metrics::default(),
             replay,
+            rate_limiter,
             store,
         }))
+    }
+
+    /// Counts one request for `key`; refuses with 429 past `per_second`.
+    pub async fn rate_limit(&self, key: &str, per_second: u32) -> Result<(), TokenEndpointError> {
+        match self.rate_limiter.check(key, per_second).await? {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after_secs } => {
+                Err(TokenEndpointError::RateLimited { retry_after_secs })
+            }
+        }
     }
 
     /// The token endpoint URL.

@@ -179,3 +179,27 @@ async fn redis_stopped_means_503_never_a_token() {
     assert!(body.get("access_token").is_none());
     assert_eq!(f.server.get("/readyz").await.status(), 503);
 }
+
+#[tokio::test]
+async fn rate_limits_are_shared_through_redis() {
+    let redis = RedisServer::start().await;
+    let raw = RawConfig {
+        rate_limit_per_integration: Some(2),
+        ..with_redis(&redis.url)
+    };
+    let f = Fixture::with(
+        TestServer::start_with(raw.clone()).await,
+        IntegrationSpec::default(),
+    )
+    .await;
+    assert_eq!(f.token_for(&f.claims()).await.0, 200);
+    assert_eq!(f.token_for(&f.claims()).await.0, 200);
+    let (status, body) = f.token_for(&f.claims()).await;
+    if status == 200 {
+        // The one-second window turned over between requests; the next two must hit it.
+        assert_eq!(f.token_for(&f.claims()).await.0, 200);
+        assert_eq!(f.token_for(&f.claims()).await.0, 429);
+    } else {
+        assert_eq!((status, oauth_error(&body).0), (429, "slow_down"));
+    }
+}

@@ -635,3 +635,54 @@ async fn used_jti_is_refused_after_a_restart() {
     );
     assert!(oauth_error(&body).1.contains("already been used"));
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let raw = jwtgrant_server::RawConfig {
+        rate_limit_per_client: Some(3),
+        ..Default::default()
+    };
+    let f = Fixture::with(
+        TestServer::start_with(raw).await,
+        IntegrationSpec::default(),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let response = f
+            .server
+            .http
+            .post(format!("{}/oauth/token", f.server.url))
+            .form(&[
+                ("grant_type", JWT_BEARER),
+                ("assertion", &f.sign(&f.claims())),
+            ])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert_eq!(response.headers()["retry-after"], "1");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "slow_down");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+
+    let raw = jwtgrant_server::RawConfig {
+        rate_limit_per_integration: Some(2),
+        ..Default::default()
+    };
+    let f = Fixture::with(
+        TestServer::start_with(raw).await,
+        IntegrationSpec::default(),
+    )
+    .await;
+    // Refused assertions (bad signature) do not spend the integration's quota.
+    let foreign = sign(&other_rsa_key(), JwsAlgorithm::Rs256, &f.claims());
+    assert_eq!(f.server.token(&foreign).await.0, 400);
+    assert_eq!(f.token_for(&f.claims()).await.0, 200);
+    assert_eq!(f.token_for(&f.claims()).await.0, 200);
+    let (status, body) = f.token_for(&f.claims()).await;
+    assert_eq!((status, oauth_error(&body).0), (429, "slow_down"));
+}

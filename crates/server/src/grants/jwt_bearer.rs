@@ -27,6 +27,13 @@ pub async fn grant(
         .await?
         .ok_or(GrantError::IssuerNotFound)?;
     let verified = unverified.verify(&integration, &state.policy, now)?;
+    // Counted once the signature holds, so no one can spend another's quota.
+    state
+        .rate_limit(
+            &format!("integration:{}", integration.key),
+            state.config.rate_limit_per_integration,
+        )
+        .await?;
 
     let (user, consent) = match verified.subject() {
         Some(user_id) => (

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use jwtgrant_core::ReplayGuard;
 use jwtgrant_store::{JtiOutcome, StoreError};
 
-pub use self::redis::RedisReplay;
+pub use self::redis::{RedisReplay, redis_connection};
 pub use self::store::StoreReplay;
 
 /// Where used `jti`s are remembered.

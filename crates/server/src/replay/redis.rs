@@ -22,18 +22,23 @@ fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {error}"))
 }
 
+/// Connects to `url` (`redis://host:port/db`) with short timeouts; the connection
+/// reconnects by itself after Redis comes back.
+pub async fn redis_connection(url: &str) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(url).map_err(unavailable)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(1);
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(unavailable)
+}
+
 impl RedisReplay {
-    /// Connects to `url` (`redis://host:port/db`); reconnects by itself later.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
-        Ok(RedisReplay { connection })
+    /// Keeps the replay record on this Redis connection.
+    pub fn new(connection: ConnectionManager) -> Self {
+        RedisReplay { connection }
     }
 
     /// The key of a `jti`: issuer and `jti` length-prefixed so no two pairs collide.

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::extract::rejection::{BytesRejection, ExtensionRejection};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::GrantType;
@@ -63,11 +66,13 @@ impl TokenForm {
 /// The token endpoint.
 pub async fn token(
     State(state): State<Arc<AppState>>,
+    client: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let result = handle(&state, &headers, body).await;
+    let client = client.ok().map(|ConnectInfo(addr)| addr.ip());
+    let result = handle(&state, client, &headers, body).await;
     state.metrics.observe_latency(started.elapsed());
     match result {
         Ok(issued) => {
@@ -87,9 +92,15 @@ pub async fn token(
 
 async fn handle(
     state: &AppState,
+    client: Option<IpAddr>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<JwtGrantResponse, TokenEndpointError> {
+    if let Some(ip) = client {
+        state
+            .rate_limit(&format!("client:{ip}"), state.config.rate_limit_per_client)
+            .await?;
+    }
     let body = body.map_err(|rejection| match rejection {
         BytesRejection::FailedToBufferBody(inner)
             if inner.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
