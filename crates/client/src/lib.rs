@@ -1,1 +1,58 @@
-//! The jwtgrant client SDK (being written).
+//! The jwtgrant client SDK: everything a service integration and a resource server
+//! need around an OAuth 2.0 JWT bearer grant (RFC 7523) server — jwtgrant itself,
+//! DocuSign's account server, Google's token endpoint or any other.
+//!
+//! - [`keys`]: load the integration's private key (PEM or private JWK).
+//! - [`assertion`]: build and sign the assertion ([`AssertionBuilder`]).
+//! - [`token_source`]: hold a fresh access token ([`TokenSource`]): cached, refreshed
+//!   before expiry, one request for many callers, retries with backoff.
+//! - [`presets`]: DocuSign, Google-style service-account key files, jwtgrant.
+//! - [`discovery`]: RFC 8414 authorization server metadata.
+//! - [`verifier`]: check RFC 9068 access tokens against the server's JWKS
+//!   ([`Verifier`]), and [`layer`]: the axum/tower layer that guards routes with it.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use jwtgrant_client::{BearerAuth as _, PrivateKey, TokenSource};
+//!
+//! let key = PrivateKey::from_file("my-integration.pem")?;
+//! let tokens = TokenSource::builder("9c2f7d1e-integration-key", key)
+//!     .server("https://auth.example.com")
+//!     .subject("0f1e2d3c-user-id")
+//!     .scopes(["signature", "impersonation"])
+//!     .build()?;
+//! let response = reqwest::Client::new()
+//!     .get("https://api.example.com/v2/accounts")
+//!     .bearer_token_from(&tokens)
+//!     .await?
+//!     .send()
+//!     .await?;
+//! # drop(response);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod assertion;
+pub mod discovery;
+pub mod keys;
+pub mod layer;
+pub mod presets;
+mod retry;
+pub mod token_source;
+pub mod verifier;
+
+pub use assertion::{AssertionBuilder, AssertionError};
+pub use discovery::{DiscoveryError, discover};
+pub use jwtgrant_core::JwsAlgorithm;
+pub use jwtgrant_core::access_token::AccessTokenClaims;
+pub use jwtgrant_proto::{
+    AuthorizationServerMetadata, JwtGrant, JwtGrantResponse, OAuthErrorResponse,
+};
+pub use keys::{KeyLoadError, PrivateKey};
+pub use layer::{AuthRejection, RequireAccessToken};
+pub use presets::{DocuSign, Jwtgrant, PresetError, ServiceAccountKey};
+pub use retry::RetryPolicy;
+pub use token_source::{
+    AccessToken, BearerAuth, OAuthError, TokenSource, TokenSourceBuilder, TokenSourceError,
+};
+pub use verifier::{Verifier, VerifierBuilder, VerifyError};

@@ -1,7 +1,7 @@
 //! Keys: the public keys integrations register (PEM or JWK in, parsed once, verifying
 //! many times) and the private keys that sign (access tokens here, assertions in the SDK).
 
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::encoding::{AsBigEndian, AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
@@ -9,7 +9,8 @@ use aws_lc_rs::signature::{
     RsaEncoding, RsaKeyPair,
 };
 use jwtgrant_proto::Jwk;
-use zeroize::Zeroizing;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::alg::{JwsAlgorithm, KeyType};
 use crate::{b64, der};
@@ -45,6 +46,9 @@ pub enum KeyError {
     /// A JWK carrying private parameters where a public key is wanted.
     #[error("this JWK holds a private key; register its public half only")]
     PrivateJwk,
+    /// A JWK without the private parameters where a private key is wanted.
+    #[error("this JWK holds no private key ('d' is missing)")]
+    PublicJwk,
     /// An algorithm that cannot be used with this key.
     #[error("algorithm {alg} cannot be used with a {key_type} key")]
     AlgorithmMismatch {
@@ -356,6 +360,63 @@ impl PartialEq for PublicKey {
     }
 }
 
+/// A private JSON Web Key (RFC 7518 section 6): the members of a public [`Jwk`] plus
+/// the private ones. `jwk.d` is the RSA private exponent, the EC private scalar or
+/// the Ed25519 seed; `p`..`qi` are the RSA CRT parameters. `Debug` shows no key
+/// material, and the private members are zeroized when dropped.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PrivateJwk {
+    /// The public members, with `d`.
+    #[serde(flatten)]
+    pub jwk: Jwk,
+    /// RSA first prime factor, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<String>,
+    /// RSA second prime factor, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// RSA first factor CRT exponent, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<String>,
+    /// RSA second factor CRT exponent, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dq: Option<String>,
+    /// RSA first CRT coefficient, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qi: Option<String>,
+}
+
+impl PrivateJwk {
+    /// The public half: the same JWK without any private member.
+    pub fn public_jwk(&self) -> Jwk {
+        Jwk {
+            d: None,
+            ..self.jwk.clone()
+        }
+    }
+}
+
+impl std::fmt::Debug for PrivateJwk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateJwk")
+            .field("kty", &self.jwk.kty)
+            .field("kid", &self.jwk.kid)
+            .field("crv", &self.jwk.crv)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PrivateJwk {
+    fn drop(&mut self) {
+        self.jwk.d.zeroize();
+        self.p.zeroize();
+        self.q.zeroize();
+        self.dp.zeroize();
+        self.dq.zeroize();
+        self.qi.zeroize();
+    }
+}
+
 /// A private key that signs JWS: RSA (RS*/PS*), EC P-256/P-384 (ES256/ES384) or Ed25519.
 pub struct SigningKey {
     inner: Inner,
@@ -436,6 +497,129 @@ impl SigningKey {
             .find_map(|alg| EcdsaKeyPair::from_pkcs8(ecdsa_signing(alg), pkcs8).ok())
             .ok_or(KeyError::Malformed("PKCS#8"))
             .and_then(|pair| Self::from_inner(Inner::Ec(pair)))
+    }
+
+    /// Reads a private JWK: RSA (`n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`; at least
+    /// 2048 bits), EC P-256/P-384 (`x`, `y`, `d`) or Ed25519 (`x`, `d`). The private
+    /// and public members must belong together.
+    pub fn from_jwk(jwk: &PrivateJwk) -> Result<Self, KeyError> {
+        let public = PublicKey::from_jwk(&jwk.public_jwk())?;
+        let private = |value: &Option<String>, what: &'static str| {
+            value
+                .as_deref()
+                .and_then(b64::decode)
+                .map(Zeroizing::new)
+                .ok_or(KeyError::Malformed(what))
+        };
+        if jwk.jwk.d.is_none() {
+            return Err(KeyError::PublicJwk);
+        }
+        let inner = match &public.material {
+            Material::Rsa { n, e } => {
+                if [&jwk.p, &jwk.q, &jwk.dp, &jwk.dq, &jwk.qi]
+                    .iter()
+                    .any(|member| member.is_none())
+                {
+                    return Err(KeyError::Unsupported(
+                        "RSA private JWK without its CRT parameters (p, q, dp, dq, qi)".into(),
+                    ));
+                }
+                let bad = "RSA private JWK";
+                let der = rsa_private_key_der(&[
+                    n,
+                    e,
+                    &private(&jwk.jwk.d, bad)?,
+                    &private(&jwk.p, bad)?,
+                    &private(&jwk.q, bad)?,
+                    &private(&jwk.dp, bad)?,
+                    &private(&jwk.dq, bad)?,
+                    &private(&jwk.qi, bad)?,
+                ]);
+                Inner::Rsa(RsaKeyPair::from_der(&der).map_err(|_| KeyError::Malformed(bad))?)
+            }
+            Material::Ec { key_type, x, y } => {
+                let bad = "EC private JWK";
+                let scalar = private(&jwk.jwk.d, bad)?;
+                let size = ec_coordinate_len(*key_type);
+                if scalar.len() > size {
+                    return Err(KeyError::Malformed(bad));
+                }
+                let mut padded = Zeroizing::new(Vec::with_capacity(size));
+                padded.resize(size - scalar.len(), 0);
+                padded.extend_from_slice(&scalar);
+                let point = [&[4u8][..], x, y].concat();
+                let alg = if *key_type == KeyType::EcP384 {
+                    JwsAlgorithm::Es384
+                } else {
+                    JwsAlgorithm::Es256
+                };
+                Inner::Ec(
+                    EcdsaKeyPair::from_private_key_and_public_key(
+                        ecdsa_signing(alg),
+                        &padded,
+                        &point,
+                    )
+                    .map_err(|_| KeyError::Malformed(bad))?,
+                )
+            }
+            Material::Ed25519 { x } => {
+                let bad = "Ed25519 private JWK";
+                let seed = private(&jwk.jwk.d, bad)?;
+                Inner::Ed25519(
+                    Ed25519KeyPair::from_seed_and_public_key(&seed, x)
+                        .map_err(|_| KeyError::Malformed(bad))?,
+                )
+            }
+        };
+        let key = Self::from_inner(inner)?;
+        if key.public != public {
+            return Err(KeyError::Malformed("private JWK"));
+        }
+        Ok(key)
+    }
+
+    /// The private key as a JWK, with `kid` and `alg` when given. Keep it secret.
+    pub fn to_private_jwk(
+        &self,
+        kid: Option<&str>,
+        alg: Option<JwsAlgorithm>,
+    ) -> Result<PrivateJwk, KeyError> {
+        let mut private = PrivateJwk {
+            jwk: self.public.to_jwk(kid, alg),
+            p: None,
+            q: None,
+            dp: None,
+            dq: None,
+            qi: None,
+        };
+        match &self.inner {
+            Inner::Rsa(_) => {
+                let pkcs8 = self.to_pkcs8_der()?;
+                let [d, p, q, dp, dq, qi] =
+                    rsa_private_components(&pkcs8).ok_or(KeyError::Crypto)?;
+                private.jwk.d = Some(b64::encode(d));
+                private.p = Some(b64::encode(p));
+                private.q = Some(b64::encode(q));
+                private.dp = Some(b64::encode(dp));
+                private.dq = Some(b64::encode(dq));
+                private.qi = Some(b64::encode(qi));
+            }
+            Inner::Ec(pair) => {
+                let scalar = pair
+                    .private_key()
+                    .as_be_bytes()
+                    .map_err(|_| KeyError::Crypto)?;
+                private.jwk.d = Some(b64::encode(scalar.as_ref()));
+            }
+            Inner::Ed25519(pair) => {
+                let seed = pair
+                    .seed()
+                    .and_then(|seed| seed.as_be_bytes())
+                    .map_err(|_| KeyError::Crypto)?;
+                private.jwk.d = Some(b64::encode(seed.as_ref()));
+            }
+        }
+        Ok(private)
     }
 
     fn from_inner(inner: Inner) -> Result<Self, KeyError> {
@@ -630,6 +814,39 @@ fn left_pad(bytes: Vec<u8>, size: usize) -> Result<Vec<u8>, KeyError> {
     Ok(out)
 }
 
+const OCTET_STRING: u8 = 0x04;
+
+/// A DER PKCS#1 RSAPrivateKey (RFC 8017 appendix A.1.2) from its eight numbers
+/// `n, e, d, p, q, dp, dq, qi`, built in a buffer that is zeroized when dropped.
+fn rsa_private_key_der(numbers: &[&[u8]; 8]) -> Zeroizing<Vec<u8>> {
+    let capacity = 3 + numbers.iter().map(|n| n.len() + 6).sum::<usize>();
+    let mut body = Zeroizing::new(Vec::with_capacity(capacity));
+    body.extend_from_slice(&der::write(der::INTEGER, &[0]));
+    for number in numbers {
+        body.extend_from_slice(&Zeroizing::new(der::write_positive_integer(number)));
+    }
+    Zeroizing::new(der::write(der::SEQUENCE, &body))
+}
+
+/// The private numbers `d, p, q, dp, dq, qi` of a DER PKCS#8 RSA private key.
+fn rsa_private_components(pkcs8: &[u8]) -> Option<[Zeroizing<Vec<u8>>; 6]> {
+    let mut outer = der::Reader::new(pkcs8);
+    let mut info = der::Reader::new(outer.expect(der::SEQUENCE)?);
+    info.expect(der::INTEGER)?;
+    info.expect(der::SEQUENCE)?;
+    let mut key = der::Reader::new(info.expect(OCTET_STRING)?);
+    let mut numbers = der::Reader::new(key.expect(der::SEQUENCE)?);
+    numbers.expect(der::INTEGER)?;
+    numbers.positive_integer()?;
+    numbers.positive_integer()?;
+    let mut next = || {
+        numbers
+            .positive_integer()
+            .map(|n| Zeroizing::new(n.to_vec()))
+    };
+    Some([next()?, next()?, next()?, next()?, next()?, next()?])
+}
+
 /// Decodes the first PEM block of `text`, returning its label and DER bytes.
 pub fn pem_decode(text: &str) -> Result<(String, Vec<u8>), KeyError> {
     let begin = text.find("-----BEGIN ").ok_or(KeyError::UnknownFormat)?;
@@ -708,6 +925,108 @@ mod tests {
         assert_eq!(
             key.thumbprint(),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    fn private_jwk_of(key: &SigningKey) -> PrivateJwk {
+        key.to_private_jwk(Some("k1"), None)
+            .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn private_jwk_round_trips_for_every_key_type() {
+        for alg in [
+            JwsAlgorithm::Rs256,
+            JwsAlgorithm::Es256,
+            JwsAlgorithm::Es384,
+            JwsAlgorithm::EdDsa,
+        ] {
+            let key = SigningKey::generate(alg, 2048).unwrap_or_else(|e| unreachable!("{e}"));
+            let text = serde_json::to_string(&private_jwk_of(&key)).unwrap_or_default();
+            let parsed: PrivateJwk =
+                serde_json::from_str(&text).unwrap_or_else(|e| unreachable!("{e}"));
+            assert_eq!(parsed.jwk.kid.as_deref(), Some("k1"));
+            let again = SigningKey::from_jwk(&parsed).unwrap_or_else(|e| unreachable!("{e}"));
+            assert_eq!(again.public_key(), key.public_key(), "{alg}");
+            let signature = again.sign(alg, b"m").unwrap_or_default();
+            assert!(key.public_key().verify(alg, b"m", &signature), "{alg}");
+            // The public half is a registrable public JWK.
+            let public = PublicKey::from_jwk(&parsed.public_jwk());
+            assert_eq!(public.ok().as_ref(), Some(key.public_key()));
+        }
+    }
+
+    #[test]
+    fn private_jwk_debug_shows_no_key_material() {
+        let key =
+            SigningKey::generate(JwsAlgorithm::EdDsa, 0).unwrap_or_else(|e| unreachable!("{e}"));
+        let jwk = private_jwk_of(&key);
+        let d = jwk.jwk.d.clone().unwrap_or_default();
+        assert!(!format!("{jwk:?}").contains(&d));
+    }
+
+    #[test]
+    fn private_jwk_refuses_public_mismatched_and_incomplete_keys() {
+        let ed =
+            SigningKey::generate(JwsAlgorithm::EdDsa, 0).unwrap_or_else(|e| unreachable!("{e}"));
+        let other =
+            SigningKey::generate(JwsAlgorithm::EdDsa, 0).unwrap_or_else(|e| unreachable!("{e}"));
+        let public_only = PrivateJwk {
+            jwk: ed.public_key().to_jwk(None, None),
+            p: None,
+            q: None,
+            dp: None,
+            dq: None,
+            qi: None,
+        };
+        assert_eq!(
+            SigningKey::from_jwk(&public_only).err(),
+            Some(KeyError::PublicJwk)
+        );
+
+        // Another key's private part with this key's public part.
+        let mut mixed = private_jwk_of(&ed);
+        mixed.jwk.d = private_jwk_of(&other).jwk.d.clone();
+        assert!(matches!(
+            SigningKey::from_jwk(&mixed),
+            Err(KeyError::Malformed(_))
+        ));
+
+        let ec =
+            SigningKey::generate(JwsAlgorithm::Es256, 0).unwrap_or_else(|e| unreachable!("{e}"));
+        let ec_other =
+            SigningKey::generate(JwsAlgorithm::Es256, 0).unwrap_or_else(|e| unreachable!("{e}"));
+        let mut mixed = private_jwk_of(&ec);
+        mixed.jwk.d = private_jwk_of(&ec_other).jwk.d.clone();
+        assert!(matches!(
+            SigningKey::from_jwk(&mixed),
+            Err(KeyError::Malformed(_))
+        ));
+
+        let rsa =
+            SigningKey::generate(JwsAlgorithm::Rs256, 2048).unwrap_or_else(|e| unreachable!("{e}"));
+        let mut no_crt = private_jwk_of(&rsa);
+        no_crt.p = None;
+        assert!(matches!(
+            SigningKey::from_jwk(&no_crt),
+            Err(KeyError::Unsupported(_))
+        ));
+        let mut wrong_d = private_jwk_of(&rsa);
+        wrong_d.jwk.d = Some(b64::encode([7u8; 256]));
+        assert!(matches!(
+            SigningKey::from_jwk(&wrong_d),
+            Err(KeyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn private_jwk_refuses_small_rsa() {
+        // A tiny modulus is refused by size, before any private number is read.
+        let small = r#"{"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB","p":"AQ","q":"AQ","dp":"AQ","dq":"AQ","qi":"AQ"}"#;
+        let jwk: PrivateJwk = serde_json::from_str(small).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            SigningKey::from_jwk(&jwk).err(),
+            Some(KeyError::RsaTooSmall(17))
         );
     }
 

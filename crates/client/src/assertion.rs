@@ -1,0 +1,383 @@
+//! The JWT bearer assertion (RFC 7523 section 3): its claims, built the way DocuSign's
+//! SDKs build them (`scope` a space-separated claim, `aud` a string when there is one),
+//! and signed with the integration's key.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jwtgrant_core::JwsAlgorithm;
+use jwtgrant_core::jws::sign_compact;
+use jwtgrant_core::keys::KeyError;
+use serde_json::{Map, Value};
+
+use crate::keys::PrivateKey;
+
+/// The default assertion lifetime: one hour, the most DocuSign, Google and jwtgrant
+/// accept by default.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The longest lifetime the builder signs: servers refuse longer-lived assertions
+/// (jwtgrant's `max_assertion_lifetime`, DocuSign's and Google's one hour).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Claims the builder sets itself; [`AssertionBuilder::claim`] may not set them.
+const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "iat", "exp", "jti", "scope"];
+
+/// Why an assertion could not be built or signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssertionError {
+    /// No `iss`: the integration key (DocuSign) or client id is required.
+    #[error("the assertion needs an issuer ('iss'): the integration key")]
+    MissingIssuer,
+    /// No `aud`.
+    #[error("the assertion needs an audience ('aud'): the server's OAuth host or token endpoint")]
+    MissingAudience,
+    /// An extra claim that would replace one the builder owns.
+    #[error("claim '{0}' is set by the builder's own method, not as an extra claim")]
+    ReservedClaim(String),
+    /// The algorithm does not suit the key.
+    #[error("algorithm {alg} cannot sign with this {key_type} key")]
+    AlgorithmMismatch {
+        /// The algorithm asked for.
+        alg: JwsAlgorithm,
+        /// The key's type.
+        key_type: jwtgrant_core::KeyType,
+    },
+    /// Signing failed in the crypto library.
+    #[error("signing the assertion failed: {0}")]
+    Signing(KeyError),
+}
+
+/// Builds and signs assertions. Reusable: each [`sign`](Self::sign) makes a new
+/// assertion with fresh `iat`, `exp` and `jti`.
+///
+/// ```
+/// # use jwtgrant_client::{AssertionBuilder, PrivateKey};
+/// # use jwtgrant_core::{JwsAlgorithm, SigningKey};
+/// let key = PrivateKey::new(SigningKey::generate(JwsAlgorithm::Rs256, 2048)?);
+/// let assertion = AssertionBuilder::new("my-integration-key")
+///     .subject("the-user-id")
+///     .audience("account-d.docusign.com")
+///     .scopes(["signature", "impersonation"])
+///     .sign(&key)?;
+/// assert_eq!(assertion.split('.').count(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssertionBuilder {
+    issuer: String,
+    subject: Option<String>,
+    audiences: Vec<String>,
+    scopes: Vec<String>,
+    lifetime: Duration,
+    jti: bool,
+    kid: Option<String>,
+    algorithm: Option<JwsAlgorithm>,
+    typ: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl AssertionBuilder {
+    /// A builder for assertions issued by `issuer` (the integration key, or client id).
+    pub fn new(issuer: impl Into<String>) -> Self {
+        AssertionBuilder {
+            issuer: issuer.into(),
+            subject: None,
+            audiences: Vec::new(),
+            scopes: Vec::new(),
+            lifetime: DEFAULT_LIFETIME,
+            jti: true,
+            kid: None,
+            algorithm: None,
+            typ: Some("JWT".to_owned()),
+            extra: Map::new(),
+        }
+    }
+
+    /// The issuer (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Replaces the issuer (`iss`).
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// The user to act as (`sub`); without one the assertion asks for an
+    /// application token.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Removes the subject: an application token.
+    pub fn no_subject(mut self) -> Self {
+        self.subject = None;
+        self
+    }
+
+    /// Adds an audience (`aud`). One audience is sent as a string, several as an array.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Replaces the audiences.
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether an audience has been set.
+    pub fn has_audience(&self) -> bool {
+        !self.audiences.is_empty()
+    }
+
+    /// Adds a scope to the `scope` claim.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// Replaces the scopes; each item may itself hold several space-separated scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long the assertion is valid (`exp - iat`): default one hour, at most
+    /// [`MAX_LIFETIME`], at least one second.
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime.clamp(Duration::from_secs(1), MAX_LIFETIME);
+        self
+    }
+
+    /// Whether to send a fresh `jti` (a UUID) in each assertion; on by default.
+    /// Servers use it to refuse a replayed assertion.
+    pub fn jti(mut self, enabled: bool) -> Self {
+        self.jti = enabled;
+        self
+    }
+
+    /// The `kid` header; by default the key's own [`kid`](PrivateKey::kid), if any.
+    /// DocuSign's assertions carry none: the server then tries each key.
+    pub fn kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The signature algorithm; by default the key's
+    /// [`default_algorithm`](PrivateKey::default_algorithm).
+    pub fn algorithm(mut self, alg: JwsAlgorithm) -> Self {
+        self.algorithm = Some(alg);
+        self
+    }
+
+    /// The `typ` header (`JWT` by default); `None` leaves it out.
+    pub fn typ(mut self, typ: Option<&str>) -> Self {
+        self.typ = typ.map(str::to_owned);
+        self
+    }
+
+    /// Adds a claim of the server's own (e.g. Salesforce's or a custom one). The
+    /// claims the builder owns (`iss`, `sub`, `aud`, `iat`, `exp`, `jti`, `scope`)
+    /// are refused when signing.
+    pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.extra.insert(name.into(), value.into());
+        self
+    }
+
+    /// The claims an assertion signed at `now` (Unix seconds) carries.
+    pub fn claims(&self, now: i64) -> Result<Map<String, Value>, AssertionError> {
+        if self.issuer.is_empty() {
+            return Err(AssertionError::MissingIssuer);
+        }
+        if let Some(name) = self.extra.keys().find(|k| REGISTERED.contains(&k.as_str())) {
+            return Err(AssertionError::ReservedClaim(name.clone()));
+        }
+        let aud = match self.audiences.as_slice() {
+            [] => return Err(AssertionError::MissingAudience),
+            [one] => Value::String(one.clone()),
+            many => Value::from(many.to_vec()),
+        };
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        if let Some(subject) = &self.subject {
+            claims.insert("sub".into(), subject.clone().into());
+        }
+        claims.insert("aud".into(), aud);
+        claims.insert("iat".into(), now.into());
+        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
+        claims.insert("exp".into(), now.saturating_add(lifetime).into());
+        let scope = self.scope_string();
+        if !scope.is_empty() {
+            claims.insert("scope".into(), scope.into());
+        }
+        if self.jti {
+            claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
+        }
+        claims.extend(self.extra.clone());
+        Ok(claims)
+    }
+
+    /// The scopes as the `scope` claim spells them: space separated, no duplicates.
+    pub fn scope_string(&self) -> String {
+        let mut seen: Vec<&str> = Vec::new();
+        for scope in self.scopes.iter().flat_map(|s| s.split_whitespace()) {
+            if !seen.contains(&scope) {
+                seen.push(scope);
+            }
+        }
+        seen.join(" ")
+    }
+
+    /// Signs a new assertion with `key`, valid from now.
+    pub fn sign(&self, key: &PrivateKey) -> Result<String, AssertionError> {
+        self.sign_at(key, unix_now())
+    }
+
+    /// Signs a new assertion with `key` as if it were `now` (Unix seconds).
+    pub fn sign_at(&self, key: &PrivateKey, now: i64) -> Result<String, AssertionError> {
+        let claims = self.claims(now)?;
+        let alg = self.algorithm.unwrap_or_else(|| key.default_algorithm());
+        if !alg.key_type_allowed(key.key_type()) {
+            return Err(AssertionError::AlgorithmMismatch {
+                alg,
+                key_type: key.key_type(),
+            });
+        }
+        let kid = self.kid.as_deref().or(key.kid());
+        sign_compact(key.signing_key(), alg, self.typ.as_deref(), kid, &claims)
+            .map_err(AssertionError::Signing)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jwtgrant_core::SigningKey;
+    use jwtgrant_core::jws::CompactJws;
+
+    fn key(alg: JwsAlgorithm) -> PrivateKey {
+        PrivateKey::new(SigningKey::generate(alg, 2048).unwrap())
+    }
+
+    fn decode(token: &str) -> (jwtgrant_core::jws::JoseHeader, Map<String, Value>) {
+        let jws = CompactJws::parse(token).unwrap();
+        (jws.header().clone(), jws.payload().clone())
+    }
+
+    #[test]
+    fn docusign_shape() {
+        let key = key(JwsAlgorithm::Rs256);
+        let token = AssertionBuilder::new("ik")
+            .subject("user")
+            .audience("account-d.docusign.com")
+            .scopes(["signature impersonation"])
+            .sign_at(&key, 1_700_000_000)
+            .unwrap();
+        let (header, claims) = decode(&token);
+        assert_eq!(header.alg, JwsAlgorithm::Rs256);
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        assert_eq!(header.kid, None);
+        assert_eq!(claims["iss"], "ik");
+        assert_eq!(claims["sub"], "user");
+        assert_eq!(claims["aud"], "account-d.docusign.com");
+        assert_eq!(claims["iat"], 1_700_000_000);
+        assert_eq!(claims["exp"], 1_700_003_600);
+        assert_eq!(claims["scope"], "signature impersonation");
+        assert!(claims["jti"].as_str().is_some_and(|j| j.len() == 36));
+    }
+
+    #[test]
+    fn several_audiences_no_subject_no_jti_and_extras() {
+        let key = key(JwsAlgorithm::Es256).with_kid("k1");
+        let token = AssertionBuilder::new("ik")
+            .audiences(["a", "b"])
+            .jti(false)
+            .lifetime(Duration::from_secs(86_400))
+            .claim("tenant", "t1")
+            .sign_at(&key, 100)
+            .unwrap();
+        let (header, claims) = decode(&token);
+        assert_eq!(header.kid.as_deref(), Some("k1"));
+        assert_eq!(claims["aud"], serde_json::json!(["a", "b"]));
+        assert_eq!(claims["exp"], 3700, "lifetime capped at one hour");
+        assert_eq!(claims["tenant"], "t1");
+        for absent in ["sub", "jti", "scope"] {
+            assert!(!claims.contains_key(absent), "{absent}");
+        }
+    }
+
+    #[test]
+    fn every_algorithm_signs_with_a_suitable_key() {
+        for (alg, key_alg) in [
+            (JwsAlgorithm::Rs256, JwsAlgorithm::Rs256),
+            (JwsAlgorithm::Rs384, JwsAlgorithm::Rs256),
+            (JwsAlgorithm::Rs512, JwsAlgorithm::Rs256),
+            (JwsAlgorithm::Ps256, JwsAlgorithm::Rs256),
+            (JwsAlgorithm::Es256, JwsAlgorithm::Es256),
+            (JwsAlgorithm::Es384, JwsAlgorithm::Es384),
+            (JwsAlgorithm::EdDsa, JwsAlgorithm::EdDsa),
+        ] {
+            let key = key(key_alg);
+            let token = AssertionBuilder::new("ik")
+                .audience("a")
+                .algorithm(alg)
+                .sign(&key)
+                .unwrap();
+            let jws = CompactJws::parse(&token).unwrap();
+            assert_eq!(jws.header().alg, alg);
+            assert!(
+                key.public_key()
+                    .verify(alg, jws.signing_input(), jws.signature())
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_what_no_server_accepts() {
+        let key = key(JwsAlgorithm::EdDsa);
+        let base = AssertionBuilder::new("ik").audience("a");
+        assert_eq!(
+            AssertionBuilder::new("ik").sign(&key),
+            Err(AssertionError::MissingAudience)
+        );
+        assert_eq!(
+            AssertionBuilder::new("").audience("a").sign(&key),
+            Err(AssertionError::MissingIssuer)
+        );
+        assert_eq!(
+            base.clone().claim("exp", 1).sign(&key),
+            Err(AssertionError::ReservedClaim("exp".into()))
+        );
+        assert!(matches!(
+            base.algorithm(JwsAlgorithm::Rs256).sign(&key),
+            Err(AssertionError::AlgorithmMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn scopes_are_deduplicated_and_split() {
+        let builder = AssertionBuilder::new("ik").scopes(["signature impersonation", "signature"]);
+        assert_eq!(builder.scope_string(), "signature impersonation");
+    }
+}

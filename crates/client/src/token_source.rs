@@ -1,0 +1,782 @@
+//! A source of fresh access tokens: signs an assertion, trades it at the token
+//! endpoint (RFC 7523 section 2.1), caches the answer and trades again only near
+//! its expiry. Many callers at once cause one request; transient failures are
+//! retried with backoff; OAuth errors come back typed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jwtgrant_proto::{ErrorCode, JwtGrant, JwtGrantResponse, OAuthErrorResponse};
+use reqwest::header::{ACCEPT, HeaderValue};
+use tokio::sync::{Mutex, OnceCell};
+use tokio::time::Instant;
+
+use crate::assertion::{AssertionBuilder, AssertionError};
+use crate::discovery::{self, DiscoveryError};
+use crate::keys::PrivateKey;
+use crate::retry::{self, Classify, RetryPolicy, Verdict};
+
+/// The least margin before expiry at which a cached token is replaced: 5 minutes.
+pub const MIN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// An OAuth error answered by the token endpoint (RFC 6749 section 5.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OAuthError {
+    /// The HTTP status (400 or 401 for most errors, 429 or 503 when overloaded).
+    pub status: u16,
+    /// The error code, e.g. `invalid_grant` or `consent_required`.
+    pub error: String,
+    /// The server's explanation. jwtgrant and DocuSign start it with a short code
+    /// such as `user_not_found` or `issuer_not_found`.
+    pub error_description: Option<String>,
+    /// For `consent_required`: where to send the user to grant consent. Read from the
+    /// description (jwtgrant says `send the user to <URL>`), else the one the token
+    /// source was configured with (the DocuSign preset builds it).
+    pub consent_url: Option<String>,
+    /// The server's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl OAuthError {
+    fn new(
+        status: u16,
+        body: OAuthErrorResponse,
+        retry_after: Option<Duration>,
+        configured_consent_url: Option<&str>,
+    ) -> Self {
+        let consent_url = (body.error == ErrorCode::ConsentRequired.as_str())
+            .then(|| {
+                body.error_description
+                    .as_deref()
+                    .and_then(consent_url_in)
+                    .or(configured_consent_url.map(str::to_owned))
+            })
+            .flatten();
+        OAuthError {
+            status,
+            error: body.error,
+            error_description: body.error_description,
+            consent_url,
+            retry_after,
+        }
+    }
+
+    /// Whether the error code is `code`.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.error == code.as_str()
+    }
+
+    /// The short code that starts the description, DocuSign style
+    /// (`user_not_found`, `issuer_not_found`, `no_valid_keys_or_signatures`, ...).
+    pub fn short_code(&self) -> Option<&str> {
+        let description = self.error_description.as_deref()?;
+        let (code, _) = description.split_once(':')?;
+        (!code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .then_some(code)
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.error_description.as_deref() {
+            // jwtgrant repeats the code at the start of some descriptions.
+            Some(text) if text.starts_with(&format!("{}:", self.error)) => f.write_str(text),
+            Some(text) => write!(f, "{}: {text}", self.error),
+            None => f.write_str(&self.error),
+        }
+    }
+}
+
+/// The consent URL in a description such as jwtgrant's
+/// `...; send the user to https://host/oauth/auth?...`.
+fn consent_url_in(description: &str) -> Option<String> {
+    let (_, rest) = description.split_once("send the user to ")?;
+    let url = rest.split_whitespace().next()?;
+    let url = url.trim_end_matches(['.', ',', ';', ')']);
+    (url.starts_with("https://") || url.starts_with("http://")).then(|| url.to_owned())
+}
+
+/// Why no access token could be had.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenSourceError {
+    /// Neither a token endpoint nor a server to discover it from was given.
+    #[error(
+        "no token endpoint: set one with token_endpoint(), or a server URL to discover it with server()"
+    )]
+    MissingEndpoint,
+    /// The token endpoint is not an http(s) URL.
+    #[error("'{0}' is not an http(s) token endpoint URL")]
+    InvalidEndpoint(String),
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client: {0}")]
+    HttpClient(Arc<reqwest::Error>),
+    /// The server's metadata could not be had.
+    #[error(transparent)]
+    Discovery(DiscoveryError),
+    /// The assertion could not be built or signed.
+    #[error(transparent)]
+    Assertion(AssertionError),
+    /// The request failed before an answer came (connection, TLS, timeout).
+    #[error("token request to {url} failed: {source}")]
+    Transport {
+        /// The token endpoint.
+        url: String,
+        /// What failed.
+        source: Arc<reqwest::Error>,
+    },
+    /// The server refused with an OAuth error.
+    #[error("{0}")]
+    OAuth(OAuthError),
+    /// The server answered an error status without an OAuth error body.
+    #[error("the token endpoint answered HTTP {status} without an OAuth error body")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// A success status whose body is not a bearer token response.
+    #[error("the token endpoint's answer is not a bearer token response: {0}")]
+    InvalidResponse(String),
+    /// Transient failures lasted past the deadline; `last` is the final one.
+    #[error("gave up after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<TokenSourceError>,
+    },
+}
+
+impl TokenSourceError {
+    /// The OAuth error, also when it ended a series of retries.
+    pub fn oauth(&self) -> Option<&OAuthError> {
+        match self {
+            TokenSourceError::OAuth(error) => Some(error),
+            TokenSourceError::RetriesExhausted { last, .. } => last.oauth(),
+            _ => None,
+        }
+    }
+
+    /// For `consent_required`, the URL to send the user to.
+    pub fn consent_url(&self) -> Option<&str> {
+        self.oauth()?.consent_url.as_deref()
+    }
+}
+
+impl Classify for TokenSourceError {
+    fn verdict(&self) -> Verdict {
+        let transient_status = |status: u16| status >= 500 || status == 429 || status == 408;
+        match self {
+            TokenSourceError::Transport { source, .. } if !source.is_builder() => {
+                Verdict::Transient { retry_after: None }
+            }
+            TokenSourceError::OAuth(error) if transient_status(error.status) => {
+                Verdict::Transient {
+                    retry_after: error.retry_after,
+                }
+            }
+            TokenSourceError::Status {
+                status,
+                retry_after,
+            } if transient_status(*status) => Verdict::Transient {
+                retry_after: *retry_after,
+            },
+            TokenSourceError::Discovery(error) if error.is_transient() => {
+                Verdict::Transient { retry_after: None }
+            }
+            _ => Verdict::Permanent,
+        }
+    }
+}
+
+/// An access token with what the server said about it.
+#[derive(Clone)]
+pub struct AccessToken {
+    token: String,
+    token_type: String,
+    scope: Option<String>,
+    lifetime: Duration,
+    /// When the request that got it was sent: its lifetime counts from there.
+    requested_at: Instant,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("scope", &self.scope)
+            .field("expires_in", &self.expires_in())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessToken {
+    /// The token, for an `Authorization: Bearer` header.
+    pub fn as_str(&self) -> &str {
+        &self.token
+    }
+
+    /// The granted scopes, space separated, when the server said.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The lifetime the server gave (`expires_in`).
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// The token as a token response, `expires_in` counting from now (for printing
+    /// it as the server would have sent it).
+    pub fn to_response(&self) -> JwtGrantResponse {
+        JwtGrantResponse {
+            access_token: self.token.clone(),
+            token_type: self.token_type.clone(),
+            expires_in: self.expires_in().as_secs(),
+            scope: self.scope.clone(),
+            refresh_token: None,
+        }
+    }
+
+    /// Time left before it expires (zero once expired).
+    pub fn expires_in(&self) -> Duration {
+        (self.requested_at + self.lifetime).saturating_duration_since(Instant::now())
+    }
+
+    fn refresh_at(&self, margin: Option<Duration>) -> Instant {
+        let margin = margin
+            .unwrap_or_else(|| MIN_REFRESH_MARGIN.max(self.lifetime / 10))
+            .min(self.lifetime / 2);
+        self.requested_at + self.lifetime - margin
+    }
+}
+
+/// Where the token endpoint is.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    Token(String),
+    Discover(String),
+}
+
+/// Configures a [`TokenSource`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TokenSourceBuilder {
+    assertion: AssertionBuilder,
+    key: PrivateKey,
+    endpoint: Option<Endpoint>,
+    http: Option<reqwest::Client>,
+    refresh_margin: Option<Duration>,
+    retry: RetryPolicy,
+    consent_url: Option<String>,
+}
+
+impl TokenSourceBuilder {
+    /// A token source for the integration `integration_key` (the assertion's `iss`)
+    /// signing with `key`.
+    pub fn new(integration_key: impl Into<String>, key: PrivateKey) -> Self {
+        Self::from_assertion(AssertionBuilder::new(integration_key), key)
+    }
+
+    /// A token source whose assertions start from `assertion` (issuer, subject,
+    /// audiences, scopes, lifetime, `kid`, algorithm, extra claims).
+    pub fn from_assertion(assertion: AssertionBuilder, key: PrivateKey) -> Self {
+        TokenSourceBuilder {
+            assertion,
+            key,
+            endpoint: None,
+            http: None,
+            refresh_margin: None,
+            retry: RetryPolicy::default(),
+            consent_url: None,
+        }
+    }
+
+    /// The token endpoint, e.g. `https://account-d.docusign.com/oauth/token`. Unless
+    /// an audience is set, assertions name this URL in `aud`.
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(Endpoint::Token(url.into()));
+        self
+    }
+
+    /// The server's issuer URL, e.g. `https://auth.example.com`: the token endpoint
+    /// is read from its RFC 8414 metadata on first use. Unless an audience is set,
+    /// assertions name the token endpoint in `aud`.
+    pub fn server(mut self, issuer: impl Into<String>) -> Self {
+        self.endpoint = Some(Endpoint::Discover(issuer.into()));
+        self
+    }
+
+    /// The user to act as (`sub`); without one, an application token is asked for.
+    pub fn subject(mut self, user_id: impl Into<String>) -> Self {
+        self.assertion = self.assertion.subject(user_id);
+        self
+    }
+
+    /// The scopes to ask for (the assertion's `scope` claim).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.assertion = self.assertion.scopes(scopes);
+        self
+    }
+
+    /// The assertion's audience, replacing any set before (DocuSign: the bare OAuth
+    /// host such as `account-d.docusign.com`).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.assertion = self.assertion.audiences([audience.into()]);
+        self
+    }
+
+    /// Adjusts the assertion template, e.g. `|a| a.algorithm(JwsAlgorithm::Ps256)`.
+    pub fn assertion(mut self, adjust: impl FnOnce(AssertionBuilder) -> AssertionBuilder) -> Self {
+        self.assertion = adjust(self.assertion);
+        self
+    }
+
+    /// How long before expiry a cached token is replaced. Default: the larger of
+    /// 5 minutes and 10 % of the token's lifetime. Either way at most half the
+    /// lifetime, so a short-lived token is still used for half its life.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = Some(margin);
+        self
+    }
+
+    /// How transient failures are retried.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How long one `access_token()` call may retry before failing (default 30 s).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.retry.deadline = deadline;
+        self
+    }
+
+    /// The HTTP client to use (proxies, TLS roots, user agent); by default one that
+    /// follows no redirects.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// The consent URL to report with `consent_required` when the server's error
+    /// does not name one (DocuSign's does not; its preset sets this).
+    pub fn consent_url(mut self, url: impl Into<String>) -> Self {
+        self.consent_url = Some(url.into());
+        self
+    }
+
+    /// Builds the token source. No request is made until a token is asked for.
+    pub fn build(self) -> Result<TokenSource, TokenSourceError> {
+        let endpoint = self.endpoint.ok_or(TokenSourceError::MissingEndpoint)?;
+        let resolved = OnceCell::new();
+        match &endpoint {
+            Endpoint::Token(url) => {
+                let parsed = reqwest::Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| TokenSourceError::InvalidEndpoint(url.clone()))?;
+                let _ = resolved.set(parsed.to_string());
+            }
+            Endpoint::Discover(issuer) => {
+                discovery::metadata_url(issuer).map_err(TokenSourceError::Discovery)?;
+            }
+        }
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| TokenSourceError::HttpClient(Arc::new(e)))?,
+        };
+        Ok(TokenSource {
+            inner: Arc::new(Inner {
+                assertion: self.assertion,
+                key: self.key,
+                endpoint,
+                token_endpoint: resolved,
+                http,
+                refresh_margin: self.refresh_margin,
+                retry: self.retry,
+                consent_url: self.consent_url,
+                cache: Mutex::new(Cache::default()),
+                fetches: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// Hands out fresh access tokens; clones share one cache.
+///
+/// ```no_run
+/// # async fn run(key: jwtgrant_client::PrivateKey) -> Result<(), jwtgrant_client::TokenSourceError> {
+/// let tokens = jwtgrant_client::TokenSource::builder("integration-key", key)
+///     .token_endpoint("https://account-d.docusign.com/oauth/token")
+///     .audience("account-d.docusign.com")
+///     .subject("user-id")
+///     .scopes(["signature", "impersonation"])
+///     .build()?;
+/// let token = tokens.access_token().await?; // a request
+/// let again = tokens.access_token().await?; // from the cache
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    assertion: AssertionBuilder,
+    key: PrivateKey,
+    endpoint: Endpoint,
+    /// The token endpoint URL, set at build or once discovered.
+    token_endpoint: OnceCell<String>,
+    http: reqwest::Client,
+    refresh_margin: Option<Duration>,
+    retry: RetryPolicy,
+    consent_url: Option<String>,
+    /// The cached token, and the outcome of the last fetch for callers who waited
+    /// on it. Held across a fetch: that is what makes it single flight.
+    cache: Mutex<Cache>,
+    /// Fetches completed (success or failure), so a waiter can tell one ended.
+    fetches: AtomicU64,
+}
+
+#[derive(Default)]
+struct Cache {
+    token: Option<AccessToken>,
+    last_error: Option<TokenSourceError>,
+    /// After a refresh failed for good while the token was still valid: the token
+    /// is handed out until then without another attempt.
+    hold_until: Option<Instant>,
+}
+
+impl Cache {
+    /// The cached token when it may be handed out without a fetch.
+    fn usable(&self, margin: Option<Duration>) -> Option<&AccessToken> {
+        let token = self.token.as_ref()?;
+        let now = Instant::now();
+        let fresh = now < token.refresh_at(margin);
+        let held =
+            self.hold_until.is_some_and(|until| now < until) && token.expires_in() > Duration::ZERO;
+        (fresh || held).then_some(token)
+    }
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("issuer", &self.inner.assertion.issuer())
+            .field("endpoint", &self.inner.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSource {
+    /// Starts configuring a token source for `integration_key` signing with `key`.
+    pub fn builder(integration_key: impl Into<String>, key: PrivateKey) -> TokenSourceBuilder {
+        TokenSourceBuilder::new(integration_key, key)
+    }
+
+    /// A valid access token: the cached one unless it is within the refresh margin of
+    /// its expiry, else a new one. While one caller fetches, the others wait for
+    /// its result rather than sending requests of their own.
+    ///
+    /// When the server cannot be reached until the retry deadline while the cached
+    /// token is still valid, that token is returned (and kept, without new attempts,
+    /// for one more deadline's length) rather than an error: an outage shorter than
+    /// the refresh margin goes unnoticed. OAuth errors are always returned.
+    pub async fn access_token(&self) -> Result<String, TokenSourceError> {
+        self.token().await.map(|token| token.token)
+    }
+
+    /// Like [`access_token`](Self::access_token), with the token's scope and expiry.
+    pub async fn token(&self) -> Result<AccessToken, TokenSourceError> {
+        let seen = self.inner.fetches.load(Ordering::Acquire);
+        let mut cache = self.inner.cache.lock().await;
+        if let Some(token) = cache.usable(self.inner.refresh_margin) {
+            return Ok(token.clone());
+        }
+        // A fetch ended while this caller waited and failed: share its error rather
+        // than send another request at once.
+        if self.inner.fetches.load(Ordering::Acquire) != seen
+            && let Some(error) = &cache.last_error
+        {
+            return Err(error.clone());
+        }
+        let result = self.fetch().await;
+        self.inner.fetches.fetch_add(1, Ordering::AcqRel);
+        match result {
+            Ok(token) => {
+                cache.token = Some(token.clone());
+                cache.last_error = None;
+                cache.hold_until = None;
+                Ok(token)
+            }
+            Err(error) => {
+                cache.last_error = Some(error.clone());
+                if let TokenSourceError::RetriesExhausted { .. } = error
+                    && let Some(token) = cache.token.clone()
+                    && token.expires_in() > Duration::ZERO
+                {
+                    tracing::warn!(%error, expires_in = ?token.expires_in(), "cannot refresh the access token; using the current one");
+                    let hold = self.inner.retry.deadline.max(Duration::from_secs(1));
+                    cache.hold_until = Some(Instant::now() + hold);
+                    return Ok(token);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Forgets the cached token, e.g. after an API refused it with 401; the next
+    /// call fetches a new one.
+    pub async fn invalidate(&self) {
+        let mut cache = self.inner.cache.lock().await;
+        *cache = Cache::default();
+    }
+
+    /// The token endpoint, once known (at once when set, after the first fetch when
+    /// discovered).
+    pub fn token_endpoint(&self) -> Option<&str> {
+        self.inner.token_endpoint.get().map(String::as_str)
+    }
+
+    /// Adds `Authorization: Bearer <token>` to `request`.
+    pub async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, TokenSourceError> {
+        Ok(request.bearer_auth(self.access_token().await?))
+    }
+
+    async fn fetch(&self) -> Result<AccessToken, TokenSourceError> {
+        retry::run(&self.inner.retry, |timeout| self.attempt(timeout))
+            .await
+            .map_err(|failed| {
+                if failed.transient {
+                    tracing::warn!(attempts = failed.attempts, error = %failed.error, "giving up on the token endpoint");
+                    TokenSourceError::RetriesExhausted {
+                        attempts: failed.attempts,
+                        last: Box::new(failed.error),
+                    }
+                } else {
+                    failed.error
+                }
+            })
+    }
+
+    async fn attempt(&self, timeout: Duration) -> Result<AccessToken, TokenSourceError> {
+        let inner = &self.inner;
+        let url = inner
+            .token_endpoint
+            .get_or_try_init(|| async {
+                match &inner.endpoint {
+                    Endpoint::Token(url) => Ok(url.clone()),
+                    Endpoint::Discover(issuer) => discovery::discover(&inner.http, issuer)
+                        .await
+                        .map(|metadata| metadata.token_endpoint)
+                        .map_err(TokenSourceError::Discovery),
+                }
+            })
+            .await?;
+        let mut assertion = inner.assertion.clone();
+        if !assertion.has_audience() {
+            assertion = assertion.audience(url.as_str());
+        }
+        let assertion = assertion
+            .sign(&inner.key)
+            .map_err(TokenSourceError::Assertion)?;
+        let transport = |e: reqwest::Error| TokenSourceError::Transport {
+            url: url.clone(),
+            source: Arc::new(e),
+        };
+        let requested_at = Instant::now();
+        let response = inner
+            .http
+            .post(url.as_str())
+            .timeout(timeout)
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .form(&JwtGrant::new(assertion))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let retry_after = retry::retry_after(response.headers());
+        let body = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            let grant: JwtGrantResponse = serde_json::from_slice(&body)
+                .map_err(|e| TokenSourceError::InvalidResponse(e.to_string()))?;
+            if !grant.token_type.eq_ignore_ascii_case("bearer") {
+                return Err(TokenSourceError::InvalidResponse(format!(
+                    "token_type is '{}', not Bearer",
+                    grant.token_type.chars().take(32).collect::<String>()
+                )));
+            }
+            tracing::debug!(expires_in = grant.expires_in, "obtained an access token");
+            return Ok(AccessToken {
+                token: grant.access_token,
+                token_type: grant.token_type,
+                scope: grant.scope,
+                lifetime: Duration::from_secs(grant.expires_in),
+                requested_at,
+            });
+        }
+        match serde_json::from_slice::<OAuthErrorResponse>(&body) {
+            Ok(error) => Err(TokenSourceError::OAuth(OAuthError::new(
+                status.as_u16(),
+                error,
+                retry_after,
+                inner.consent_url.as_deref(),
+            ))),
+            Err(_) => Err(TokenSourceError::Status {
+                status: status.as_u16(),
+                retry_after,
+            }),
+        }
+    }
+}
+
+/// Attaches a token source's `Authorization: Bearer` header to a request.
+///
+/// ```no_run
+/// # async fn run(tokens: &jwtgrant_client::TokenSource) -> Result<(), Box<dyn std::error::Error>> {
+/// use jwtgrant_client::BearerAuth as _;
+/// let response = reqwest::Client::new()
+///     .get("https://api.example.com/v2/me")
+///     .bearer_token_from(tokens)
+///     .await?
+///     .send()
+///     .await?;
+/// # drop(response); Ok(()) }
+/// ```
+pub trait BearerAuth: Sized {
+    /// The request with `Authorization: Bearer <token>` from `source`.
+    fn bearer_token_from(
+        self,
+        source: &TokenSource,
+    ) -> impl Future<Output = Result<Self, TokenSourceError>> + Send;
+}
+
+impl BearerAuth for reqwest::RequestBuilder {
+    async fn bearer_token_from(self, source: &TokenSource) -> Result<Self, TokenSourceError> {
+        source.authorize(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(lifetime: u64) -> AccessToken {
+        AccessToken {
+            token: "t".into(),
+            token_type: "Bearer".into(),
+            scope: None,
+            lifetime: Duration::from_secs(lifetime),
+            requested_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn refresh_margin_defaults_and_caps() {
+        let margin = |lifetime: u64, configured: Option<u64>| {
+            let t = token(lifetime);
+            (t.requested_at + t.lifetime) - t.refresh_at(configured.map(Duration::from_secs))
+        };
+        // One hour: 10 % (6 minutes) is more than 5 minutes.
+        assert_eq!(margin(3600, None), Duration::from_secs(360));
+        assert_eq!(margin(1200, None), Duration::from_secs(300));
+        assert_eq!(margin(36_000, None), Duration::from_secs(3600));
+        // Short-lived tokens are used for half their life.
+        assert_eq!(margin(60, None), Duration::from_secs(30));
+        assert_eq!(margin(3600, Some(30)), Duration::from_secs(30));
+        assert_eq!(margin(100, Some(90)), Duration::from_secs(50));
+    }
+
+    #[test]
+    fn reads_the_consent_url_from_jwtgrant_descriptions() {
+        let description = "consent_required: the user has not consented to this integration for scope 'signature impersonation'; send the user to http://127.0.0.1:8080/oauth/auth?response_type=code&scope=signature+impersonation&client_id=ik";
+        assert_eq!(
+            consent_url_in(description).as_deref(),
+            Some(
+                "http://127.0.0.1:8080/oauth/auth?response_type=code&scope=signature+impersonation&client_id=ik"
+            )
+        );
+        assert_eq!(consent_url_in("consent_required"), None);
+
+        let error = OAuthError::new(
+            400,
+            OAuthErrorResponse {
+                error: "consent_required".into(),
+                error_description: None,
+            },
+            None,
+            Some("https://account-d.docusign.com/oauth/auth?x"),
+        );
+        assert_eq!(
+            error.consent_url.as_deref(),
+            Some("https://account-d.docusign.com/oauth/auth?x")
+        );
+        assert_eq!(error.to_string(), "consent_required");
+    }
+
+    #[test]
+    fn display_and_short_codes() {
+        let error = OAuthError::new(
+            400,
+            OAuthErrorResponse {
+                error: "invalid_grant".into(),
+                error_description: Some("user_not_found: no active user has this id".into()),
+            },
+            None,
+            Some("ignored for other errors"),
+        );
+        assert_eq!(
+            error.to_string(),
+            "invalid_grant: user_not_found: no active user has this id"
+        );
+        assert_eq!(error.short_code(), Some("user_not_found"));
+        assert!(error.is(ErrorCode::InvalidGrant));
+        assert_eq!(error.consent_url, None);
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        let oauth = |status: u16| {
+            TokenSourceError::OAuth(OAuthError {
+                status,
+                error: "x".into(),
+                error_description: None,
+                consent_url: None,
+                retry_after: Some(Duration::from_secs(2)),
+            })
+        };
+        assert_eq!(oauth(400).verdict(), Verdict::Permanent);
+        assert_eq!(oauth(401).verdict(), Verdict::Permanent);
+        assert_eq!(
+            oauth(503).verdict(),
+            Verdict::Transient {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
+        assert!(matches!(oauth(429).verdict(), Verdict::Transient { .. }));
+        let status = |status| TokenSourceError::Status {
+            status,
+            retry_after: None,
+        };
+        assert!(matches!(status(502).verdict(), Verdict::Transient { .. }));
+        assert_eq!(status(404).verdict(), Verdict::Permanent);
+        assert_eq!(
+            TokenSourceError::InvalidResponse("x".into()).verdict(),
+            Verdict::Permanent
+        );
+    }
+}
