@@ -565,6 +565,19 @@ class Run:
         self.expect_refused("no sub from an integration not allowed application tokens", assertion,
                             codes=("invalid_grant", "unauthorized_client"))
 
+        c.begin(f"server alg {self.alg}: a token obtained through the Rust SDK (`jwtgrant token`) verifies in PyJWT")
+        ikey, _ = self.integrations["ec-p256"]
+        key_path = os.path.join(self.data_dir, "sdk-client.pem")
+        with open(key_path, "wb") as f:
+            f.write(ec_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+        os.chmod(key_path, 0o600)
+        out = subprocess.run([self.binary, "token", "--server", self.server.base, "--integration-key", ikey,
+                              "--user-id", self.user_id, "--key", key_path],
+                             capture_output=True, text=True, timeout=60)
+        if c.check("jwtgrant token (the SDK) exits 0", out.returncode == 0, out.stderr):
+            self.verify_access_token("SDK token", out.stdout.strip(), self.user_id, ikey, USER_SCOPE)
+
         c.begin(f"server alg {self.alg}: userinfo with a bad token")
         r = http("GET", self.server.base + "/oauth/userinfo", headers={"Authorization": "Bearer not.a.token"})
         c.check("userinfo refuses a garbage token with 401 and WWW-Authenticate invalid_token",

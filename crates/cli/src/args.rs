@@ -56,6 +56,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Generate a key pair for an integration: NAME.pem, NAME.pub.pem, NAME.jwk.json.
     Keygen(KeygenArgs),
+    /// Exchange an assertion for an access token at a server and print the token.
+    Token(TokenArgs),
+    /// Check an access token against a server's JWKS and print its claims.
+    Verify(VerifyArgs),
     /// Apply pending database migrations and exit.
     Migrate {
         /// Print one JSON object.
@@ -463,4 +467,43 @@ fn rsa_bits(value: &str) -> Result<usize, String> {
         "2048" | "3072" | "4096" => value.parse().map_err(|_| value.to_owned()),
         _ => Err(format!("{value}: RSA keys are 2048, 3072 or 4096 bits")),
     }
+}
+
+/// `jwtgrant token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The server's base URL (its issuer); endpoints come from its metadata.
+    #[arg(long)]
+    pub server: String,
+    /// The integration key (`iss`).
+    #[arg(long)]
+    pub integration_key: String,
+    /// The user to act as (`sub`); omit for an application token.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Private key file (PEM or private JWK).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Scopes (repeatable) [default: signature impersonation with --user-id].
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Print the whole token response as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `jwtgrant verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The server's base URL (its issuer); the JWKS comes from its metadata.
+    #[arg(long)]
+    pub server: String,
+    /// The audience the token must carry [default: the issuer URL].
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// A scope the token must carry (repeatable).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// The access token.
+    pub token: String,
 }

@@ -5,6 +5,7 @@ mod admin;
 mod args;
 mod assertion;
 mod bench;
+mod client;
 mod keygen;
 mod output;
 
@@ -108,6 +109,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Assertion(args) => assertion::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Token(args) => client::token(args).await,
+        Command::Verify(args) => client::verify(args).await,
         Command::Migrate { json } => {
             let config = server_config(global, None)?;
             jwtgrant_server::open_store(&config.store, true)

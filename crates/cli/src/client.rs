@@ -1,0 +1,62 @@
+//! The client commands `jwtgrant token` and `jwtgrant verify`: thin shells over the
+//! SDK (`jwtgrant-client`), so the shell and Rust services behave the same.
+
+use anyhow::{Context, Result};
+use jwtgrant_client::{Jwtgrant, PrivateKey, TokenSourceError, Verifier};
+use serde_json::json;
+
+use crate::args::{TokenArgs, VerifyArgs};
+use crate::output::emit;
+
+/// Exit code for an OAuth error from the server (other failures exit 1).
+const OAUTH_ERROR_EXIT: i32 = 2;
+
+/// Gets an access token; an OAuth error prints `error: description` and exits 2.
+pub async fn token(args: TokenArgs) -> Result<()> {
+    let key =
+        PrivateKey::from_file(&args.key).with_context(|| format!("{}", args.key.display()))?;
+    let server = Jwtgrant::new(&args.server)?;
+    let mut builder = server.token_source(&args.integration_key, key);
+    let scopes = match (&args.user_id, args.scopes.is_empty()) {
+        (Some(_), true) => vec!["signature".to_owned(), "impersonation".to_owned()],
+        _ => args.scopes.clone(),
+    };
+    if let Some(user) = &args.user_id {
+        builder = builder.subject(user.clone());
+    }
+    if !scopes.is_empty() {
+        builder = builder.scopes(scopes);
+    }
+    let source = builder.build()?;
+    match source.token().await {
+        Ok(token) => {
+            let response = token.to_response();
+            emit(
+                args.json,
+                serde_json::to_value(&response)?,
+                format!("{}\n", response.access_token),
+            )
+        }
+        Err(TokenSourceError::OAuth(error)) => {
+            eprintln!("{error}");
+            std::process::exit(OAUTH_ERROR_EXIT);
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Verifies an access token and prints its claims as JSON, or why not.
+pub async fn verify(args: VerifyArgs) -> Result<()> {
+    let mut builder = Verifier::discover(args.server.trim_end_matches('/'));
+    if let Some(audience) = &args.audience {
+        builder = builder.audience(audience.clone());
+    }
+    let verifier = builder.build()?;
+    let claims = verifier
+        .verify_with_scopes(args.token.trim(), &args.scopes)
+        .await
+        .context("the token is not valid")?;
+    let value = json!(claims);
+    let text = serde_json::to_string_pretty(&value)? + "\n";
+    emit(false, value, text)
+}
