@@ -523,9 +523,10 @@ pub async fn consent(store: &dyn Store, command: ConsentCommand) -> Result<()> {
 pub async fn keys(
     store: &dyn Store,
     command: KeysCommand,
-    default_alg: JwsAlgorithm,
-    default_delay: i64,
+    config: &jwtgrant_server::ServerConfig,
 ) -> Result<()> {
+    let (default_alg, default_delay) = (config.access_token_alg, config.key_rotation_delay_secs);
+    let sealer = config.key_sealer();
     match command {
         KeysCommand::Rotate {
             alg,
@@ -540,7 +541,7 @@ pub async fn keys(
             };
             let now = clock::now();
             let delay = activate_after.map_or(default_delay, |d| d as i64);
-            let kid = add_signing_key(store, alg, now + delay, now).await?;
+            let kid = add_signing_key(store, &sealer, alg, now + delay, now).await?;
             emit(
                 json,
                 json!({"kid": kid, "alg": alg.as_str(), "activates_at": clock::rfc3339(now + delay)}),
@@ -551,7 +552,7 @@ pub async fn keys(
             )
         }
         KeysCommand::List { json } => {
-            let ring = load_keyring(store).await?;
+            let ring = load_keyring(store, &sealer).await?;
             let entries: Vec<Value> = ring
                 .entries()
                 .iter()

@@ -86,6 +86,7 @@ fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Serve
         raw.rate_limit_per_client = s.rate_limit_per_client;
         raw.rate_limit_per_integration = s.rate_limit_per_integration;
     }
+    raw.master_key = std::env::var("JWTGRANT_MASTER_KEY").ok();
     let raw = raw.or(config_file(global.config.as_deref())?);
     Ok(ServerConfig::from_raw(raw)?)
 }
@@ -142,13 +143,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys(command) => {
             let (config, store) = admin_store(global).await?;
-            admin::keys(
-                store.as_ref(),
-                command,
-                config.access_token_alg,
-                config.key_rotation_delay_secs,
-            )
-            .await
+            admin::keys(store.as_ref(), command, &config).await
         }
     }
 }

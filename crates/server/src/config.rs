@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use jwtgrant_core::JwsAlgorithm;
 use serde::Deserialize;
 
+use crate::sealing::KeySealer;
+
 /// Configuration as written by the operator; every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +49,12 @@ pub struct RawConfig {
     pub migrate_on_start: Option<bool>,
     /// Redis URL for the replay cache and shared rate limits.
     pub redis: Option<String>,
+    /// File holding the master key (base64 of 32 bytes) that encrypts the signing
+    /// keys at rest.
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself; only from `JWTGRANT_MASTER_KEY`, never from the file.
+    #[serde(skip)]
+    pub master_key: Option<String>,
     /// Token requests per second from one client address (0: no limit).
     pub rate_limit_per_client: Option<u32>,
     /// Token requests per second for one integration (0: no limit).
@@ -82,6 +90,8 @@ impl RawConfig {
             registry_poll_ms: self.registry_poll_ms.or(fallback.registry_poll_ms),
             migrate_on_start: self.migrate_on_start.or(fallback.migrate_on_start),
             redis: self.redis.or(fallback.redis),
+            master_key_file: self.master_key_file.or(fallback.master_key_file),
+            master_key: self.master_key.or(fallback.master_key),
             rate_limit_per_client: self
                 .rate_limit_per_client
                 .or(fallback.rate_limit_per_client),
@@ -162,6 +172,8 @@ pub struct ServerConfig {
     pub migrate_on_start: bool,
     /// Redis for the replay cache and shared rate limits, when configured.
     pub redis: Option<String>,
+    /// The master key that encrypts signing keys at rest, when configured.
+    pub master_key: Option<MasterKey>,
     /// Token requests per second from one client address (0: no limit).
     pub rate_limit_per_client: u32,
     /// Token requests per second for one integration (0: no limit).
@@ -198,6 +210,7 @@ impl Default for ServerConfig {
             registry_poll: std::time::Duration::from_secs(1),
             migrate_on_start: true,
             redis: None,
+            master_key: None,
             rate_limit_per_client: DEFAULT_RATE_LIMIT_PER_CLIENT,
             rate_limit_per_integration: DEFAULT_RATE_LIMIT_PER_INTEGRATION,
         })
@@ -324,6 +337,7 @@ impl ServerConfig {
                 }
                 other => other,
             },
+            master_key: master_key(raw.master_key, raw.master_key_file)?,
             rate_limit_per_client: raw
                 .rate_limit_per_client
                 .unwrap_or(DEFAULT_RATE_LIMIT_PER_CLIENT),
@@ -332,6 +346,55 @@ impl ServerConfig {
                 .unwrap_or(DEFAULT_RATE_LIMIT_PER_INTEGRATION),
         })
     }
+}
+
+/// The master key, kept as given (base64) and checked once here.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MasterKey(zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// The sealer this key makes.
+    pub fn sealer(&self) -> Result<KeySealer, crate::sealing::SealError> {
+        KeySealer::from_base64(&self.0)
+    }
+}
+
+impl ServerConfig {
+    /// The sealer for the signing keys: the master key's, or plain storage.
+    pub fn key_sealer(&self) -> KeySealer {
+        self.master_key
+            .as_ref()
+            .and_then(|key| key.sealer().ok())
+            .unwrap_or_else(KeySealer::plain)
+    }
+}
+
+fn master_key(
+    inline: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<MasterKey>, ConfigError> {
+    let text = match (inline, file) {
+        (Some(key), _) => zeroize::Zeroizing::new(key),
+        (None, Some(path)) => {
+            zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "master_key_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?)
+        }
+        (None, None) => return Ok(None),
+    };
+    let key = MasterKey(zeroize::Zeroizing::new(text.trim().to_owned()));
+    key.sealer()
+        .map_err(|e| invalid("master_key", e.to_string()))?;
+    Ok(Some(key))
 }
 
 fn bounded(

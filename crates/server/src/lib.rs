@@ -11,6 +11,7 @@ pub mod ratelimit;
 pub mod registry;
 pub mod replay;
 pub mod routes;
+pub mod sealing;
 pub mod signing;
 pub mod state;
 

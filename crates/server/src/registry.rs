@@ -13,6 +13,7 @@ use jwtgrant_core::model::{Consent, Integration, IntegrationKey};
 use jwtgrant_core::{PublicKey, User};
 use jwtgrant_store::{AccountRecord, IntegrationRecord, Store, StoreResult, UserRecord};
 
+use crate::sealing::KeySealer;
 use crate::signing::{SigningKeyError, load_keyring};
 
 /// Entries kept per map before the map is simply cleared (bounds memory under a
@@ -43,6 +44,7 @@ struct Maps {
 /// The cache.
 pub struct Registry {
     store: Arc<dyn Store>,
+    sealer: Arc<KeySealer>,
     maps: RwLock<Maps>,
     keyring: RwLock<Arc<Keyring>>,
     version: RwLock<i64>,
@@ -50,11 +52,15 @@ pub struct Registry {
 
 impl Registry {
     /// Loads the keyring and the current version.
-    pub async fn load(store: Arc<dyn Store>) -> Result<Self, SigningKeyError> {
+    pub async fn load(
+        store: Arc<dyn Store>,
+        sealer: Arc<KeySealer>,
+    ) -> Result<Self, SigningKeyError> {
         let version = store.registry_version().await?;
-        let keyring = load_keyring(store.as_ref()).await?;
+        let keyring = load_keyring(store.as_ref(), &sealer).await?;
         Ok(Registry {
             store,
+            sealer,
             maps: RwLock::new(Maps::default()),
             keyring: RwLock::new(Arc::new(keyring)),
             version: RwLock::new(version),
@@ -77,7 +83,7 @@ impl Registry {
         if version == known {
             return Ok(false);
         }
-        let keyring = load_keyring(self.store.as_ref()).await?;
+        let keyring = load_keyring(self.store.as_ref(), &self.sealer).await?;
         if let Ok(mut maps) = self.maps.write() {
             let generation = maps.generation + 1;
             *maps = Maps {

@@ -7,6 +7,8 @@ use jwtgrant_core::keyring::{Keyring, KeyringEntry};
 use jwtgrant_core::{JwsAlgorithm, SigningKey};
 use jwtgrant_store::{SigningKeyRecord, Store, StoreError};
 
+use crate::sealing::{KeySealer, SealError};
+
 /// Why a signing key could not be made or loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -14,6 +16,9 @@ pub enum SigningKeyError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Sealing or opening with the master key failed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
     /// Key generation or parsing failed.
     #[error("signing key {kid}: {reason}")]
     Key {
@@ -27,6 +32,7 @@ pub enum SigningKeyError {
 /// Generates a key for `alg` that signs from `activates_at`, and stores it.
 pub async fn add_signing_key(
     store: &dyn Store,
+    sealer: &KeySealer,
     alg: JwsAlgorithm,
     activates_at: i64,
     now: i64,
@@ -44,7 +50,7 @@ pub async fn add_signing_key(
         .add_signing_key(SigningKeyRecord {
             kid: kid.clone(),
             alg: alg.as_str().to_owned(),
-            private_key_pkcs8: pkcs8.to_vec(),
+            private_key_pkcs8: sealer.seal(&kid, &pkcs8)?,
             created_at: now,
             activates_at,
         })
@@ -55,19 +61,23 @@ pub async fn add_signing_key(
 /// Makes sure a key of `alg` exists, generating one that signs at once if not.
 pub async fn ensure_signing_key(
     store: &dyn Store,
+    sealer: &KeySealer,
     alg: JwsAlgorithm,
     now: i64,
 ) -> Result<(), SigningKeyError> {
     let existing = store.signing_keys().await?;
     if !existing.iter().any(|k| k.alg == alg.as_str()) {
-        let kid = add_signing_key(store, alg, now, now).await?;
+        let kid = add_signing_key(store, sealer, alg, now, now).await?;
         tracing::info!(%kid, alg = alg.as_str(), "generated the server's signing key");
     }
     Ok(())
 }
 
 /// Loads every stored signing key into a keyring.
-pub async fn load_keyring(store: &dyn Store) -> Result<Keyring, SigningKeyError> {
+pub async fn load_keyring(
+    store: &dyn Store,
+    sealer: &KeySealer,
+) -> Result<Keyring, SigningKeyError> {
     let records = store.signing_keys().await?;
     let mut entries = Vec::with_capacity(records.len());
     for record in records {
@@ -77,8 +87,8 @@ pub async fn load_keyring(store: &dyn Store) -> Result<Keyring, SigningKeyError>
         };
         let alg = JwsAlgorithm::from_name(&record.alg)
             .ok_or_else(|| fail(format!("unknown alg {}", record.alg)))?;
-        let key = SigningKey::from_pkcs8_der(&record.private_key_pkcs8)
-            .map_err(|e| fail(e.to_string()))?;
+        let pkcs8 = sealer.open(&record.kid, &record.private_key_pkcs8)?;
+        let key = SigningKey::from_pkcs8_der(&pkcs8).map_err(|e| fail(e.to_string()))?;
         if !alg.key_type_allowed(key.key_type()) {
             return Err(fail(format!(
                 "alg {alg} does not suit a {} key",

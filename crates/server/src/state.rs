@@ -16,6 +16,7 @@ use crate::ratelimit::Decision;
 use crate::ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter};
 use crate::registry::Registry;
 use crate::replay::{RedisReplay, ReplayCache, StoreReplay, redis_connection};
+use crate::sealing::KeySealer;
 use crate::signing::{SigningKeyError, ensure_signing_key};
 
 /// Shared state of one server instance.
@@ -38,6 +39,8 @@ pub struct AppState {
     pub replay: Arc<dyn ReplayCache>,
     /// Request counting per client address and per integration.
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Seals the signing keys this instance generates.
+    pub sealer: Arc<KeySealer>,
 }
 
 impl AppState {
@@ -81,8 +84,15 @@ impl AppState {
                 .unwrap_or_else(|| issuer.clone()),
             lifetime_secs: config.access_token_lifetime_secs,
         };
-        ensure_signing_key(store.as_ref(), config.access_token_alg, clock::now()).await?;
-        let registry = Registry::load(Arc::clone(&store)).await?;
+        let sealer = Arc::new(config.key_sealer());
+        ensure_signing_key(
+            store.as_ref(),
+            &sealer,
+            config.access_token_alg,
+            clock::now(),
+        )
+        .await?;
+        let registry = Registry::load(Arc::clone(&store), Arc::clone(&sealer)).await?;
         let (replay, rate_limiter): (Arc<dyn ReplayCache>, Arc<dyn RateLimiter>) =
             match &config.redis {
                 Some(url) => {
@@ -106,6 +116,7 @@ impl AppState {
             metrics: Metrics::default(),
             replay,
             rate_limiter,
+            sealer,
             store,
         }))
     }

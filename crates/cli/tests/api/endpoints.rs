@@ -221,6 +221,7 @@ async fn rotated_key_is_published_at_once_and_signs_after_its_delay() {
     let now = now();
     let new_kid = jwtgrant_server::signing::add_signing_key(
         f.server.store.as_ref(),
+        &f.server.state.sealer,
         jwtgrant_core::JwsAlgorithm::Es256,
         now + 2,
         now,
@@ -277,4 +278,51 @@ async fn userinfo_caches_verified_tokens() {
         f.server.state.registry.verified_token(&token).is_some(),
         "verified once, then cached"
     );
+}
+
+#[tokio::test]
+async fn signing_keys_are_encrypted_at_rest_with_a_master_key() {
+    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let raw = RawConfig {
+        master_key: Some(master.into()),
+        ..Default::default()
+    };
+    let f = Fixture::with(
+        TestServer::start_with(raw).await,
+        IntegrationSpec::default(),
+    )
+    .await;
+    let token = access_token(&f).await;
+    let stored = f.server.store.signing_keys().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].private_key_pkcs8.starts_with(b"JGK1"),
+        "sealed, not PKCS#8"
+    );
+    let response = f
+        .server
+        .http
+        .get(format!("{}/oauth/userinfo", f.server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // The same store without the master key cannot load its keys: start fails.
+    let Fixture { server, .. } = f;
+    let dir = server.stop().await;
+    let config = jwtgrant_server::ServerConfig::from_raw(RawConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        database: postgres_url_for(dir.path()).await,
+        ..Default::default()
+    })
+    .unwrap();
+    let store = jwtgrant_server::open_store(&config.store, true)
+        .await
+        .unwrap();
+    let refused =
+        jwtgrant_server::AppState::new(config, store, "127.0.0.1:0".parse().unwrap()).await;
+    let error = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("JWTGRANT_MASTER_KEY"), "{error}");
 }

@@ -254,10 +254,15 @@ async fn accepts_a_rotated_key_after_refetching() {
         .max()
         .unwrap();
     let activates_at = newest.max(now()) + 1;
-    let kid =
-        jwtgrant_server::signing::add_signing_key(store, JwsAlgorithm::Es256, activates_at, now())
-            .await
-            .unwrap();
+    let kid = jwtgrant_server::signing::add_signing_key(
+        store,
+        &s.f.server.state.sealer,
+        JwsAlgorithm::Es256,
+        activates_at,
+        now(),
+    )
+    .await
+    .unwrap();
     s.f.server.state.registry.refresh().await.unwrap();
     while now() < activates_at {
         tokio::time::sleep(Duration::from_millis(50)).await;
