@@ -18,8 +18,8 @@ pub struct AccessTokenClaims {
     pub iss: String,
     /// The user id, or the integration key for an application token.
     pub sub: String,
-    /// The resource audience.
-    pub aud: String,
+    /// The resource audience (one, as jwtgrant issues; other servers may send several).
+    pub aud: Audience,
     /// The integration key.
     pub client_id: String,
     /// Granted scopes, space separated.
@@ -29,8 +29,56 @@ pub struct AccessTokenClaims {
     pub iat: i64,
     /// Expires at, Unix seconds.
     pub exp: i64,
+    /// Not valid before, Unix seconds (optional in RFC 9068; honoured when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// Unique id of this token.
     pub jti: String,
+}
+
+/// An `aud` claim: one audience (sent as a string) or several (an array).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(Vec<String>);
+
+impl Audience {
+    /// A single audience.
+    pub fn one(audience: String) -> Self {
+        Audience(vec![audience])
+    }
+
+    /// Whether `audience` is among them.
+    pub fn contains(&self, audience: &str) -> bool {
+        self.0.iter().any(|a| a == audience)
+    }
+
+    /// Every audience.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => Audience(vec![one]),
+            OneOrMany::Many(many) => Audience(many),
+        })
+    }
 }
 
 /// What every access token the server issues carries.
@@ -64,11 +112,12 @@ pub fn issue(
     let claims = AccessTokenClaims {
         iss: settings.issuer.clone(),
         sub: decision.subject_claim().to_owned(),
-        aud: settings.audience.clone(),
+        aud: Audience::one(settings.audience.clone()),
         client_id: decision.client_id().to_owned(),
         scope: decision.scopes().join(" "),
         iat: now,
         exp: now.saturating_add(settings.lifetime_secs),
+        nbf: None,
         jti,
     };
     let token = sign_compact(
@@ -155,15 +204,75 @@ pub fn verify<'k>(
     if expect
         .audience
         .as_ref()
-        .is_some_and(|aud| *aud != claims.aud)
+        .is_some_and(|aud| !claims.aud.contains(aud))
     {
         return Err(TokenError::WrongAudience);
     }
     if now >= claims.exp.saturating_add(expect.leeway_secs) {
         return Err(TokenError::Expired);
     }
-    if claims.iat > now.saturating_add(expect.leeway_secs) {
+    let not_before = claims.nbf.map_or(claims.iat, |nbf| nbf.max(claims.iat));
+    if not_before > now.saturating_add(expect.leeway_secs) {
         return Err(TokenError::NotYetValid);
     }
     Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKey;
+    use serde_json::json;
+
+    fn token(key: &SigningKey, claims: serde_json::Value) -> String {
+        sign_compact(
+            key,
+            JwsAlgorithm::Es256,
+            Some(ACCESS_TOKEN_TYP),
+            Some("k"),
+            &claims,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn audience_is_a_string_when_one_and_may_be_an_array() {
+        assert_eq!(
+            serde_json::to_value(Audience::one("a".into())).unwrap(),
+            json!("a")
+        );
+        let many: Audience = serde_json::from_value(json!(["a", "b"])).unwrap();
+        assert!(many.contains("b") && !many.contains("c"));
+        assert!(serde_json::from_value::<Audience>(json!(5)).is_err());
+    }
+
+    #[test]
+    fn verify_checks_audience_in_arrays_and_nbf() {
+        let key = SigningKey::generate(JwsAlgorithm::Es256, 0).unwrap();
+        let expect = AccessTokenExpectations {
+            issuer: "https://as".into(),
+            audience: Some("api".into()),
+            leeway_secs: 0,
+        };
+        let find = |_: &str| Some((key.public_key(), Some(JwsAlgorithm::Es256)));
+        let base = json!({"iss": "https://as", "sub": "u", "client_id": "c", "iat": 100, "exp": 200, "jti": "j"});
+        let with = |extra: serde_json::Value| {
+            let mut claims = base.clone();
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            token(&key, claims)
+        };
+        assert!(verify(&with(json!({"aud": ["x", "api"]})), find, &expect, 150).is_ok());
+        assert_eq!(
+            verify(&with(json!({"aud": ["x"]})), find, &expect, 150).err(),
+            Some(TokenError::WrongAudience)
+        );
+        assert_eq!(
+            verify(&with(json!({"aud": "api", "nbf": 160})), find, &expect, 150).err(),
+            Some(TokenError::NotYetValid)
+        );
+        assert!(verify(&with(json!({"aud": "api", "nbf": 140})), find, &expect, 150).is_ok());
+    }
 }
