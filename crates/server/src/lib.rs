@@ -133,6 +133,9 @@ async fn background_tasks(state: Arc<AppState>) {
         if let Err(error) = state.registry.refresh().await {
             tracing::warn!(%error, "registry refresh failed");
         }
+        if let Err(error) = state.store.maintain().await {
+            tracing::warn!(%error, "store maintenance failed");
+        }
         let now = clock::now();
         if now - last_sweep >= 60 {
             last_sweep = now;

@@ -293,6 +293,11 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(outcomes)
     }
+    /// Housekeeping the server runs about once a second (SQLite: a WAL checkpoint
+    /// off the write path). Nothing by default.
+    async fn maintain(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Forgets `jti`s whose time has passed; returns how many.
     async fn sweep_jtis(&self, now: i64) -> StoreResult<u64>;
 

@@ -27,6 +27,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Reads run concurrently beside the writer (WAL).
     reader: SqlitePool,
+    /// Copies the WAL back into the database beside the writer (see `maintain`).
+    checkpointer: SqlitePool,
 }
 
 fn migrator() -> Migrator {
@@ -114,27 +116,40 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<Self> {
+        // The writer never checkpoints: a checkpoint inside a commit would stall
+        // every token request queued behind it. `maintain` checkpoints instead, from
+        // a connection of its own, without blocking the writer.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         migrator()
             .run(&writer)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            checkpointer,
+        })
     }
 
     /// Closes both pools, waiting for connections to finish.
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        self.checkpointer.close().await;
     }
 
     async fn integration_keys(
@@ -589,6 +604,14 @@ impl Store for SqliteStore {
             outcomes.extend(self.record_jti_chunk(chunk, now).await?);
         }
         Ok(outcomes)
+    }
+
+    async fn maintain(&self) -> StoreResult<()> {
+        // PASSIVE: copies what it can without waiting for, or blocking, the writer.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.checkpointer)
+            .await?;
+        Ok(())
     }
 
     async fn sweep_jtis(&self, now: i64) -> StoreResult<u64> {
