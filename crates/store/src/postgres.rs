@@ -82,6 +82,9 @@ impl PostgresStore {
             admin.close().await;
             connect = connect.options([("search_path", schema.as_str())]);
         }
+        // A database that stops answering (rather than refusing) must not hold token
+        // requests: statements give up after 5 s, and the request gets a 503.
+        let connect = connect.options([("statement_timeout", "5s")]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(3))
