@@ -413,7 +413,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_account(&self, account: AccountRecord) -> StoreResult<AccountRecord> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let owner: Option<String> =
             sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = ?")
                 .bind(&account.user_id)
@@ -475,7 +475,7 @@ impl Store for SqliteStore {
         scopes: &[String],
         now: i64,
     ) -> StoreResult<ConsentRecord> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let user: Option<String> =
             sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = ?")
                 .bind(user_id)
