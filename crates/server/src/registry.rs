@@ -48,6 +48,9 @@ pub struct Registry {
     maps: RwLock<Maps>,
     keyring: RwLock<Arc<Keyring>>,
     version: RwLock<i64>,
+    /// False from a failed poll until a successful one: while the store does not
+    /// answer, no grant is issued from cached data alone.
+    store_reachable: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -64,7 +67,14 @@ impl Registry {
             maps: RwLock::new(Maps::default()),
             keyring: RwLock::new(Arc::new(keyring)),
             version: RwLock::new(version),
+            store_reachable: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Whether the last poll reached the store.
+    pub fn store_reachable(&self) -> bool {
+        self.store_reachable
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The signing keyring.
@@ -78,7 +88,10 @@ impl Registry {
     /// Polls the store's version and, when it moved, drops the caches and reloads
     /// the keyring. Returns whether anything changed.
     pub async fn refresh(&self) -> Result<bool, SigningKeyError> {
-        let version = self.store.registry_version().await?;
+        let polled = self.store.registry_version().await;
+        self.store_reachable
+            .store(polled.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        let version = polled?;
         let known = self.version.read().map(|v| *v).unwrap_or(i64::MIN);
         if version == known {
             return Ok(false);

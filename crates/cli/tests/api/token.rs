@@ -596,6 +596,15 @@ async fn a_failing_store_gives_503_and_no_token() {
         "{body}"
     );
     assert!(body.get("access_token").is_none());
+    // An assertion without jti needs no write, and its checks are all cached: once
+    // the poll has seen the store fail, it is refused too.
+    assert!(f.server.state.registry.refresh().await.is_err());
+    let (status, body) = f.token_for(&f.claims_with(json!({}), &["jti"])).await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (503, "temporarily_unavailable"),
+        "{body}"
+    );
     // An issuer not in the cache needs the registry: also 503.
     let (status, body) = f
         .token_for(&f.claims_with(json!({"iss": uuid::Uuid::new_v4().to_string()}), &[]))

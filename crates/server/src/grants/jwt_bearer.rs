@@ -19,6 +19,13 @@ pub async fn grant(
 ) -> Result<JwtGrantResponse, TokenEndpointError> {
     let assertion = form.require("assertion")?;
     let now = clock::now();
+    // Every grant needs a store that answers, even one whose checks the caches could
+    // serve (an assertion without `jti`): an outage refuses all of them alike.
+    if !state.registry.store_reachable() {
+        return Err(TokenEndpointError::Unavailable(
+            "the store did not answer the last poll".into(),
+        ));
+    }
 
     let unverified = UnverifiedAssertion::parse(assertion)?;
     let integration = state
