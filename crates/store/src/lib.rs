@@ -4,6 +4,7 @@
 //! asks which backend it runs on.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;

@@ -9,11 +9,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, SqlStr};
 
+use crate::rows::{
+    account_from_row, consent_from_row, integration_from_row, json_list, key_from_row,
+    require_changed, to_json, user_from_row,
+};
 use crate::{
     AccountRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord, JtiOutcome, JtiRecord,
     NewIntegration, SigningKeyRecord, Store, StoreError, StoreResult, UserRecord,
@@ -164,78 +167,6 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(key_from_row).collect()
-    }
-}
-
-fn json_list(text: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn to_json(list: &[String]) -> String {
-    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
-}
-
-fn integration_from_row(row: &SqliteRow) -> StoreResult<IntegrationRecord> {
-    Ok(IntegrationRecord {
-        integration_key: row.try_get("integration_key")?,
-        name: row.try_get("name")?,
-        active: row.try_get("active")?,
-        allow_application_tokens: row.try_get("allow_application_tokens")?,
-        require_jti: row.try_get("require_jti")?,
-        scopes: json_list(row.try_get("scopes")?)?,
-        redirect_uris: json_list(row.try_get("redirect_uris")?)?,
-        created_at: row.try_get("created_at")?,
-        keys: Vec::new(),
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> StoreResult<IntegrationKeyRecord> {
-    Ok(IntegrationKeyRecord {
-        kid: row.try_get("kid")?,
-        public_jwk: row.try_get("public_jwk")?,
-        active: row.try_get("active")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
-    Ok(UserRecord {
-        user_id: row.try_get("user_id")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        given_name: row.try_get("given_name")?,
-        family_name: row.try_get("family_name")?,
-        active: row.try_get("active")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn account_from_row(row: &SqliteRow) -> StoreResult<AccountRecord> {
-    Ok(AccountRecord {
-        account_id: row.try_get("account_id")?,
-        user_id: row.try_get("user_id")?,
-        account_name: row.try_get("account_name")?,
-        base_uri: row.try_get("base_uri")?,
-        is_default: row.try_get("is_default")?,
-        organization: row.try_get("organization")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn consent_from_row(row: &SqliteRow) -> StoreResult<ConsentRecord> {
-    Ok(ConsentRecord {
-        user_id: row.try_get("user_id")?,
-        integration_key: row.try_get("integration_key")?,
-        scopes: json_list(row.try_get("scopes")?)?,
-        granted_at: row.try_get("granted_at")?,
-    })
-}
-
-fn require_changed(rows: u64, what: &'static str) -> StoreResult<()> {
-    if rows == 0 {
-        Err(StoreError::NotFound(what))
-    } else {
-        Ok(())
     }
 }
 
