@@ -121,6 +121,7 @@ pub fn fixtures() -> &'static Fixtures {
                 require_jti: index & 2 != 0,
                 scopes: INTEGRATION_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
                 redirect_uris: vec!["https://app.example.test/callback".into()],
+                client_secret_hash: None,
                 keys: keys.clone(),
             })
             .collect();

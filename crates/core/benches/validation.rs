@@ -36,6 +36,7 @@ fn grant_path(c: &mut Criterion) {
         require_jti: true,
         scopes: vec!["signature".into(), "impersonation".into()],
         redirect_uris: vec![],
+        client_secret_hash: None,
         keys: vec![IntegrationKey {
             kid: "k".into(),
             public_key: key.public_key().clone(),

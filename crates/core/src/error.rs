@@ -131,6 +131,53 @@ pub enum GrantError {
     /// Rule 7: a scope the integration may not request.
     #[error("scope '{0}' is not allowed for this integration")]
     ScopeNotAllowed(String),
+    /// Authorization code: no code with this value exists.
+    #[error("the authorization code is not valid: it was never issued, or has been cleaned up")]
+    CodeInvalid,
+    /// Authorization code: redeemed before; what it issued is now revoked.
+    #[error("the authorization code was already used; the tokens issued for it are revoked")]
+    CodeReused,
+    /// Authorization code: older than ten minutes.
+    #[error("the authorization code has expired; codes are valid for 10 minutes")]
+    CodeExpired,
+    /// Authorization code: issued to another client.
+    #[error("the authorization code was issued to another client")]
+    CodeClientMismatch,
+    /// Authorization code: `redirect_uri` differs from the authorization request's.
+    #[error("'redirect_uri' does not match the one the authorization code was sent to")]
+    RedirectUriMismatch,
+    /// PKCE: the code has a challenge but no `code_verifier` was sent.
+    #[error("'code_verifier' is required: the authorization request carried a code_challenge")]
+    PkceVerifierMissing,
+    /// PKCE: the verifier does not hash to the challenge.
+    #[error("PKCE verification failed: 'code_verifier' does not match the code_challenge (S256)")]
+    PkceMismatch,
+    /// PKCE: a verifier for a code issued without a challenge.
+    #[error("'code_verifier' was sent but the authorization request carried no code_challenge")]
+    PkceVerifierUnexpected,
+    /// Refresh token: unknown.
+    #[error("the refresh token is not valid")]
+    RefreshTokenInvalid,
+    /// Refresh token: its chain was revoked.
+    #[error("the refresh token has been revoked")]
+    RefreshTokenRevoked,
+    /// Refresh token: used before; the whole chain is now revoked.
+    #[error("the refresh token was already used; every token of its chain is now revoked")]
+    RefreshTokenReused,
+    /// Refresh token: issued to another client.
+    #[error("the refresh token was issued to another client")]
+    RefreshTokenClientMismatch,
+    /// Refresh token: past its lifetime.
+    #[error("the refresh token has expired; send the user through the authorization page again")]
+    RefreshTokenExpired,
+    /// Refresh token: the user withdrew consent for a scope of the grant.
+    #[error(
+        "the user has withdrawn consent for this application; send the user through the authorization page again"
+    )]
+    ConsentWithdrawn,
+    /// Refresh: `scope` asks for more than the original grant.
+    #[error("the 'scope' parameter may only narrow the original grant; '{0}' is not in it")]
+    ScopeBeyondGrant(String),
     /// Rule 7: the form's scope asks for more than the assertion's.
     #[error(
         "the 'scope' parameter may only narrow the assertion's 'scope' claim; '{0}' is not in it"
@@ -142,9 +189,9 @@ impl GrantError {
     /// The OAuth error code this refusal is answered with.
     pub fn code(&self) -> ErrorCode {
         match self {
-            GrantError::ScopeNotAllowed(_) | GrantError::ScopeBeyondAssertion(_) => {
-                ErrorCode::InvalidScope
-            }
+            GrantError::ScopeNotAllowed(_)
+            | GrantError::ScopeBeyondAssertion(_)
+            | GrantError::ScopeBeyondGrant(_) => ErrorCode::InvalidScope,
             GrantError::ImpersonationScopeMissing { .. } | GrantError::ConsentRequired { .. } => {
                 ErrorCode::ConsentRequired
             }

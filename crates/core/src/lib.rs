@@ -17,6 +17,7 @@ pub mod access_token;
 pub mod alg;
 pub mod assertion;
 pub mod b64;
+pub mod client_auth;
 mod der;
 pub mod error;
 pub mod grants;
@@ -24,6 +25,7 @@ pub mod jws;
 pub mod keyring;
 pub mod keys;
 pub mod model;
+pub mod pkce;
 #[cfg(test)]
 mod rule_tests;
 

@@ -21,6 +21,9 @@ pub struct Integration {
     pub scopes: Vec<String>,
     /// Where the authorization endpoint may send the user back.
     pub redirect_uris: Vec<String>,
+    /// The argon2id hash of its client secret: a confidential client. Without one it
+    /// is a public client, whose authorization codes PKCE must bind.
+    pub client_secret_hash: Option<String>,
     /// The public keys that may sign its assertions (rule 1).
     pub keys: Vec<IntegrationKey>,
 }

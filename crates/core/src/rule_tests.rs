@@ -42,6 +42,7 @@ fn integration() -> Integration {
         require_jti: false,
         scopes: vec!["signature".into(), "impersonation".into()],
         redirect_uris: vec![],
+        client_secret_hash: None,
         keys: vec![IntegrationKey {
             kid: "k1".into(),
             public_key: rsa_key().public_key().clone(),

@@ -30,6 +30,7 @@ fn verdict(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Result<(),
         require_jti: i["require_jti"].as_bool().unwrap(),
         scopes: serde_json::from_value(i["scopes"].clone()).unwrap(),
         redirect_uris: vec![],
+        client_secret_hash: None,
         keys: i["keys"]
             .as_array()
             .unwrap()

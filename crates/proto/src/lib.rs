@@ -90,6 +90,8 @@ pub enum ErrorCode {
     ConsentRequired,
     /// The user or server refused (authorization endpoint).
     AccessDenied,
+    /// The authorization endpoint does not offer this `response_type`.
+    UnsupportedResponseType,
     /// The access token is invalid (RFC 6750).
     InvalidToken,
     /// Too many requests (429).
@@ -112,6 +114,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",

@@ -278,6 +278,7 @@ fn to_integration(record: IntegrationRecord) -> Integration {
         require_jti: record.require_jti,
         scopes: record.scopes,
         redirect_uris: record.redirect_uris,
+        client_secret_hash: record.client_secret_hash,
         keys,
     }
 }

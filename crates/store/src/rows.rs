@@ -16,6 +16,7 @@ pub(crate) trait RecordRow {
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
 }
 
 macro_rules! record_row {
@@ -31,6 +32,9 @@ macro_rules! record_row {
                 self.try_get(column)
             }
             fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
                 self.try_get(column)
             }
         }
@@ -57,6 +61,7 @@ pub(crate) fn integration_from_row(row: &impl RecordRow) -> StoreResult<Integrat
         require_jti: row.flag("require_jti")?,
         scopes: json_list(&row.text("scopes")?)?,
         redirect_uris: json_list(&row.text("redirect_uris")?)?,
+        client_secret_hash: row.opt_text("client_secret_hash")?,
         created_at: row.int("created_at")?,
         keys: Vec::new(),
     })

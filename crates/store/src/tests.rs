@@ -62,6 +62,11 @@ on_every_backend!(
     jti_is_recorded_once_until_it_expires,
     concurrent_duplicate_jtis_get_exactly_one_recording,
     a_batch_records_each_jti_once_first_copy_wins,
+    secrets_and_passwords,
+    a_code_is_redeemed_once,
+    refresh_tokens_rotate_once_and_chains_revoke,
+    concurrent_redemptions_of_one_code_succeed_once,
+    server_secret_is_created_once,
 );
 
 fn new_integration(key: &str) -> NewIntegration {
@@ -295,4 +300,203 @@ async fn a_batch_records_each_jti_once_first_copy_wins(store: Arc<dyn Store>) {
             .all(|o| *o == R),
         "chunks beyond one statement"
     );
+}
+
+fn refresh(hash: &str, family: &str, jti: &str) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: hash.into(),
+        family_id: family.into(),
+        integration_key: "ik".into(),
+        user_id: "u1".into(),
+        scopes: vec!["signature".into()],
+        access_jti: jti.into(),
+        access_expires_at: 5_000,
+        created_at: 100,
+        expires_at: 10_000,
+        rotated_at: None,
+        revoked_at: None,
+    }
+}
+
+fn code(hash: &str, family: &str) -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        code_hash: hash.into(),
+        integration_key: "ik".into(),
+        user_id: "u1".into(),
+        redirect_uri: "http://localhost/cb".into(),
+        scopes: vec!["signature".into()],
+        code_challenge: Some("c".repeat(43)),
+        family_id: family.into(),
+        created_at: 100,
+        expires_at: 700,
+        used_at: None,
+    }
+}
+
+async fn secrets_and_passwords(store: Arc<dyn Store>) {
+    ok(store.create_integration(new_integration("ik")).await);
+    assert_eq!(
+        ok(store.integration("ik").await).and_then(|i| i.client_secret_hash),
+        None
+    );
+    ok(store
+        .set_integration_secret("ik", Some("$argon2id$x"))
+        .await);
+    assert_eq!(
+        ok(store.integration("ik").await)
+            .and_then(|i| i.client_secret_hash)
+            .as_deref(),
+        Some("$argon2id$x")
+    );
+    assert!(matches!(
+        store.set_integration_secret("nope", Some("h")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    ok(store.create_user(user("u1", "Ada@Example.com")).await);
+    let login = ok(store.user_login_by_email("ada@example.COM").await)
+        .map(|l| (l.user.user_id, l.password_hash));
+    assert_eq!(login, Some(("u1".to_owned(), None)));
+    ok(store.set_user_password("u1", Some("$argon2id$p")).await);
+    let login = ok(store.user_login("u1").await).and_then(|l| l.password_hash);
+    assert_eq!(login.as_deref(), Some("$argon2id$p"));
+    assert!(ok(store.user_login_by_email("bob@example.com").await).is_none());
+}
+
+async fn a_code_is_redeemed_once(store: Arc<dyn Store>) {
+    ok(store.create_authorization_code(&code("c1", "f1")).await);
+    let stored = ok(store.authorization_code("c1").await);
+    assert_eq!(stored, Some(code("c1", "f1")));
+    assert!(ok(store
+        .redeem_authorization_code("c1", 200, &refresh("r1", "f1", "j1"))
+        .await));
+    assert_eq!(
+        ok(store.authorization_code("c1").await).and_then(|c| c.used_at),
+        Some(200)
+    );
+    // A second redemption writes nothing.
+    assert!(!ok(store
+        .redeem_authorization_code("c1", 201, &refresh("r2", "f1", "j2"))
+        .await));
+    assert!(ok(store.refresh_token("r2").await).is_none());
+    assert_eq!(
+        ok(store.refresh_token("r1").await),
+        Some(refresh("r1", "f1", "j1"))
+    );
+    assert!(!ok(store
+        .redeem_authorization_code("missing", 201, &refresh("r3", "f9", "j3"))
+        .await));
+}
+
+async fn refresh_tokens_rotate_once_and_chains_revoke(store: Arc<dyn Store>) {
+    ok(store.create_authorization_code(&code("c1", "f1")).await);
+    assert!(ok(store
+        .redeem_authorization_code("c1", 200, &refresh("r1", "f1", "j1"))
+        .await));
+    assert!(ok(store
+        .rotate_refresh_token("r1", 300, &refresh("r2", "f1", "j2"))
+        .await));
+    assert!(!ok(store
+        .rotate_refresh_token("r1", 301, &refresh("r3", "f1", "j3"))
+        .await));
+    assert!(ok(store.refresh_token("r3").await).is_none());
+    assert_eq!(
+        ok(store.refresh_token("r1").await).and_then(|r| r.rotated_at),
+        Some(300)
+    );
+    // Another chain of the same grant, and one of another user.
+    ok(store.create_authorization_code(&code("c2", "f2")).await);
+    assert!(ok(store
+        .redeem_authorization_code("c2", 200, &refresh("r4", "f2", "j4"))
+        .await));
+    let other = RefreshTokenRecord {
+        user_id: "u2".into(),
+        ..refresh("r5", "f3", "j5")
+    };
+    ok(store
+        .create_authorization_code(&AuthorizationCodeRecord {
+            user_id: "u2".into(),
+            ..code("c3", "f3")
+        })
+        .await);
+    assert!(ok(store.redeem_authorization_code("c3", 200, &other).await));
+
+    let before = ok(store.revoked_tokens_since(0).await).len();
+    assert_eq!(before, 0);
+    assert_eq!(ok(store.revoke_token_family("f1", 400).await), 2);
+    let revoked: Vec<String> = ok(store.revoked_tokens_since(0).await)
+        .into_iter()
+        .map(|r| r.jti)
+        .collect();
+    assert_eq!(revoked, ["j1", "j2"]);
+    assert_eq!(
+        ok(store.refresh_token("r2").await).and_then(|r| r.revoked_at),
+        Some(400)
+    );
+    assert!(!ok(store
+        .rotate_refresh_token("r2", 401, &refresh("r6", "f1", "j6"))
+        .await));
+    // Revoking again changes nothing and records nothing twice.
+    assert_eq!(ok(store.revoke_token_family("f1", 402).await), 0);
+    let all = ok(store.revoked_tokens_since(0).await);
+    assert_eq!(all.len(), 2);
+    let last_seq = all.last().map(|r| r.seq).unwrap_or_default();
+
+    // Consent withdrawn: every chain of u1 with ik, none of u2's.
+    assert_eq!(ok(store.revoke_grants("u1", "ik", 500).await), 1);
+    let newer: Vec<String> = ok(store.revoked_tokens_since(last_seq).await)
+        .into_iter()
+        .map(|r| r.jti)
+        .collect();
+    assert_eq!(newer, ["j4"]);
+    assert_eq!(
+        ok(store.refresh_token("r5").await).and_then(|r| r.revoked_at),
+        None
+    );
+
+    ok(store.revoke_access_token("jx", 9_000).await);
+    ok(store.revoke_access_token("jx", 9_000).await);
+    assert_eq!(ok(store.revoked_tokens_since(0).await).len(), 4);
+    // Sweeping at 6,000: revocations of tokens expired by then go (j1, j2, j4 expire
+    // at 5,000); refresh tokens (10,000) stay; codes (700 + a day) stay.
+    ok(store.sweep_authorizations(6_000).await);
+    let left: Vec<String> = ok(store.revoked_tokens_since(0).await)
+        .into_iter()
+        .map(|r| r.jti)
+        .collect();
+    assert_eq!(left, ["jx"]);
+    assert!(ok(store.refresh_token("r1").await).is_some());
+    assert!(ok(store.authorization_code("c1").await).is_some());
+    ok(store.sweep_authorizations(700 + 24 * 3600 + 1).await);
+    assert!(ok(store.authorization_code("c1").await).is_none());
+}
+
+async fn concurrent_redemptions_of_one_code_succeed_once(store: Arc<dyn Store>) {
+    ok(store.create_authorization_code(&code("c1", "f1")).await);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .redeem_authorization_code(
+                    "c1",
+                    200,
+                    &refresh(&format!("r{i}"), "f1", &format!("j{i}")),
+                )
+                .await
+        }));
+    }
+    let mut redeemed = 0;
+    for task in tasks {
+        if ok(task.await.unwrap_or_else(|e| unreachable!("{e}"))) {
+            redeemed += 1;
+        }
+    }
+    assert_eq!(redeemed, 1);
+}
+
+async fn server_secret_is_created_once(store: Arc<dyn Store>) {
+    let first = ok(store.server_secret("session", b"one", 1).await);
+    let second = ok(store.server_secret("session", b"two", 2).await);
+    assert_eq!(first, b"one");
+    assert_eq!(second, b"one");
 }

@@ -154,6 +154,10 @@ struct Sample {
 /// Fresh assertions sent continuously to every instance by `per_instance` tasks.
 struct Load {
     stop: Arc<AtomicBool>,
+    /// When the latest 503 answered was sent (as an offset from `epoch`, in µs,
+    /// plus one; 0 while none), so the outage can wait for one sent while down.
+    last_refused_sent: Arc<std::sync::atomic::AtomicU64>,
+    epoch: Instant,
     tasks: tokio::task::JoinSet<Vec<Sample>>,
 }
 
@@ -166,17 +170,25 @@ impl Load {
         per_instance: usize,
     ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let last_refused_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let epoch = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for (index, instance) in instances.iter().enumerate() {
             for _ in 0..per_instance {
                 let (http, url, aud) = (http.clone(), instance.url.clone(), aud.to_owned());
                 let (reg, stop) = (Arc::clone(reg), Arc::clone(&stop));
+                let last_refused_sent = Arc::clone(&last_refused_sent);
                 tasks.spawn(async move {
                     let mut samples = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         let assertion = reg.assertion(&aud);
                         let sent = Instant::now();
                         let (status, body) = token(&http, &url, &assertion).await;
+                        if status == 503 {
+                            let at = u64::try_from(sent.duration_since(epoch).as_micros())
+                                .unwrap_or(u64::MAX - 1);
+                            last_refused_sent.fetch_max(at + 1, Ordering::Relaxed);
+                        }
                         samples.push(Sample {
                             instance: index,
                             sent,
@@ -191,7 +203,18 @@ impl Load {
                 });
             }
         }
-        Load { stop, tasks }
+        Load {
+            stop,
+            last_refused_sent,
+            epoch,
+            tasks,
+        }
+    }
+
+    /// Whether a request sent at or after `since` has been answered 503.
+    fn refused_since(&self, since: Instant) -> bool {
+        let since = u64::try_from(since.duration_since(self.epoch).as_micros()).unwrap_or(0);
+        self.last_refused_sent.load(Ordering::Relaxed) > since
     }
 
     async fn finish(mut self) -> Vec<Sample> {
@@ -300,6 +323,17 @@ where
     let no_jti = token(http, &instances[0].url, &reg.sign(&no_jti_claims)).await;
     let down_for = Duration::from_secs(4).saturating_sub(stopped.elapsed());
     tokio::time::sleep(down_for).await;
+    // Stay down until the load itself has seen a refusal for a request sent after the
+    // stop was confirmed (a slow machine may still have every such request waiting
+    // for a connection when the four seconds are over).
+    let waiting_since = Instant::now();
+    while !load.refused_since(stopped) {
+        assert!(
+            waiting_since.elapsed() < Duration::from_secs(30),
+            "the load got no 503 in 30 s of outage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let restart_began = Instant::now();
     let dependency = restart(dependency).await;

@@ -39,6 +39,16 @@ pub struct GrantDecision {
 }
 
 impl GrantDecision {
+    /// A decision for a grant that records no `jti` (authorization code, refresh).
+    pub(crate) fn new(client_id: String, subject: TokenSubject, scopes: Vec<String>) -> Self {
+        GrantDecision {
+            client_id,
+            subject,
+            scopes,
+            replay_guard: None,
+        }
+    }
+
     /// The integration key: the token's `client_id`.
     pub fn client_id(&self) -> &str {
         &self.client_id

@@ -1,7 +1,9 @@
 //! The grants the token endpoint knows, one file each, dispatched on [`GrantType`] so
 //! that an unknown `grant_type` fails in one place.
 
+pub mod authorization_code;
 pub mod jwt_bearer;
+pub mod refresh_token;
 
 use jwtgrant_proto::JWT_BEARER_GRANT_TYPE;
 
@@ -11,6 +13,10 @@ use jwtgrant_proto::JWT_BEARER_GRANT_TYPE;
 pub enum GrantType {
     /// RFC 7523 JWT bearer assertion.
     JwtBearer,
+    /// RFC 6749 section 4.1: an authorization code from the consent page.
+    AuthorizationCode,
+    /// RFC 6749 section 6: a refresh token from an authorization code grant.
+    RefreshToken,
 }
 
 impl GrantType {
@@ -18,12 +24,14 @@ impl GrantType {
     pub fn from_form(value: &str) -> Option<Self> {
         match value {
             JWT_BEARER_GRANT_TYPE => Some(GrantType::JwtBearer),
+            "authorization_code" => Some(GrantType::AuthorizationCode),
+            "refresh_token" => Some(GrantType::RefreshToken),
             _ => None,
         }
     }
 
     /// The grant types, as metadata lists them.
     pub fn supported() -> &'static [&'static str] {
-        &[JWT_BEARER_GRANT_TYPE]
+        &[JWT_BEARER_GRANT_TYPE, "authorization_code", "refresh_token"]
     }
 }

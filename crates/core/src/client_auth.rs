@@ -1,0 +1,303 @@
+//! Client authentication at the token, introspection and revocation endpoints
+//! (RFC 6749 section 2.3): which credentials a request presents (HTTP Basic, the
+//! secret in the form, or only a `client_id` for a public client), and whether they
+//! authenticate an integration. The adapter supplies the secret check (an argon2id
+//! verification it may cache); everything else is decided here.
+
+use crate::b64;
+use crate::model::Integration;
+
+/// What a request presented to say which client it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCredentials {
+    /// A client id and secret, by HTTP Basic or in the form.
+    Secret {
+        /// The integration key.
+        client_id: String,
+        /// The secret as sent.
+        secret: String,
+    },
+    /// Only a `client_id` in the form: a public client (PKCE binds its codes).
+    Public {
+        /// The integration key.
+        client_id: String,
+    },
+    /// Nothing.
+    None,
+}
+
+/// Why client credentials were not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientAuthError {
+    /// The `Authorization` header is not a well-formed Basic credential.
+    #[error("the Authorization header must be 'Basic base64(client_id:client_secret)'")]
+    MalformedBasic,
+    /// Two ways of authenticating in one request (RFC 6749 section 2.3).
+    #[error(
+        "use exactly one client authentication method: HTTP Basic or client_secret in the form"
+    )]
+    SeveralMethods,
+    /// The form's `client_id` differs from the Basic credential's.
+    #[error("'client_id' in the form differs from the client in the Authorization header")]
+    ClientIdMismatch,
+    /// No credentials at all.
+    #[error(
+        "client authentication required: HTTP Basic with the client secret, or client_id for a public client"
+    )]
+    Missing,
+    /// The client id names no active integration, or the secret is wrong.
+    #[error("client authentication failed: unknown client or wrong secret")]
+    Failed,
+    /// A confidential client (one with a secret) sent only its id.
+    #[error("this client has a secret: authenticate with HTTP Basic (client_id:client_secret)")]
+    SecretRequired,
+}
+
+/// Reads the credentials of a request from its `Authorization` header value (if
+/// any) and its form's `client_id` and `client_secret`. The Basic user and password
+/// are form-urlencoded before base64 (RFC 6749 section 2.3.1) and decoded here.
+pub fn read_credentials(
+    authorization: Option<&str>,
+    form_client_id: Option<&str>,
+    form_client_secret: Option<&str>,
+) -> Result<ClientCredentials, ClientAuthError> {
+    let basic = match authorization {
+        Some(value) => {
+            let (scheme, encoded) = value
+                .trim()
+                .split_once(' ')
+                .ok_or(ClientAuthError::MalformedBasic)?;
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return Err(ClientAuthError::MalformedBasic);
+            }
+            let decoded = b64::decode_standard(encoded.trim())
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or(ClientAuthError::MalformedBasic)?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or(ClientAuthError::MalformedBasic)?;
+            Some((form_urlencoded_decode(id), form_urlencoded_decode(secret)))
+        }
+        None => None,
+    };
+    match (basic, form_client_id, form_client_secret) {
+        (Some(_), _, Some(_)) => Err(ClientAuthError::SeveralMethods),
+        (Some((id, _)), Some(form_id), None) if form_id != id => {
+            Err(ClientAuthError::ClientIdMismatch)
+        }
+        (Some((client_id, secret)), _, None) => Ok(ClientCredentials::Secret { client_id, secret }),
+        (None, Some(client_id), Some(secret)) => Ok(ClientCredentials::Secret {
+            client_id: client_id.to_owned(),
+            secret: secret.to_owned(),
+        }),
+        (None, Some(client_id), None) => Ok(ClientCredentials::Public {
+            client_id: client_id.to_owned(),
+        }),
+        (None, None, Some(_)) => Err(ClientAuthError::Missing),
+        (None, None, None) => Ok(ClientCredentials::None),
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component: `+` is a space,
+/// `%XX` a byte; invalid escapes are kept as they are.
+fn form_urlencoded_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                if let Some(byte) = hex {
+                    out.push(byte);
+                    i += 3;
+                    continue;
+                }
+                out.push(b);
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A client whose credentials were accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedClient {
+    /// The integration key.
+    pub client_id: String,
+    /// Whether it proved a secret (a confidential client) or only named itself.
+    pub confidential: bool,
+}
+
+/// Decides whether `credentials` authenticate `integration` (looked up by the
+/// credentials' client id; `None` when there is no such integration).
+/// `secret_matches(hash, secret)` checks a presented secret against the
+/// integration's stored secret hash.
+pub fn authenticate(
+    credentials: &ClientCredentials,
+    integration: Option<&Integration>,
+    secret_matches: impl FnOnce(&str, &str) -> bool,
+) -> Result<AuthenticatedClient, ClientAuthError> {
+    let integration = match credentials {
+        ClientCredentials::None => return Err(ClientAuthError::Missing),
+        _ => integration
+            .filter(|i| i.active)
+            .ok_or(ClientAuthError::Failed)?,
+    };
+    match (credentials, integration.client_secret_hash.as_deref()) {
+        (ClientCredentials::Secret { client_id, secret }, Some(hash))
+            if *client_id == integration.key && secret_matches(hash, secret) =>
+        {
+            Ok(AuthenticatedClient {
+                client_id: integration.key.clone(),
+                confidential: true,
+            })
+        }
+        (ClientCredentials::Secret { .. }, _) => Err(ClientAuthError::Failed),
+        (ClientCredentials::Public { .. }, Some(_)) => Err(ClientAuthError::SecretRequired),
+        (ClientCredentials::Public { client_id }, None) if *client_id == integration.key => {
+            Ok(AuthenticatedClient {
+                client_id: integration.key.clone(),
+                confidential: false,
+            })
+        }
+        _ => Err(ClientAuthError::Failed),
+    }
+}
+
+impl ClientCredentials {
+    /// The client id the credentials name, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            ClientCredentials::Secret { client_id, .. }
+            | ClientCredentials::Public { client_id } => Some(client_id),
+            ClientCredentials::None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    }
+
+    fn integration(key: &str, active: bool) -> Integration {
+        integration_with(key, active, None)
+    }
+
+    fn integration_with(key: &str, active: bool, hash: Option<&str>) -> Integration {
+        Integration {
+            key: key.into(),
+            name: "Test".into(),
+            active,
+            allow_application_tokens: false,
+            require_jti: false,
+            scopes: vec![],
+            redirect_uris: vec![],
+            client_secret_hash: hash.map(str::to_owned),
+            keys: vec![],
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let creds = read_credentials(Some(&basic("id%3A1", "s+e%2Bc")), None, None);
+        assert_eq!(
+            creds,
+            Ok(ClientCredentials::Secret {
+                client_id: "id:1".into(),
+                secret: "s e+c".into()
+            })
+        );
+    }
+
+    #[test]
+    fn methods_are_exclusive_and_consistent() {
+        assert_eq!(
+            read_credentials(Some(&basic("a", "s")), None, Some("s")),
+            Err(ClientAuthError::SeveralMethods)
+        );
+        assert_eq!(
+            read_credentials(Some(&basic("a", "s")), Some("b"), None),
+            Err(ClientAuthError::ClientIdMismatch)
+        );
+        assert_eq!(
+            read_credentials(Some("Bearer x"), None, None),
+            Err(ClientAuthError::MalformedBasic)
+        );
+        assert_eq!(
+            read_credentials(Some("Basic !!!"), None, None),
+            Err(ClientAuthError::MalformedBasic)
+        );
+        assert_eq!(
+            read_credentials(None, Some("a"), None),
+            Ok(ClientCredentials::Public {
+                client_id: "a".into()
+            })
+        );
+        assert_eq!(
+            read_credentials(None, None, None),
+            Ok(ClientCredentials::None)
+        );
+    }
+
+    #[test]
+    fn confidential_clients_need_their_secret() {
+        let i = integration_with("k", true, Some("hash"));
+        let secret = ClientCredentials::Secret {
+            client_id: "k".into(),
+            secret: "right".into(),
+        };
+        let ok = authenticate(&secret, Some(&i), |_, s| s == "right");
+        assert_eq!(ok.map(|c| c.confidential), Ok(true));
+        let wrong = authenticate(&secret, Some(&i), |_, _| false);
+        assert_eq!(wrong, Err(ClientAuthError::Failed));
+        let public = ClientCredentials::Public {
+            client_id: "k".into(),
+        };
+        assert_eq!(
+            authenticate(&public, Some(&i), |_, _| true),
+            Err(ClientAuthError::SecretRequired)
+        );
+        // A secret sent for a client that has none is not accepted.
+        assert_eq!(
+            authenticate(&secret, Some(&integration("k", true)), |_, _| true),
+            Err(ClientAuthError::Failed)
+        );
+    }
+
+    #[test]
+    fn public_clients_and_disabled_or_unknown_ones() {
+        let public = ClientCredentials::Public {
+            client_id: "k".into(),
+        };
+        let i = integration("k", true);
+        assert_eq!(
+            authenticate(&public, Some(&i), |_, _| false).map(|c| c.confidential),
+            Ok(false)
+        );
+        let disabled = integration("k", false);
+        assert_eq!(
+            authenticate(&public, Some(&disabled), |_, _| true),
+            Err(ClientAuthError::Failed)
+        );
+        assert_eq!(
+            authenticate(&public, None, |_, _| true),
+            Err(ClientAuthError::Failed)
+        );
+    }
+}

@@ -1,0 +1,416 @@
+//! What the authorization code flow keeps: client secrets and password hashes,
+//! authorization codes, refresh tokens in rotation chains ("families"), revoked
+//! access tokens and server secrets. The SQL is the same on both backends (`$n`
+//! placeholders, bound booleans), so one macro writes the methods for each.
+
+use crate::rows::{RecordRow, json_list};
+use crate::{StoreResult, UserRecord};
+
+/// An authorization code, kept under the SHA-256 of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeRecord {
+    /// SHA-256 of the code, base64url.
+    pub code_hash: String,
+    /// The integration it was issued to.
+    pub integration_key: String,
+    /// The user who approved.
+    pub user_id: String,
+    /// Where it was sent.
+    pub redirect_uri: String,
+    /// The approved scopes.
+    pub scopes: Vec<String>,
+    /// The PKCE S256 challenge, if any.
+    pub code_challenge: Option<String>,
+    /// The chain of refresh tokens its redemption starts.
+    pub family_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+    /// When it was redeemed, if it was.
+    pub used_at: Option<i64>,
+}
+
+/// A refresh token, kept under the SHA-256 of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// SHA-256 of the token, base64url.
+    pub token_hash: String,
+    /// Its chain: every refresh token descended from one authorization code.
+    pub family_id: String,
+    /// The integration it was issued to.
+    pub integration_key: String,
+    /// The user it acts for.
+    pub user_id: String,
+    /// The scopes of the grant.
+    pub scopes: Vec<String>,
+    /// The `jti` of the access token issued with it (revoked with the chain).
+    pub access_jti: String,
+    /// When that access token expires.
+    pub access_expires_at: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+    /// When it was exchanged for its successor, if it was.
+    pub rotated_at: Option<i64>,
+    /// When its chain was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// A revoked access token, by `jti`, in the order revocations were recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    /// Increases with every revocation; servers read what is newer than they know.
+    pub seq: i64,
+    /// The access token's `jti`.
+    pub jti: String,
+    /// When the token expires anyway (the row may go then).
+    pub expires_at: i64,
+}
+
+/// A user as the login page needs them: the record and the password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLogin {
+    /// The user.
+    pub user: UserRecord,
+    /// The argon2id hash (PHC string); `None` when no password was ever set.
+    pub password_hash: Option<String>,
+}
+
+/// How long a redeemed or expired code is kept, so a late reuse is still recognised
+/// (and revokes what it issued) rather than looking like a code never issued.
+pub(crate) const CODE_KEPT_AFTER_EXPIRY_SECS: i64 = 24 * 3600;
+
+pub(crate) fn code_from_row(row: &impl RecordRow) -> StoreResult<AuthorizationCodeRecord> {
+    Ok(AuthorizationCodeRecord {
+        code_hash: row.text("code_hash")?,
+        integration_key: row.text("integration_key")?,
+        user_id: row.text("user_id")?,
+        redirect_uri: row.text("redirect_uri")?,
+        scopes: json_list(&row.text("scopes")?)?,
+        code_challenge: row.opt_text("code_challenge")?,
+        family_id: row.text("family_id")?,
+        created_at: row.int("created_at")?,
+        expires_at: row.int("expires_at")?,
+        used_at: row.opt_int("used_at")?,
+    })
+}
+
+pub(crate) fn refresh_from_row(row: &impl RecordRow) -> StoreResult<RefreshTokenRecord> {
+    Ok(RefreshTokenRecord {
+        token_hash: row.text("token_hash")?,
+        family_id: row.text("family_id")?,
+        integration_key: row.text("integration_key")?,
+        user_id: row.text("user_id")?,
+        scopes: json_list(&row.text("scopes")?)?,
+        access_jti: row.text("access_jti")?,
+        access_expires_at: row.int("access_expires_at")?,
+        created_at: row.int("created_at")?,
+        expires_at: row.int("expires_at")?,
+        rotated_at: row.opt_int("rotated_at")?,
+        revoked_at: row.opt_int("revoked_at")?,
+    })
+}
+
+pub(crate) const CODE_COLUMNS: &str = "code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at, used_at";
+pub(crate) const REFRESH_COLUMNS: &str = "token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at, rotated_at, revoked_at";
+
+pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Writes the authorization methods of a backend as inherent methods (the `Store`
+/// impl forwards to them). `$writer` and `$reader` name the pools; `$begin` starts a
+/// write transaction on `self`.
+macro_rules! authorization_methods {
+    ($store:ty, db: $db:ty, writer: $writer:ident, reader: $reader:ident, begin: |$s:ident| $begin:expr) => {
+        impl $store {
+            pub(crate) async fn auth_set_integration_secret(
+                &self,
+                integration_key: &str,
+                hash: Option<&str>,
+            ) -> $crate::StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE integrations SET client_secret_hash = $1 WHERE integration_key = $2",
+                )
+                .bind(hash)
+                .bind(integration_key)
+                .execute(&self.$writer)
+                .await?;
+                $crate::rows::require_changed(done.rows_affected(), "integration")
+            }
+
+            pub(crate) async fn auth_set_user_password(
+                &self,
+                user_id: &str,
+                hash: Option<&str>,
+            ) -> $crate::StoreResult<()> {
+                let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE user_id = $2")
+                    .bind(hash)
+                    .bind(user_id)
+                    .execute(&self.$writer)
+                    .await?;
+                $crate::rows::require_changed(done.rows_affected(), "user")
+            }
+
+            pub(crate) async fn auth_user_login(
+                &self,
+                email: Option<&str>,
+                user_id: Option<&str>,
+            ) -> $crate::StoreResult<Option<$crate::UserLogin>> {
+                let row = sqlx::query(
+                    "SELECT user_id, email, name, given_name, family_name, active, created_at, password_hash
+                     FROM users WHERE ($1 IS NULL OR lower(email) = lower($1)) AND ($2 IS NULL OR user_id = $2)
+                     LIMIT 1",
+                )
+                .bind(email)
+                .bind(user_id)
+                .fetch_optional(&self.$reader)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some($crate::UserLogin {
+                    user: $crate::rows::user_from_row(&row)?,
+                    password_hash: $crate::rows::RecordRow::opt_text(&row, "password_hash")?,
+                }))
+            }
+
+            pub(crate) async fn auth_create_code(
+                &self,
+                code: &$crate::AuthorizationCodeRecord,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_codes (code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&code.code_hash)
+                .bind(&code.integration_key)
+                .bind(&code.user_id)
+                .bind(&code.redirect_uri)
+                .bind($crate::rows::to_json(&code.scopes))
+                .bind(&code.code_challenge)
+                .bind(&code.family_id)
+                .bind(code.created_at)
+                .bind(code.expires_at)
+                .execute(&self.$writer)
+                .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn auth_code(
+                &self,
+                code_hash: &str,
+            ) -> $crate::StoreResult<Option<$crate::AuthorizationCodeRecord>> {
+                // From the writer: a code is read right after it was written, and a
+                // reuse must see the first redemption.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM authorization_codes WHERE code_hash = $1",
+                    $crate::authorization::CODE_COLUMNS
+                )))
+                .bind(code_hash)
+                .fetch_optional(&self.$writer)
+                .await?
+                .as_ref()
+                .map($crate::authorization::code_from_row)
+                .transpose()
+            }
+
+            pub(crate) async fn auth_redeem_code(
+                &self,
+                code_hash: &str,
+                now: i64,
+                first: &$crate::RefreshTokenRecord,
+            ) -> $crate::StoreResult<bool> {
+                let $s = self;
+                let mut tx = $begin.await?;
+                let done = sqlx::query(
+                    "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(code_hash)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                bind_refresh(sqlx::query($crate::authorization::INSERT_REFRESH), first)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            pub(crate) async fn auth_refresh_token(
+                &self,
+                token_hash: &str,
+            ) -> $crate::StoreResult<Option<$crate::RefreshTokenRecord>> {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM refresh_tokens WHERE token_hash = $1",
+                    $crate::authorization::REFRESH_COLUMNS
+                )))
+                .bind(token_hash)
+                .fetch_optional(&self.$writer)
+                .await?
+                .as_ref()
+                .map($crate::authorization::refresh_from_row)
+                .transpose()
+            }
+
+            pub(crate) async fn auth_rotate_refresh(
+                &self,
+                old_hash: &str,
+                now: i64,
+                next: &$crate::RefreshTokenRecord,
+            ) -> $crate::StoreResult<bool> {
+                let $s = self;
+                let mut tx = $begin.await?;
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $1
+                     WHERE token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(old_hash)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                bind_refresh(sqlx::query($crate::authorization::INSERT_REFRESH), next)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            /// Revokes the refresh tokens matched by `filter` ("family_id = $2" or
+            /// "user_id = $2 AND integration_key = $3"), the access tokens issued with
+            /// them, and the unredeemed codes of the same grants.
+            pub(crate) async fn auth_revoke_where(
+                &self,
+                filter: &'static str,
+                first: &str,
+                second: Option<&str>,
+                now: i64,
+            ) -> $crate::StoreResult<u64> {
+                let $s = self;
+                let mut tx = $begin.await?;
+                let bind = |sql: String| {
+                    let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(first.to_owned());
+                    match second {
+                        Some(value) => query.bind(value.to_owned()),
+                        None => query,
+                    }
+                };
+                bind(format!(
+                    "INSERT INTO revoked_tokens (jti, expires_at)
+                     SELECT access_jti, access_expires_at FROM refresh_tokens
+                     WHERE {filter} AND access_expires_at > $1
+                     ON CONFLICT (jti) DO NOTHING"
+                ))
+                .execute(&mut *tx)
+                .await?;
+                let done = bind(format!(
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE {filter} AND revoked_at IS NULL"
+                ))
+                .execute(&mut *tx)
+                .await?;
+                bind(format!(
+                    "UPDATE authorization_codes SET used_at = $1 WHERE {filter} AND used_at IS NULL"
+                ))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
+            pub(crate) async fn auth_revoke_access_token(
+                &self,
+                jti: &str,
+                expires_at: i64,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(jti)
+                .bind(expires_at)
+                .execute(&self.$writer)
+                .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn auth_revoked_since(
+                &self,
+                seq: i64,
+            ) -> $crate::StoreResult<Vec<$crate::RevokedToken>> {
+                let rows = sqlx::query(
+                    "SELECT seq, jti, expires_at FROM revoked_tokens WHERE seq > $1 ORDER BY seq LIMIT 10000",
+                )
+                .bind(seq)
+                .fetch_all(&self.$reader)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::RevokedToken {
+                            seq: $crate::rows::RecordRow::int(row, "seq")?,
+                            jti: $crate::rows::RecordRow::text(row, "jti")?,
+                            expires_at: $crate::rows::RecordRow::int(row, "expires_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn auth_sweep(&self, now: i64) -> $crate::StoreResult<u64> {
+                let codes = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+                    .bind(now - $crate::authorization::CODE_KEPT_AFTER_EXPIRY_SECS)
+                    .execute(&self.$writer)
+                    .await?;
+                let refresh = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&self.$writer)
+                    .await?;
+                let revoked = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(codes.rows_affected() + refresh.rows_affected() + revoked.rows_affected())
+            }
+
+            pub(crate) async fn auth_server_secret(
+                &self,
+                name: &str,
+                candidate: &[u8],
+                now: i64,
+            ) -> $crate::StoreResult<Vec<u8>> {
+                sqlx::query(
+                    "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(candidate)
+                .bind(now)
+                .execute(&self.$writer)
+                .await?;
+                Ok(sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.$writer)
+                    .await?)
+            }
+        }
+
+        fn bind_refresh<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+            record: &$crate::RefreshTokenRecord,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            query
+                .bind(record.token_hash.clone())
+                .bind(record.family_id.clone())
+                .bind(record.integration_key.clone())
+                .bind(record.user_id.clone())
+                .bind($crate::rows::to_json(&record.scopes))
+                .bind(record.access_jti.clone())
+                .bind(record.access_expires_at)
+                .bind(record.created_at)
+                .bind(record.expires_at)
+        }
+    };
+}
+
+pub(crate) use authorization_methods;
