@@ -1,11 +1,11 @@
 //! The admin commands: registry changes made straight on the store a server uses.
 //! A running server sees them within its registry poll interval.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use jwtgrant_core::{JwsAlgorithm, PublicKey, SigningKey};
 use jwtgrant_proto::Jwk;
-use jwtgrant_server::clock;
 use jwtgrant_server::signing::{add_signing_key, load_keyring};
+use jwtgrant_server::{clock, credentials};
 use jwtgrant_store::{
     AccountRecord, IntegrationKeyRecord, IntegrationRecord, NewIntegration, Store, UserRecord,
 };
@@ -236,7 +236,50 @@ pub async fn integration(store: &dyn Store, command: IntegrationCommand) -> Resu
             let record = require_integration(store, &r.integration_key).await?;
             emit(r.json, integration_json(&record), integration_text(&record))
         }
+        IntegrationCommand::SetSecret {
+            integration_key,
+            stdin,
+            remove,
+            json,
+        } => {
+            if remove {
+                store.set_integration_secret(&integration_key, None).await?;
+                return emit(
+                    json,
+                    json!({"integration_key": integration_key, "client_secret": null}),
+                    format!("removed the client secret of {integration_key}\n"),
+                );
+            }
+            let secret = if stdin {
+                read_stdin_line("client secret")?
+            } else {
+                credentials::random_token()
+            };
+            if secret.len() < 16 {
+                bail!("a client secret must be at least 16 characters");
+            }
+            let hash = credentials::hash_secret(&secret).map_err(|e| anyhow!(e))?;
+            store
+                .set_integration_secret(&integration_key, Some(&hash))
+                .await?;
+            emit(
+                json,
+                json!({"integration_key": integration_key, "client_secret": secret}),
+                format!("{secret}\n"),
+            )
+        }
     }
+}
+
+/// The first line of stdin, without its line ending; refuses an empty one.
+fn read_stdin_line(what: &str) -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let line = line.trim_end_matches(['\r', '\n']).to_owned();
+    if line.is_empty() {
+        bail!("no {what} on stdin");
+    }
+    Ok(line)
 }
 
 async fn set_key_active(
@@ -373,6 +416,19 @@ pub async fn user(store: &dyn Store, command: UserCommand) -> Result<()> {
         }
         UserCommand::Disable(r) => set_user_active(store, r.user_id, false, r.json).await,
         UserCommand::Enable(r) => set_user_active(store, r.user_id, true, r.json).await,
+        UserCommand::SetPassword(r) => {
+            let password = read_stdin_line("password")?;
+            if password.chars().count() < 8 {
+                bail!("a password must be at least 8 characters");
+            }
+            let hash = credentials::hash_secret(&password).map_err(|e| anyhow!(e))?;
+            store.set_user_password(&r.user_id, Some(&hash)).await?;
+            emit(
+                r.json,
+                json!({"user_id": r.user_id, "password_set": true}),
+                format!("password set for {}\n", r.user_id),
+            )
+        }
     }
 }
 
@@ -485,6 +541,10 @@ pub async fn consent(store: &dyn Store, command: ConsentCommand) -> Result<()> {
             json,
         } => {
             store.revoke_consent(&user, &integration).await?;
+            // Refresh chains and the access tokens issued with them end too.
+            store
+                .revoke_grants(&user, &integration, clock::now())
+                .await?;
             emit(
                 json,
                 json!({"user_id": user, "integration_key": integration, "revoked": true}),

@@ -99,6 +99,9 @@ pub struct ServeArgs {
     /// Access token lifetime in seconds [default: 3600].
     #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_LIFETIME_SECS")]
     pub access_token_lifetime_secs: Option<u64>,
+    /// Refresh token lifetime in seconds [default: 2592000, 30 days].
+    #[arg(long, env = "JWTGRANT_REFRESH_TOKEN_LIFETIME_SECS")]
+    pub refresh_token_lifetime_secs: Option<u64>,
     /// Access token algorithm: ES256, RS256 or EdDSA [default: ES256].
     #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_ALG")]
     pub access_token_alg: Option<String>,
@@ -204,6 +207,21 @@ pub enum IntegrationCommand {
     },
     /// Show one integration.
     Show(IntegrationRef),
+    /// Give an integration a client secret (it becomes a confidential client):
+    /// generates one and prints it once; only its argon2id hash is stored.
+    SetSecret {
+        /// Integration key.
+        integration_key: String,
+        /// Read the secret from stdin (first line) instead of generating one.
+        #[arg(long)]
+        stdin: bool,
+        /// Remove the secret instead (the integration becomes a public client).
+        #[arg(long, conflicts_with = "stdin")]
+        remove: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Names an integration.
@@ -261,6 +279,9 @@ pub enum UserCommand {
     Disable(UserRef),
     /// Allow tokens for a disabled user again.
     Enable(UserRef),
+    /// Set the password the user signs in with on the consent pages, read from
+    /// stdin (first line); stored as an argon2id hash.
+    SetPassword(UserRef),
 }
 
 /// Names a user.

@@ -76,6 +76,7 @@ fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Serve
         raw.clock_leeway_secs = s.clock_leeway_secs;
         raw.max_assertion_lifetime_secs = s.max_assertion_lifetime_secs;
         raw.access_token_lifetime_secs = s.access_token_lifetime_secs;
+        raw.refresh_token_lifetime_secs = s.refresh_token_lifetime_secs;
         raw.access_token_alg = s.access_token_alg.clone();
         raw.access_token_audience = s.access_token_audience.clone();
         raw.body_limit_bytes = s.body_limit_bytes;

@@ -144,8 +144,23 @@ pub struct AuthorizationServerMetadata {
     /// The browser authorization endpoint, when the server offers one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_endpoint: Option<String>,
+    /// RFC 7662 introspection endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// RFC 7009 revocation endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
     /// The grant types the token endpoint accepts.
     pub grant_types_supported: Vec<String>,
+    /// PKCE methods (RFC 7636) the authorization endpoint accepts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_challenge_methods_supported: Vec<String>,
+    /// How clients authenticate at the introspection endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// How clients authenticate at the revocation endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// The response types the authorization endpoint accepts.
     #[serde(default)]
     pub response_types_supported: Vec<String>,

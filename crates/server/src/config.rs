@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub max_assertion_lifetime_secs: Option<u64>,
     /// Access token lifetime in seconds.
     pub access_token_lifetime_secs: Option<u64>,
+    /// Refresh token lifetime in seconds.
+    pub refresh_token_lifetime_secs: Option<u64>,
     /// Access token algorithm: ES256, RS256 or EdDSA.
     pub access_token_alg: Option<String>,
     /// The `aud` of issued access tokens.
@@ -79,6 +81,9 @@ impl RawConfig {
             access_token_lifetime_secs: self
                 .access_token_lifetime_secs
                 .or(fallback.access_token_lifetime_secs),
+            refresh_token_lifetime_secs: self
+                .refresh_token_lifetime_secs
+                .or(fallback.refresh_token_lifetime_secs),
             access_token_alg: self.access_token_alg.or(fallback.access_token_alg),
             access_token_audience: self
                 .access_token_audience
@@ -158,6 +163,8 @@ pub struct ServerConfig {
     pub max_assertion_lifetime_secs: i64,
     /// Access token lifetime in seconds.
     pub access_token_lifetime_secs: i64,
+    /// Refresh token lifetime in seconds.
+    pub refresh_token_lifetime_secs: i64,
     /// Access token algorithm.
     pub access_token_alg: JwsAlgorithm,
     /// The `aud` of access tokens; `None` means the issuer URL.
@@ -203,6 +210,7 @@ impl Default for ServerConfig {
             clock_leeway_secs: 60,
             max_assertion_lifetime_secs: 3600,
             access_token_lifetime_secs: 3600,
+            refresh_token_lifetime_secs: 30 * 86_400,
             access_token_alg: JwsAlgorithm::Es256,
             access_token_audience: None,
             body_limit_bytes: 64 * 1024,
@@ -277,6 +285,13 @@ impl ServerConfig {
             1,
             86_400,
         )?;
+        let refresh_token_lifetime_secs = bounded(
+            "refresh_token_lifetime_secs",
+            raw.refresh_token_lifetime_secs,
+            30 * 86_400,
+            60,
+            365 * 86_400,
+        )?;
         let key_rotation_delay_secs = bounded(
             "key_rotation_delay_secs",
             raw.key_rotation_delay_secs,
@@ -325,6 +340,7 @@ impl ServerConfig {
             clock_leeway_secs,
             max_assertion_lifetime_secs,
             access_token_lifetime_secs,
+            refresh_token_lifetime_secs,
             access_token_alg,
             access_token_audience,
             body_limit_bytes,

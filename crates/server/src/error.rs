@@ -5,6 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::GrantError;
+use jwtgrant_core::client_auth::ClientAuthError;
 use jwtgrant_proto::{ErrorCode, OAuthErrorResponse};
 
 /// A token request that is malformed before any grant logic runs.
@@ -44,6 +45,12 @@ pub enum TokenEndpointError {
     /// The core refused the grant.
     #[error(transparent)]
     Grant(#[from] GrantError),
+    /// Client authentication failed or was malformed.
+    #[error(transparent)]
+    ClientAuth(#[from] ClientAuthError),
+    /// The client may not use this grant.
+    #[error("{0}")]
+    UnauthorizedClient(String),
     /// Too many requests from this client or for this integration.
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited {
@@ -65,6 +72,11 @@ impl TokenEndpointError {
             TokenEndpointError::Request(_) => ErrorCode::InvalidRequest,
             TokenEndpointError::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
             TokenEndpointError::Grant(error) => error.code(),
+            TokenEndpointError::ClientAuth(
+                ClientAuthError::SeveralMethods | ClientAuthError::ClientIdMismatch,
+            ) => ErrorCode::InvalidRequest,
+            TokenEndpointError::ClientAuth(_) => ErrorCode::InvalidClient,
+            TokenEndpointError::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
             TokenEndpointError::RateLimited { .. } => ErrorCode::SlowDown,
             TokenEndpointError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
             TokenEndpointError::Internal(_) => ErrorCode::ServerError,
@@ -74,6 +86,9 @@ impl TokenEndpointError {
     fn status(&self) -> StatusCode {
         match self {
             TokenEndpointError::Request(RequestError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            TokenEndpointError::ClientAuth(_) if self.code() == ErrorCode::InvalidClient => {
+                StatusCode::UNAUTHORIZED
+            }
             TokenEndpointError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             TokenEndpointError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             TokenEndpointError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,6 +122,13 @@ impl IntoResponse for TokenEndpointError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if response.status() == StatusCode::UNAUTHORIZED {
+            // RFC 6749 section 5.2: the scheme the client should authenticate with.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"jwtgrant\""),
+            );
         }
         response
     }
@@ -174,7 +196,7 @@ impl IntoResponse for BearerError {
 }
 
 /// An OAuth JSON error body with `Cache-Control: no-store`.
-fn oauth_error(status: StatusCode, code: ErrorCode, description: String) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, code: ErrorCode, description: String) -> Response {
     let body = OAuthErrorResponse {
         error: code.as_str().to_owned(),
         error_description: Some(description),

@@ -4,14 +4,17 @@
 
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod grants;
 pub mod metrics;
+pub mod pages;
 pub mod ratelimit;
 pub mod registry;
 pub mod replay;
 pub mod routes;
 pub mod sealing;
+pub mod session;
 pub mod signing;
 pub mod state;
 
@@ -34,6 +37,17 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/oauth/token", post(routes::token::token))
         .route("/oauth/userinfo", get(routes::userinfo::userinfo))
+        .route("/oauth/auth", get(routes::authorize::authorize))
+        .route("/oauth/auth/decision", post(routes::authorize::decision))
+        .route("/login", post(routes::authorize::login))
+        .route("/logout", post(routes::authorize::logout))
+        .route("/account/consents", get(routes::authorize::consents))
+        .route(
+            "/account/consents/revoke",
+            post(routes::authorize::revoke_consent),
+        )
+        .route("/oauth/introspect", post(routes::introspect::introspect))
+        .route("/oauth/revoke", post(routes::introspect::revoke))
         .route("/oauth/jwks", get(routes::discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
@@ -140,6 +154,11 @@ async fn background_tasks(state: Arc<AppState>) {
         if now - last_sweep >= 60 {
             last_sweep = now;
             state.rate_limiter.forget_idle();
+            match state.store.sweep_authorizations(now).await {
+                Ok(swept) if swept > 0 => tracing::debug!(swept, "forgot expired codes and tokens"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "authorization sweep failed"),
+            }
             match state.replay.sweep(now).await {
                 Ok(swept) if swept > 0 => tracing::debug!(swept, "forgot expired jtis"),
                 Ok(_) => {}

@@ -48,6 +48,10 @@ pub struct Registry {
     maps: RwLock<Maps>,
     keyring: RwLock<Arc<Keyring>>,
     version: RwLock<i64>,
+    /// Revoked access tokens (`jti` -> expiry), read from the store by sequence.
+    revoked: RwLock<HashMap<String, i64>>,
+    /// The newest revocation read.
+    revoked_seq: tokio::sync::Mutex<i64>,
     /// False from a failed poll until a successful one: while the store does not
     /// answer, no grant is issued from cached data alone.
     store_reachable: std::sync::atomic::AtomicBool,
@@ -61,14 +65,59 @@ impl Registry {
     ) -> Result<Self, SigningKeyError> {
         let version = store.registry_version().await?;
         let keyring = load_keyring(store.as_ref(), &sealer).await?;
-        Ok(Registry {
+        let registry = Registry {
             store,
             sealer,
             maps: RwLock::new(Maps::default()),
             keyring: RwLock::new(Arc::new(keyring)),
             version: RwLock::new(version),
+            revoked: RwLock::new(HashMap::new()),
+            revoked_seq: tokio::sync::Mutex::new(0),
             store_reachable: std::sync::atomic::AtomicBool::new(true),
-        })
+        };
+        registry.poll_revocations().await?;
+        Ok(registry)
+    }
+
+    /// Reads the revocations recorded since the last read (by any instance) and
+    /// forgets those whose tokens have expired anyway.
+    pub async fn poll_revocations(&self) -> StoreResult<()> {
+        let mut seq = self.revoked_seq.lock().await;
+        loop {
+            let batch = self.store.revoked_tokens_since(*seq).await?;
+            let Some(last) = batch.last() else { break };
+            *seq = last.seq;
+            let full = batch.len() >= 10_000;
+            if let Ok(mut revoked) = self.revoked.write() {
+                for token in batch {
+                    revoked.insert(token.jti, token.expires_at);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        let now = crate::clock::now();
+        if let Ok(mut revoked) = self.revoked.write() {
+            revoked.retain(|_, expires_at| *expires_at + 3600 > now);
+        }
+        Ok(())
+    }
+
+    /// Whether the access token with this `jti` was revoked.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked
+            .read()
+            .map(|r| r.contains_key(jti))
+            .unwrap_or(true)
+    }
+
+    /// Drops one cached consent (this instance just changed it).
+    pub fn forget_consent(&self, user_id: &str, integration_key: &str) {
+        if let Ok(mut maps) = self.maps.write() {
+            maps.consents
+                .remove(&(user_id.to_owned(), integration_key.to_owned()));
+        }
     }
 
     /// Whether the last poll reached the store.
@@ -92,6 +141,7 @@ impl Registry {
         self.store_reachable
             .store(polled.is_ok(), std::sync::atomic::Ordering::Relaxed);
         let version = polled?;
+        self.poll_revocations().await?;
         let known = self.version.read().map(|v| *v).unwrap_or(i64::MIN);
         if version == known {
             return Ok(false);

@@ -10,6 +10,7 @@ use jwtgrant_store::Store;
 
 use crate::clock;
 use crate::config::{ServerConfig, bare_host};
+use crate::credentials::VerifiedSecrets;
 use crate::error::TokenEndpointError;
 use crate::metrics::Metrics;
 use crate::ratelimit::Decision;
@@ -17,6 +18,7 @@ use crate::ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter};
 use crate::registry::Registry;
 use crate::replay::{RedisReplay, ReplayCache, StoreReplay, redis_connection};
 use crate::sealing::KeySealer;
+use crate::session::{LoginThrottle, SessionKeys};
 use crate::signing::{SigningKeyError, ensure_signing_key};
 
 /// Shared state of one server instance.
@@ -41,6 +43,12 @@ pub struct AppState {
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// Seals the signing keys this instance generates.
     pub sealer: Arc<KeySealer>,
+    /// Signs the browser session cookies (shared by every instance).
+    pub session_keys: SessionKeys,
+    /// Failed sign-ins per account and per address.
+    pub login_throttle: LoginThrottle,
+    /// Client secrets verified before.
+    pub verified_secrets: VerifiedSecrets,
 }
 
 impl AppState {
@@ -93,6 +101,7 @@ impl AppState {
         )
         .await?;
         let registry = Registry::load(Arc::clone(&store), Arc::clone(&sealer)).await?;
+        let session_keys = SessionKeys::load(store.as_ref(), &sealer, clock::now()).await?;
         let (replay, rate_limiter): (Arc<dyn ReplayCache>, Arc<dyn RateLimiter>) =
             match &config.redis {
                 Some(url) => {
@@ -118,6 +127,9 @@ impl AppState {
             rate_limiter,
             sealer,
             store,
+            session_keys,
+            login_throttle: LoginThrottle::default(),
+            verified_secrets: VerifiedSecrets::default(),
         }))
     }
 

@@ -21,13 +21,29 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationS
         token_endpoint: state.token_endpoint(),
         jwks_uri: format!("{issuer}/oauth/jwks"),
         userinfo_endpoint: Some(format!("{issuer}/oauth/userinfo")),
-        authorization_endpoint: None,
+        authorization_endpoint: Some(format!("{issuer}/oauth/auth")),
+        introspection_endpoint: Some(format!("{issuer}/oauth/introspect")),
+        revocation_endpoint: Some(format!("{issuer}/oauth/revoke")),
         grant_types_supported: GrantType::supported()
             .iter()
             .map(|g| g.to_string())
             .collect(),
-        response_types_supported: Vec::new(),
-        token_endpoint_auth_methods_supported: vec!["none".into()],
+        code_challenge_methods_supported: vec![jwtgrant_core::pkce::S256.into()],
+        introspection_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+        ],
+        revocation_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+            "none".into(),
+        ],
+        response_types_supported: vec!["code".into()],
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+            "none".into(),
+        ],
         token_endpoint_auth_signing_alg_values_supported: JwsAlgorithm::ALL
             .iter()
             .map(|alg| alg.as_str().to_owned())

@@ -113,6 +113,10 @@ async fn handle(
     let grant_type = form.require("grant_type")?;
     match GrantType::from_form(grant_type) {
         Some(GrantType::JwtBearer) => grants::jwt_bearer::grant(state, &form).await,
+        Some(GrantType::AuthorizationCode) => {
+            grants::authorization_code::grant(state, headers, &form).await
+        }
+        Some(GrantType::RefreshToken) => grants::refresh_token::grant(state, headers, &form).await,
         None => Err(TokenEndpointError::UnsupportedGrantType(
             grant_type.chars().take(64).collect(),
         )),

@@ -25,14 +25,28 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
     Ok(token.trim())
 }
 
-/// Verifies an access token this server issued. A token verified before skips the
-/// signature check (the cache is dropped on any registry change, key rotation
-/// included); its expiry is checked every time.
+/// Verifies an access token this server issued and not revoked. A token verified
+/// before skips the signature check (the cache is dropped on any registry change,
+/// key rotation included); its expiry and revocation are checked every time.
 pub fn verify_access_token(
     state: &AppState,
     token: &str,
 ) -> Result<Arc<AccessTokenClaims>, BearerError> {
     let now = clock::now();
+    let claims = verified(state, token, now)?;
+    if state.registry.is_revoked(&claims.jti) {
+        return Err(BearerError::InvalidToken(
+            "the access token has been revoked".into(),
+        ));
+    }
+    Ok(claims)
+}
+
+fn verified(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<Arc<AccessTokenClaims>, BearerError> {
     if let Some(claims) = state.registry.verified_token(token) {
         if now >= claims.exp.saturating_add(state.config.clock_leeway_secs) {
             return Err(BearerError::InvalidToken(

@@ -1,0 +1,72 @@
+//! The refresh token grant as the server runs it: authenticate the client, find the
+//! token by its hash, let the core decide (consent must still hold), then rotate:
+//! the old token is marked used and its successor stored in one transaction. An old
+//! token presented again revokes the whole chain.
+
+use axum::http::HeaderMap;
+use jwtgrant_core::GrantError;
+use jwtgrant_core::grants::refresh_token::{RefreshToken, decide};
+use jwtgrant_proto::JwtGrantResponse;
+
+use crate::clock;
+use crate::credentials::token_hash;
+use crate::error::TokenEndpointError;
+use crate::grants::authorization_code::revoke_family;
+use crate::grants::{authenticate_client, issue_with_refresh, require_code_flow};
+use crate::routes::token::TokenForm;
+use crate::state::AppState;
+
+/// Runs the refresh token grant.
+pub async fn grant(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> Result<JwtGrantResponse, TokenEndpointError> {
+    let now = clock::now();
+    let client = authenticate_client(state, headers, form).await?;
+    let integration = state.registry.integration(&client.client_id).await?;
+    require_code_flow(integration.as_deref())?;
+    let presented = form.require("refresh_token")?;
+    let hash = token_hash(presented);
+    let record = state.store.refresh_token(&hash).await?;
+    let (user, consent) = match &record {
+        Some(r) => (
+            state.registry.user(&r.user_id).await?,
+            state.store.consent(&r.user_id, &r.integration_key).await?,
+        ),
+        None => (None, None),
+    };
+    let consent = consent.map(|c| jwtgrant_core::Consent { scopes: c.scopes });
+    let stored = record.as_ref().map(|r| RefreshToken {
+        client_id: r.integration_key.clone(),
+        user_id: r.user_id.clone(),
+        scopes: r.scopes.clone(),
+        expires_at: r.expires_at,
+        rotated: r.rotated_at.is_some(),
+        revoked: r.revoked_at.is_some(),
+    });
+    let decided = decide(
+        stored.as_ref(),
+        form.get("scope"),
+        &client.client_id,
+        user.as_ref().map(|u| &u.user),
+        consent.as_ref(),
+        now,
+    );
+    let family_id = record.as_ref().map(|r| r.family_id.as_str()).unwrap_or("");
+    let decision = match decided {
+        Ok(decision) => decision,
+        Err(GrantError::RefreshTokenReused) => {
+            revoke_family(state, family_id, now).await?;
+            return Err(GrantError::RefreshTokenReused.into());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let (response, next) = issue_with_refresh(state, &decision, family_id, now)?;
+    if !state.store.rotate_refresh_token(&hash, now, &next).await? {
+        // Rotated (or revoked) by another request between our read and our write.
+        revoke_family(state, family_id, now).await?;
+        return Err(GrantError::RefreshTokenReused.into());
+    }
+    Ok(response)
+}

@@ -1,0 +1,158 @@
+//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009) for
+//! access tokens (our JWTs, by `jti`) and refresh tokens (by hash). Introspection
+//! answers confidential clients only (resource servers authenticate with their
+//! secret); revocation also takes a public client's own tokens. Revoking a refresh
+//! token ends its whole chain and the access tokens issued with it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jwtgrant_core::client_auth::ClientAuthError;
+use serde_json::{Value, json};
+
+use crate::clock;
+use crate::credentials::token_hash;
+use crate::error::{RequestError, TokenEndpointError};
+use crate::grants::authenticate_client;
+use crate::routes::token::TokenForm;
+use crate::routes::userinfo::verify_access_token;
+use crate::state::AppState;
+
+fn read_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<TokenForm, TokenEndpointError> {
+    let body = body.map_err(|_| RequestError::TooLarge(state.config.body_limit_bytes))?;
+    Ok(TokenForm::parse(headers, &body)?)
+}
+
+/// The introspection endpoint.
+pub async fn introspect(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match introspection(&state, &headers, body).await {
+        Ok(answer) => no_store(Json(answer).into_response()),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn introspection(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, TokenEndpointError> {
+    let form = read_form(state, headers, body)?;
+    let client = authenticate_client(state, headers, &form).await?;
+    if !client.confidential {
+        return Err(ClientAuthError::SecretRequired.into());
+    }
+    let token = form.require("token")?;
+    let now = clock::now();
+    if let Ok(claims) = verify_access_token(state, token) {
+        let username = match state.registry.user(&claims.sub).await? {
+            Some(user) => Some(user.record.email.clone()),
+            None => None,
+        };
+        let mut answer = json!({
+            "active": true,
+            "token_type": "Bearer",
+            "scope": claims.scope,
+            "client_id": claims.client_id,
+            "sub": claims.sub,
+            "iss": claims.iss,
+            "aud": claims.aud.as_slice(),
+            "iat": claims.iat,
+            "exp": claims.exp,
+            "jti": claims.jti,
+        });
+        if let (Some(username), Value::Object(map)) = (username, &mut answer) {
+            map.insert("username".into(), Value::String(username));
+        }
+        return Ok(answer);
+    }
+    if let Some(record) = state.store.refresh_token(&token_hash(token)).await?
+        && record.rotated_at.is_none()
+        && record.revoked_at.is_none()
+        && now < record.expires_at
+    {
+        return Ok(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": record.scopes.join(" "),
+            "client_id": record.integration_key,
+            "sub": record.user_id,
+            "iss": state.issuer,
+            "iat": record.created_at,
+            "exp": record.expires_at,
+        }));
+    }
+    Ok(json!({ "active": false }))
+}
+
+/// The revocation endpoint.
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match revocation(&state, &headers, body).await {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn revocation(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(), TokenEndpointError> {
+    let form = read_form(state, headers, body)?;
+    let client = authenticate_client(state, headers, &form).await?;
+    let token = form.require("token")?;
+    let now = clock::now();
+    let not_yours = || {
+        TokenEndpointError::UnauthorizedClient(
+            "the token was not issued to this client; a client may revoke only its own tokens"
+                .into(),
+        )
+    };
+    // An access token: its signature must hold (we revoke only what we issued).
+    if let Ok(claims) = verify_access_token(state, token) {
+        if claims.client_id != client.client_id {
+            return Err(not_yours());
+        }
+        state
+            .store
+            .revoke_access_token(&claims.jti, claims.exp)
+            .await?;
+        state.registry.poll_revocations().await?;
+        return Ok(());
+    }
+    if let Some(record) = state.store.refresh_token(&token_hash(token)).await? {
+        if record.integration_key != client.client_id {
+            return Err(not_yours());
+        }
+        state
+            .store
+            .revoke_token_family(&record.family_id, now)
+            .await?;
+        state.registry.poll_revocations().await?;
+    }
+    // Unknown, expired or already revoked: nothing to do, and RFC 7009 says 200.
+    Ok(())
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
