@@ -9,6 +9,7 @@
 )]
 
 mod admin;
+mod authorization;
 mod endpoints;
 mod redis;
 mod support;
