@@ -62,15 +62,20 @@ pub fn read_credentials(
     form_client_id: Option<&str>,
     form_client_secret: Option<&str>,
 ) -> Result<ClientCredentials, ClientAuthError> {
-    let basic = match authorization {
+    // Another scheme is not client authentication: DocuSign's SDK sends its own
+    // `Authorization: Bearer` on token requests, which is ignored here.
+    let basic_value = authorization.filter(|value| {
+        value
+            .trim_start()
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
+    });
+    let basic = match basic_value {
         Some(value) => {
-            let (scheme, encoded) = value
+            let (_, encoded) = value
                 .trim()
                 .split_once(' ')
                 .ok_or(ClientAuthError::MalformedBasic)?;
-            if !scheme.eq_ignore_ascii_case("basic") {
-                return Err(ClientAuthError::MalformedBasic);
-            }
             let decoded = b64::decode_standard(encoded.trim())
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .ok_or(ClientAuthError::MalformedBasic)?;
@@ -236,8 +241,10 @@ mod tests {
             Err(ClientAuthError::ClientIdMismatch)
         );
         assert_eq!(
-            read_credentials(Some("Bearer x"), None, None),
-            Err(ClientAuthError::MalformedBasic)
+            read_credentials(Some("Bearer x"), Some("a"), None),
+            Ok(ClientCredentials::Public {
+                client_id: "a".into()
+            })
         );
         assert_eq!(
             read_credentials(Some("Basic !!!"), None, None),
