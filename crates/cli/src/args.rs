@@ -52,7 +52,7 @@ pub enum Command {
     Keys(KeysCommand),
     /// Mint a signed JWT bearer assertion.
     Assertion(AssertionArgs),
-    /// Load-test a running server's token (or userinfo) endpoint.
+    /// Load-test a running server's token (or userinfo, or introspection) endpoint.
     Bench(BenchArgs),
     /// Generate a key pair for an integration: NAME.pem, NAME.pub.pem, NAME.jwk.json.
     Keygen(KeygenArgs),
@@ -434,8 +434,8 @@ pub struct BenchArgs {
     /// The server's base URL (plain HTTP).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// Which endpoint to drive: token or userinfo.
-    #[arg(long, default_value = "token")]
+    /// Which endpoint to drive: token, userinfo or introspect.
+    #[arg(long, default_value = "token", value_parser = ["token", "userinfo", "introspect"])]
     pub endpoint: String,
     /// Measured requests.
     #[arg(long, default_value_t = 20_000)]
@@ -461,6 +461,9 @@ pub struct BenchArgs {
     /// The integration's private key (PEM).
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// The integration's client secret (for --endpoint introspect with --integration-key).
+    #[arg(long, env = "JWTGRANT_BENCH_CLIENT_SECRET")]
+    pub client_secret: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1;
@@ -46,6 +47,7 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
     let path;
     let mut bodies: Vec<Bytes> = Vec::new();
     let mut bearer = None;
+    let mut basic = None;
     let subject = prepare_subject(&args, store).await?;
     match args.endpoint.as_str() {
         "token" => {
@@ -61,13 +63,33 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
             let token = fetch_token(&authority, body).await?;
             bearer = Some(format!("Bearer {token}"));
         }
-        other => bail!("unknown --endpoint {other}: use token or userinfo"),
+        "introspect" => {
+            path = "/oauth/introspect".to_owned();
+            let body = mint_bodies(&subject, &authority, 1)?
+                .pop()
+                .context("no assertion")?;
+            let token = fetch_token(&authority, body).await?;
+            let secret = subject
+                .client_secret
+                .as_deref()
+                .context("--endpoint introspect needs the integration's --client-secret")?;
+            let mut form = form_urlencoded_pair("token", &token);
+            form.push_str("&token_type_hint=access_token");
+            bodies = vec![Bytes::from(form); total];
+            basic = Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{secret}", subject.integration_key))
+            ));
+        }
+        other => bail!("unknown --endpoint {other}: use token, userinfo or introspect"),
     }
     let plan = Arc::new(Plan {
         authority: authority.clone(),
         path,
         bodies,
         bearer,
+        basic,
         next: AtomicUsize::new(0),
         total,
         warmup: args.warmup,
@@ -174,6 +196,8 @@ struct Subject {
     integration_key: String,
     user_id: String,
     key: SigningKey,
+    /// Its client secret, when known (introspection authenticates with it).
+    client_secret: Option<String>,
 }
 
 async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Result<Subject> {
@@ -186,6 +210,7 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
             integration_key: integration_key.clone(),
             user_id: user_id.clone(),
             key: SigningKey::from_pem(&pem)?,
+            client_secret: args.client_secret.clone(),
         });
     }
     let store = store.context(
@@ -233,10 +258,16 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
     store
         .grant_consent(&user_id, &integration_key, &scopes, now)
         .await?;
+    let client_secret = jwtgrant_server::credentials::random_token();
+    let hash = jwtgrant_server::credentials::hash_secret(&client_secret).map_err(|e| anyhow!(e))?;
+    store
+        .set_integration_secret(&integration_key, Some(&hash))
+        .await?;
     Ok(Subject {
         integration_key,
         user_id,
         key,
+        client_secret: Some(client_secret),
     })
 }
 
@@ -288,6 +319,8 @@ struct Plan {
     path: String,
     bodies: Vec<Bytes>,
     bearer: Option<String>,
+    /// `Authorization: Basic` for the POSTs (introspection).
+    basic: Option<String>,
     next: AtomicUsize,
     total: usize,
     warmup: usize,
@@ -376,16 +409,19 @@ fn build_request(plan: &Plan, index: usize) -> Result<hyper::Request<Full<Bytes>
             .uri(&plan.path)
             .header(hyper::header::AUTHORIZATION, bearer)
             .body(Full::new(Bytes::new()))?,
-        None => builder
-            .method("POST")
-            .uri(&plan.path)
-            .header(
-                hyper::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Full::new(
-                plan.bodies.get(index).cloned().unwrap_or_default(),
-            ))?,
+        None => match &plan.basic {
+            Some(basic) => builder.header(hyper::header::AUTHORIZATION, basic),
+            None => builder,
+        }
+        .method("POST")
+        .uri(&plan.path)
+        .header(
+            hyper::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(Full::new(
+            plan.bodies.get(index).cloned().unwrap_or_default(),
+        ))?,
     })
 }
 
@@ -477,4 +513,20 @@ fn read_peak_rss_kb(pid: u32) -> Result<u64> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse().ok())
         .context("no VmHWM in /proc status")
+}
+
+/// One `name=value` pair, form-urlencoded (token values are base64url and dots, but
+/// encode anyway).
+fn form_urlencoded_pair(name: &str, value: &str) -> String {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect()
+    };
+    format!("{}={}", encode(name), encode(value))
 }
