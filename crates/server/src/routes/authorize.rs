@@ -335,7 +335,11 @@ pub async fn consents(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
                 .map(|s| describe_scope(s).title)
                 .collect::<Vec<_>>()
                 .join(", "),
-            granted: clock::rfc3339(record.granted_at),
+            granted: clock::rfc3339(record.granted_at)
+                .split('T')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
         });
     }
     render(

@@ -57,10 +57,11 @@ async fn introspection(
     let token = form.require("token")?;
     let now = clock::now();
     if let Ok(claims) = verify_access_token(state, token) {
-        let username = match state.registry.user(&claims.sub).await? {
-            Some(user) => Some(user.record.email.clone()),
-            None => None,
-        };
+        let username = state
+            .registry
+            .user(&claims.sub)
+            .await?
+            .map(|user| user.record.email.clone());
         let mut answer = json!({
             "active": true,
             "token_type": "Bearer",
