@@ -9,14 +9,14 @@ use jwtgrant_core::access_token::AccessTokenSettings;
 use jwtgrant_store::Store;
 
 use crate::clock;
-use crate::config::{ServerConfig, bare_host};
+use crate::config::{ServerConfig, StoreLocation, bare_host};
 use crate::credentials::VerifiedSecrets;
 use crate::error::TokenEndpointError;
 use crate::metrics::Metrics;
 use crate::ratelimit::Decision;
 use crate::ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter};
 use crate::registry::Registry;
-use crate::replay::{RedisReplay, ReplayCache, StoreReplay, redis_connection};
+use crate::replay::{JournalReplay, RedisReplay, ReplayCache, StoreReplay, redis_connection};
 use crate::sealing::KeySealer;
 use crate::session::{LoginThrottle, SessionKeys};
 use crate::signing::{SigningKeyError, ensure_signing_key};
@@ -111,10 +111,28 @@ impl AppState {
                         Arc::new(RedisRateLimiter::new(connection)),
                     )
                 }
-                None => (
-                    Arc::new(StoreReplay::spawn(Arc::clone(&store))),
-                    Arc::new(LocalRateLimiter::default()),
-                ),
+                None => {
+                    let replay: Arc<dyn ReplayCache> = match &config.store {
+                        // One instance on its embedded store: the in-memory set and
+                        // its journal, carrying over what the store remembered.
+                        StoreLocation::DataDir(dir) => {
+                            let now = clock::now();
+                            let kept = store.live_jtis(now).await?;
+                            let dir = dir.clone();
+                            Arc::new(
+                                tokio::task::spawn_blocking(move || {
+                                    JournalReplay::open(&dir, &kept, now)
+                                })
+                                .await
+                                .map_err(|e| {
+                                    jwtgrant_store::StoreError::Unavailable(e.to_string())
+                                })??,
+                            )
+                        }
+                        _ => Arc::new(StoreReplay::spawn(Arc::clone(&store))),
+                    };
+                    (replay, Arc::new(LocalRateLimiter::default()))
+                }
             };
         Ok(Arc::new(AppState {
             config,

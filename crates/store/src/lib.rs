@@ -306,6 +306,9 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Forgets `jti`s whose time has passed; returns how many.
     async fn sweep_jtis(&self, now: i64) -> StoreResult<u64>;
+    /// The `jti`s still remembered at `now` (to carry them over into another replay
+    /// record).
+    async fn live_jtis(&self, now: i64) -> StoreResult<Vec<JtiRecord>>;
 
     /// The server's signing keys.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

@@ -558,6 +558,23 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    async fn live_jtis(&self, now: i64) -> StoreResult<Vec<JtiRecord>> {
+        let rows =
+            sqlx::query("SELECT issuer, jti, expires_at FROM used_jtis WHERE expires_at >= $1")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(JtiRecord {
+                    issuer: row.try_get("issuer")?,
+                    jti: row.try_get("jti")?,
+                    remember_until: row.try_get("expires_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         sqlx::query("SELECT kid, alg, private_key, created_at, activates_at FROM signing_keys ORDER BY activates_at, kid")
             .fetch_all(&self.pool)

@@ -1,7 +1,9 @@
 //! The replay record: every `jti` accepted once, across restarts and instances. Kept
-//! in the store by default (group commit), or in Redis with `--redis`. Either way a
+//! in memory with an append-only journal on the embedded store (one instance), in
+//! the shared store with PostgreSQL (group commit), or in Redis with `--redis`. Either way a
 //! failure to record refuses the grant (503): replay checks fail closed.
 
+mod journal;
 mod redis;
 mod store;
 
@@ -9,6 +11,7 @@ use async_trait::async_trait;
 use jwtgrant_core::ReplayGuard;
 use jwtgrant_store::{JtiOutcome, StoreError};
 
+pub use self::journal::JournalReplay;
 pub use self::redis::{RedisReplay, redis_connection};
 pub use self::store::StoreReplay;
 

@@ -1,0 +1,426 @@
+//! The replay record of a single instance on its embedded store: the live `jti`s in
+//! memory, made durable by an append-only journal file beside the SQLite database.
+//! A lookup is a hash-map probe; a write is 24 bytes appended and one `fdatasync`
+//! per group of requests (group commit, as the store recorder does), instead of a
+//! random-key upsert into SQLite's B-tree. A lock file keeps a second `serve` off the
+//! same data directory, since the in-memory set is this process's alone.
+//!
+//! Format: an 8-byte header, then fixed 24-byte records: the first 16 bytes of
+//! SHA-256(issuer || 0 || jti) and the little-endian Unix second until which it is
+//! remembered. A record torn by a crash is the file's last and is ignored (its
+//! request never got a token, as it was answered only after the sync). The journal
+//! is rewritten with the live records when it has grown to twice their number.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lc_rs::digest;
+use jwtgrant_core::ReplayGuard;
+use jwtgrant_store::{JtiOutcome, JtiRecord, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+use super::ReplayCache;
+use crate::clock;
+
+const HEADER: &[u8; 8] = b"JGJTI\x00\x00\x01";
+const RECORD_LEN: usize = 24;
+/// Most records synced at once.
+const MAX_BATCH: usize = 1024;
+/// The journal is compacted when it holds this many records and twice the live ones.
+const COMPACT_AFTER: u64 = 200_000;
+
+type Key = [u8; 16];
+
+fn key(issuer: &str, jti: &str) -> Key {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(issuer.as_bytes());
+    context.update(&[0]);
+    context.update(jti.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(context.finish().as_ref().get(..16).unwrap_or(&[0u8; 16]));
+    key
+}
+
+fn unavailable(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("replay journal: {what}"))
+}
+
+struct Pending {
+    key: Key,
+    remember_until: i64,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// The in-memory set with its journal.
+pub struct JournalReplay {
+    live: Arc<Mutex<HashMap<Key, i64>>>,
+    queue: mpsc::Sender<Pending>,
+    _lock: File,
+}
+
+impl JournalReplay {
+    /// Opens (or creates) the journal in `dir`, taking the directory's lock, loading
+    /// the live records, and adding `imported` (the `jti`s an older version kept in
+    /// the store) when the journal is new. Starts the writer thread.
+    pub fn open(dir: &Path, imported: &[JtiRecord], now: i64) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("replay.lock"))
+            .map_err(unavailable)?;
+        // A server of this process that is shutting down may hold it a moment longer.
+        let mut attempts = 0;
+        while lock.try_lock().is_err() {
+            attempts += 1;
+            if attempts > 40 {
+                return Err(unavailable(format!(
+                    "another jwtgrant serve is using {} (one server per data directory; use PostgreSQL for several)",
+                    dir.display()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let path = dir.join("replay.journal");
+        let existed = path.exists();
+        let mut live = if existed {
+            read_journal(&path, now)?
+        } else {
+            HashMap::new()
+        };
+        if !existed {
+            for record in imported.iter().filter(|r| r.remember_until >= now) {
+                live.insert(key(&record.issuer, &record.jti), record.remember_until);
+            }
+        }
+        // Start from a compact file: the live records only.
+        let records = live.len() as u64;
+        let file = rewrite(&path, &live)?;
+        let live = Arc::new(Mutex::new(live));
+        let (queue, incoming) = mpsc::channel(4 * MAX_BATCH);
+        let writer = Writer {
+            path,
+            file: BufWriter::with_capacity(MAX_BATCH * RECORD_LEN, file),
+            records,
+            live: Arc::clone(&live),
+        };
+        std::thread::Builder::new()
+            .name("jwtgrant-replay-journal".into())
+            .spawn(move || writer.run(incoming))
+            .map_err(unavailable)?;
+        Ok(JournalReplay {
+            live,
+            queue,
+            _lock: lock,
+        })
+    }
+
+    /// How many `jti`s are remembered.
+    pub fn len(&self) -> usize {
+        self.live.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn read_journal(path: &Path, now: i64) -> Result<HashMap<Key, i64>, StoreError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(unavailable)?;
+    let body = bytes.strip_prefix(HEADER.as_slice()).ok_or_else(|| {
+        unavailable(format!(
+            "{} is not a jwtgrant replay journal",
+            path.display()
+        ))
+    })?;
+    let mut live = HashMap::with_capacity(body.len() / RECORD_LEN);
+    for record in body.chunks_exact(RECORD_LEN) {
+        let (k, until) = record.split_at(16);
+        let mut key = [0u8; 16];
+        key.copy_from_slice(k);
+        let mut until_bytes = [0u8; 8];
+        until_bytes.copy_from_slice(until);
+        let until = i64::from_le_bytes(until_bytes);
+        if until >= now {
+            let slot = live.entry(key).or_insert(until);
+            *slot = (*slot).max(until);
+        }
+    }
+    Ok(live)
+}
+
+/// Writes `live` to a fresh file and puts it in place of the journal atomically;
+/// returns the new file, open for appending.
+fn rewrite(path: &Path, live: &HashMap<Key, i64>) -> Result<File, StoreError> {
+    let tmp: PathBuf = path.with_extension("journal.tmp");
+    {
+        let mut out = BufWriter::new(File::create(&tmp).map_err(unavailable)?);
+        out.write_all(HEADER).map_err(unavailable)?;
+        for (key, until) in live {
+            out.write_all(key).map_err(unavailable)?;
+            out.write_all(&until.to_le_bytes()).map_err(unavailable)?;
+        }
+        let file = out.into_inner().map_err(unavailable)?;
+        file.sync_all().map_err(unavailable)?;
+    }
+    std::fs::rename(&tmp, path).map_err(unavailable)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(unavailable)?;
+    }
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(unavailable)
+}
+
+struct Writer {
+    path: PathBuf,
+    file: BufWriter<File>,
+    /// Records in the file.
+    records: u64,
+    live: Arc<Mutex<HashMap<Key, i64>>>,
+}
+
+impl Writer {
+    fn run(mut self, mut incoming: mpsc::Receiver<Pending>) {
+        let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = incoming.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match incoming.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let result = self.append(&batch).map_err(|e| e.to_string());
+            for pending in batch.drain(..) {
+                let _ = pending.reply.send(result.clone());
+            }
+            if result.is_ok() {
+                self.maybe_compact();
+            }
+        }
+    }
+
+    fn append(&mut self, batch: &[Pending]) -> Result<(), StoreError> {
+        for pending in batch {
+            self.file.write_all(&pending.key).map_err(unavailable)?;
+            self.file
+                .write_all(&pending.remember_until.to_le_bytes())
+                .map_err(unavailable)?;
+        }
+        self.file.flush().map_err(unavailable)?;
+        self.file.get_ref().sync_data().map_err(unavailable)?;
+        self.records += batch.len() as u64;
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self) {
+        let live_count = self.live.lock().map(|l| l.len() as u64).unwrap_or(0);
+        if self.records < COMPACT_AFTER || self.records < 2 * live_count {
+            return;
+        }
+        let now = clock::now();
+        let snapshot: HashMap<Key, i64> = match self.live.lock() {
+            Ok(live) => live
+                .iter()
+                .filter(|(_, until)| **until >= now)
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+            Err(_) => return,
+        };
+        match rewrite(&self.path, &snapshot) {
+            Ok(file) => {
+                self.records = snapshot.len() as u64;
+                self.file = BufWriter::with_capacity(MAX_BATCH * RECORD_LEN, file);
+            }
+            // The old file is still in place and complete; appends go on to it.
+            Err(error) => tracing::warn!(%error, "replay journal compaction failed"),
+        }
+    }
+}
+
+#[async_trait]
+impl ReplayCache for JournalReplay {
+    async fn record(&self, guard: &ReplayGuard) -> Result<JtiOutcome, StoreError> {
+        let key = key(&guard.issuer, &guard.jti);
+        let now = clock::now();
+        {
+            let mut live = self
+                .live
+                .lock()
+                .map_err(|_| unavailable("the in-memory set is poisoned"))?;
+            match live.get(&key) {
+                Some(until) if *until >= now => return Ok(JtiOutcome::Replayed),
+                _ => {
+                    live.insert(key, guard.remember_until);
+                }
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending {
+                key,
+                remember_until: guard.remember_until,
+                reply,
+            })
+            .await
+            .map_err(|_| unavailable("the writer has stopped"))?;
+        // Fail closed: when the sync fails the entry stays, so the jti is refused
+        // from now on, and this request gets no token either.
+        answer
+            .await
+            .map_err(|_| unavailable("the writer dropped a request"))?
+            .map_err(StoreError::Unavailable)?;
+        Ok(JtiOutcome::Recorded)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.queue.is_closed() {
+            return Err(unavailable("the writer has stopped"));
+        }
+        Ok(())
+    }
+
+    async fn sweep(&self, now: i64) -> Result<u64, StoreError> {
+        let mut live = self
+            .live
+            .lock()
+            .map_err(|_| unavailable("the in-memory set is poisoned"))?;
+        let before = live.len();
+        live.retain(|_, until| *until >= now);
+        Ok((before - live.len()) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(jti: &str, until: i64) -> ReplayGuard {
+        ReplayGuard {
+            issuer: "integration".into(),
+            jti: jti.into(),
+            remember_until: until,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_jti_is_recorded_once_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let far = clock::now() + 3600;
+        {
+            let journal = JournalReplay::open(dir.path(), &[], clock::now()).unwrap();
+            assert_eq!(
+                journal.record(&guard("a", far)).await.unwrap(),
+                JtiOutcome::Recorded
+            );
+            assert_eq!(
+                journal.record(&guard("a", far)).await.unwrap(),
+                JtiOutcome::Replayed
+            );
+            assert_eq!(
+                journal.record(&guard("b", far)).await.unwrap(),
+                JtiOutcome::Recorded
+            );
+            // Another issuer's jti of the same value is another record.
+            let other = ReplayGuard {
+                issuer: "other".into(),
+                ..guard("a", far)
+            };
+            assert_eq!(journal.record(&other).await.unwrap(), JtiOutcome::Recorded);
+            // A second server on the same directory is refused while this one runs.
+            assert!(JournalReplay::open(dir.path(), &[], clock::now()).is_err());
+        }
+        // The lock goes with the first server (dropped here); the records stay.
+        let reopened = JournalReplay::open(dir.path(), &[], clock::now()).unwrap();
+        assert_eq!(reopened.len(), 3);
+        assert_eq!(
+            reopened.record(&guard("a", far)).await.unwrap(),
+            JtiOutcome::Replayed
+        );
+        assert_eq!(
+            reopened.record(&guard("c", far)).await.unwrap(),
+            JtiOutcome::Recorded
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_forgotten_and_a_torn_tail_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = clock::now();
+        {
+            let journal = JournalReplay::open(dir.path(), &[], now).unwrap();
+            journal.record(&guard("old", now + 1)).await.unwrap();
+            journal.record(&guard("new", now + 3600)).await.unwrap();
+            assert_eq!(journal.sweep(now + 2).await.unwrap(), 1);
+            // Expired: accepted again.
+            assert_eq!(
+                journal.record(&guard("old", now + 3600)).await.unwrap(),
+                JtiOutcome::Recorded
+            );
+        }
+        // A crash in the middle of an append leaves a partial record at the end.
+        let path = dir.path().join("replay.journal");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&[7u8; 10]).unwrap();
+        drop(file);
+        let reopened = JournalReplay::open(dir.path(), &[], now + 2).unwrap();
+        assert_eq!(reopened.len(), 2);
+        assert_eq!(
+            reopened.record(&guard("new", now + 3600)).await.unwrap(),
+            JtiOutcome::Replayed
+        );
+    }
+
+    #[tokio::test]
+    async fn jtis_kept_in_the_store_are_imported_into_a_new_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = clock::now();
+        let imported = [JtiRecord {
+            issuer: "integration".into(),
+            jti: "from-sqlite".into(),
+            remember_until: now + 600,
+        }];
+        let journal = JournalReplay::open(dir.path(), &imported, now).unwrap();
+        assert_eq!(
+            journal
+                .record(&guard("from-sqlite", now + 600))
+                .await
+                .unwrap(),
+            JtiOutcome::Replayed
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_duplicates_get_one_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(JournalReplay::open(dir.path(), &[], clock::now()).unwrap());
+        let far = clock::now() + 3600;
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let journal = Arc::clone(&journal);
+            tasks.push(tokio::spawn(async move {
+                journal.record(&guard("same", far)).await
+            }));
+        }
+        let mut recorded = 0;
+        for task in tasks {
+            if task.await.unwrap().unwrap() == JtiOutcome::Recorded {
+                recorded += 1;
+            }
+        }
+        assert_eq!(recorded, 1);
+    }
+}
