@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the figures of docs/PERFORMANCE.md on this machine: builds the release
 # binary, starts a server on a fresh SQLite data directory and drives it with
-# `jwtgrant bench` (closed loop at saturation, open loop at 5,000/s, userinfo), then
+# `jwtgrant bench` (closed loop at saturation, open loop at 5,000/s, userinfo,
+# introspection), then
 # measures start-to-ready time. Usage: scripts/perf.sh [requests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,8 @@ echo "== token endpoint, open loop at 5000/s"
 bench --requests 25000 --rate 5000 --concurrency 128
 echo "== userinfo, closed loop, 64 connections"
 bench --endpoint userinfo --requests $((requests * 2)) --concurrency 64
+echo "== introspection, closed loop, 64 connections"
+bench --endpoint introspect --requests $((requests * 2)) --concurrency 64
 kill "$server"; wait "$server" 2>/dev/null || true
 
 echo "== start to ready (existing data directory), 5 runs"

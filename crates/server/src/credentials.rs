@@ -58,8 +58,16 @@ pub fn verify_secret(hash: &str, secret: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// [`verify_secret`] on the blocking pool.
+/// Argon2 verifications running at once. Each takes 19 MiB and tens of
+/// milliseconds of a core; a burst (64 clients at once with a cold cache, or a
+/// flood of wrong passwords) queues here instead of taking a gigabyte.
+static ARGON2_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// [`verify_secret`] on the blocking pool, at most two at a time.
 pub async fn verify_secret_blocking(hash: String, secret: String) -> bool {
+    let Ok(_permit) = ARGON2_PERMITS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || verify_secret(&hash, &secret))
         .await
         .unwrap_or(false)
@@ -87,19 +95,20 @@ impl VerifiedSecrets {
     /// pool (then remembered).
     pub async fn verify(&self, hash: &str, secret: &str) -> bool {
         let digest = token_hash(secret);
-        let known = self
-            .entries
-            .read()
-            .ok()
-            .and_then(|m| m.get(hash).cloned())
-            .is_some_and(|d| {
-                aws_lc_rs::constant_time::verify_slices_are_equal(d.as_bytes(), digest.as_bytes())
-                    .is_ok()
-            });
-        if known {
+        if self.known(hash, &digest) {
             return true;
         }
-        let ok = verify_secret_blocking(hash.to_owned(), secret.to_owned()).await;
+        let Ok(_permit) = ARGON2_PERMITS.acquire().await else {
+            return false;
+        };
+        // Many requests with one cold secret: the first verifies, the rest find it.
+        if self.known(hash, &digest) {
+            return true;
+        }
+        let (owned_hash, owned_secret) = (hash.to_owned(), secret.to_owned());
+        let ok = tokio::task::spawn_blocking(move || verify_secret(&owned_hash, &owned_secret))
+            .await
+            .unwrap_or(false);
         if ok && let Ok(mut entries) = self.entries.write() {
             if entries.len() >= MAX_VERIFIED_SECRETS {
                 entries.clear();
@@ -107,6 +116,17 @@ impl VerifiedSecrets {
             entries.insert(hash.to_owned(), digest);
         }
         ok
+    }
+
+    fn known(&self, hash: &str, digest: &str) -> bool {
+        self.entries
+            .read()
+            .ok()
+            .and_then(|m| m.get(hash).cloned())
+            .is_some_and(|d| {
+                aws_lc_rs::constant_time::verify_slices_are_equal(d.as_bytes(), digest.as_bytes())
+                    .is_ok()
+            })
     }
 }
 
