@@ -78,6 +78,69 @@ pub struct UserLogin {
     pub password_hash: Option<String>,
 }
 
+/// What the authorization code flow keeps; every [`crate::Store`] is one. Each
+/// method is atomic: a failure leaves nothing half-written.
+#[async_trait::async_trait]
+pub trait AuthorizationStore: Send + Sync {
+    /// Sets (or, with `None`, removes) an integration's client secret hash.
+    async fn set_integration_secret(
+        &self,
+        integration_key: &str,
+        hash: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Sets (or removes) a user's password hash.
+    async fn set_user_password(&self, user_id: &str, hash: Option<&str>) -> StoreResult<()>;
+    /// The user with this email (case-insensitive), with their password hash.
+    async fn user_login_by_email(&self, email: &str) -> StoreResult<Option<UserLogin>>;
+    /// The user with this id, with their password hash.
+    async fn user_login(&self, user_id: &str) -> StoreResult<Option<UserLogin>>;
+
+    /// Stores a new authorization code.
+    async fn create_authorization_code(&self, code: &AuthorizationCodeRecord) -> StoreResult<()>;
+    /// The authorization code with this hash.
+    async fn authorization_code(
+        &self,
+        code_hash: &str,
+    ) -> StoreResult<Option<AuthorizationCodeRecord>>;
+    /// Marks the code used and stores the first refresh token of its chain, in one
+    /// transaction. `false` (and nothing written) when the code was used already.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        first: &RefreshTokenRecord,
+    ) -> StoreResult<bool>;
+    /// The refresh token with this hash.
+    async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// Marks a refresh token rotated and stores its successor, in one transaction.
+    /// `false` (and nothing written) when it was rotated or revoked already.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        now: i64,
+        next: &RefreshTokenRecord,
+    ) -> StoreResult<bool>;
+    /// Revokes a chain: its refresh tokens, the access tokens issued with them, its
+    /// code. Returns how many refresh tokens it revoked.
+    async fn revoke_token_family(&self, family_id: &str, now: i64) -> StoreResult<u64>;
+    /// Revokes every chain of a user with an integration (consent withdrawn).
+    async fn revoke_grants(
+        &self,
+        user_id: &str,
+        integration_key: &str,
+        now: i64,
+    ) -> StoreResult<u64>;
+    /// Records an access token as revoked until it expires.
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> StoreResult<()>;
+    /// Revocations recorded after `seq`, oldest first (at most 10,000).
+    async fn revoked_tokens_since(&self, seq: i64) -> StoreResult<Vec<RevokedToken>>;
+    /// Forgets expired codes, refresh tokens and revocations; returns how many.
+    async fn sweep_authorizations(&self, now: i64) -> StoreResult<u64>;
+    /// The server secret called `name`, storing `candidate` if there is none yet (so
+    /// instances starting together agree on one).
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: i64) -> StoreResult<Vec<u8>>;
+}
+
 /// How long a redeemed or expired code is kept, so a late reuse is still recognised
 /// (and revokes what it issued) rather than looking like a code never issued.
 pub(crate) const CODE_KEPT_AFTER_EXPIRY_SECS: i64 = 24 * 3600;
@@ -119,8 +182,8 @@ pub(crate) const REFRESH_COLUMNS: &str = "token_hash, family_id, integration_key
 pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// Writes the authorization methods of a backend as inherent methods (the `Store`
-/// impl forwards to them). `$writer` and `$reader` name the pools; `$begin` starts a
+/// Writes a backend's [`AuthorizationStore`] (over inherent methods, so that the
+/// SQL is written once). `$writer` and `$reader` name the pools; `$begin` starts a
 /// write transaction on `self`.
 macro_rules! authorization_methods {
     ($store:ty, db: $db:ty, writer: $writer:ident, reader: $reader:ident, begin: |$s:ident| $begin:expr) => {
@@ -392,6 +455,99 @@ macro_rules! authorization_methods {
                     .bind(name)
                     .fetch_one(&self.$writer)
                     .await?)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AuthorizationStore for $store {
+            async fn set_integration_secret(
+                &self,
+                integration_key: &str,
+                hash: Option<&str>,
+            ) -> $crate::StoreResult<()> {
+                self.auth_set_integration_secret(integration_key, hash)
+                    .await
+            }
+
+            async fn set_user_password(&self, user_id: &str, hash: Option<&str>) -> $crate::StoreResult<()> {
+                self.auth_set_user_password(user_id, hash).await
+            }
+
+            async fn user_login_by_email(&self, email: &str) -> $crate::StoreResult<Option<$crate::UserLogin>> {
+                self.auth_user_login(Some(email), None).await
+            }
+
+            async fn user_login(&self, user_id: &str) -> $crate::StoreResult<Option<$crate::UserLogin>> {
+                self.auth_user_login(None, Some(user_id)).await
+            }
+
+            async fn create_authorization_code(&self, code: &$crate::AuthorizationCodeRecord) -> $crate::StoreResult<()> {
+                self.auth_create_code(code).await
+            }
+
+            async fn authorization_code(
+                &self,
+                code_hash: &str,
+            ) -> $crate::StoreResult<Option<$crate::AuthorizationCodeRecord>> {
+                self.auth_code(code_hash).await
+            }
+
+            async fn redeem_authorization_code(
+                &self,
+                code_hash: &str,
+                now: i64,
+                first: &$crate::RefreshTokenRecord,
+            ) -> $crate::StoreResult<bool> {
+                self.auth_redeem_code(code_hash, now, first).await
+            }
+
+            async fn refresh_token(&self, token_hash: &str) -> $crate::StoreResult<Option<$crate::RefreshTokenRecord>> {
+                self.auth_refresh_token(token_hash).await
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old_hash: &str,
+                now: i64,
+                next: &$crate::RefreshTokenRecord,
+            ) -> $crate::StoreResult<bool> {
+                self.auth_rotate_refresh(old_hash, now, next).await
+            }
+
+            async fn revoke_token_family(&self, family_id: &str, now: i64) -> $crate::StoreResult<u64> {
+                self.auth_revoke_where("family_id = $2", family_id, None, now)
+                    .await
+            }
+
+            async fn revoke_grants(
+                &self,
+                user_id: &str,
+                integration_key: &str,
+                now: i64,
+            ) -> $crate::StoreResult<u64> {
+                self.auth_revoke_where(
+                    "user_id = $2 AND integration_key = $3",
+                    user_id,
+                    Some(integration_key),
+                    now,
+                )
+                .await
+            }
+
+            async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> $crate::StoreResult<()> {
+                self.auth_revoke_access_token(jti, expires_at).await
+            }
+
+            async fn revoked_tokens_since(&self, seq: i64) -> $crate::StoreResult<Vec<$crate::RevokedToken>> {
+                self.auth_revoked_since(seq).await
+            }
+
+            async fn sweep_authorizations(&self, now: i64) -> $crate::StoreResult<u64> {
+                self.auth_sweep(now).await
+            }
+
+            async fn server_secret(&self, name: &str, candidate: &[u8], now: i64) -> $crate::StoreResult<Vec<u8>> {
+                self.auth_server_secret(name, candidate, now).await
             }
         }
 

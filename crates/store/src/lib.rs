@@ -10,7 +10,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 
-pub use authorization::{AuthorizationCodeRecord, RefreshTokenRecord, RevokedToken, UserLogin};
+pub use authorization::{
+    AuthorizationCodeRecord, AuthorizationStore, RefreshTokenRecord, RevokedToken, UserLogin,
+};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -210,7 +212,7 @@ pub enum JtiOutcome {
 /// Everything jwtgrant keeps. Implementations must make each method atomic: a
 /// failure leaves nothing half-written.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AuthorizationStore + Send + Sync + 'static {
     /// Checks that the backend answers.
     async fn ping(&self) -> StoreResult<()>;
     /// A number that changes whenever anything a server caches changes.
@@ -314,64 +316,6 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     /// Adds a signing key.
     async fn add_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()>;
-
-    /// Sets (or, with `None`, removes) an integration's client secret hash.
-    async fn set_integration_secret(
-        &self,
-        integration_key: &str,
-        hash: Option<&str>,
-    ) -> StoreResult<()>;
-    /// Sets (or removes) a user's password hash.
-    async fn set_user_password(&self, user_id: &str, hash: Option<&str>) -> StoreResult<()>;
-    /// The user with this email (case-insensitive), with their password hash.
-    async fn user_login_by_email(&self, email: &str) -> StoreResult<Option<UserLogin>>;
-    /// The user with this id, with their password hash.
-    async fn user_login(&self, user_id: &str) -> StoreResult<Option<UserLogin>>;
-
-    /// Stores a new authorization code.
-    async fn create_authorization_code(&self, code: &AuthorizationCodeRecord) -> StoreResult<()>;
-    /// The authorization code with this hash.
-    async fn authorization_code(
-        &self,
-        code_hash: &str,
-    ) -> StoreResult<Option<AuthorizationCodeRecord>>;
-    /// Marks the code used and stores the first refresh token of its chain, in one
-    /// transaction. `false` (and nothing written) when the code was used already.
-    async fn redeem_authorization_code(
-        &self,
-        code_hash: &str,
-        now: i64,
-        first: &RefreshTokenRecord,
-    ) -> StoreResult<bool>;
-    /// The refresh token with this hash.
-    async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
-    /// Marks a refresh token rotated and stores its successor, in one transaction.
-    /// `false` (and nothing written) when it was rotated or revoked already.
-    async fn rotate_refresh_token(
-        &self,
-        old_hash: &str,
-        now: i64,
-        next: &RefreshTokenRecord,
-    ) -> StoreResult<bool>;
-    /// Revokes a chain: its refresh tokens, the access tokens issued with them, its
-    /// code. Returns how many refresh tokens it revoked.
-    async fn revoke_token_family(&self, family_id: &str, now: i64) -> StoreResult<u64>;
-    /// Revokes every chain of a user with an integration (consent withdrawn).
-    async fn revoke_grants(
-        &self,
-        user_id: &str,
-        integration_key: &str,
-        now: i64,
-    ) -> StoreResult<u64>;
-    /// Records an access token as revoked until it expires.
-    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> StoreResult<()>;
-    /// Revocations recorded after `seq`, oldest first (at most 10,000).
-    async fn revoked_tokens_since(&self, seq: i64) -> StoreResult<Vec<RevokedToken>>;
-    /// Forgets expired codes, refresh tokens and revocations; returns how many.
-    async fn sweep_authorizations(&self, now: i64) -> StoreResult<u64>;
-    /// The server secret called `name`, storing `candidate` if there is none yet (so
-    /// instances starting together agree on one).
-    async fn server_secret(&self, name: &str, candidate: &[u8], now: i64) -> StoreResult<Vec<u8>>;
 }
 
 #[cfg(test)]

@@ -16,9 +16,8 @@ use crate::rows::{
     require_changed, to_json, user_from_row,
 };
 use crate::{
-    AccountRecord, AuthorizationCodeRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord,
-    JtiOutcome, JtiRecord, NewIntegration, RefreshTokenRecord, RevokedToken, SigningKeyRecord,
-    Store, StoreError, StoreResult, UserLogin, UserRecord,
+    AccountRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord, JtiOutcome, JtiRecord,
+    NewIntegration, SigningKeyRecord, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// The store on PostgreSQL.
@@ -602,96 +601,6 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    async fn set_integration_secret(
-        &self,
-        integration_key: &str,
-        hash: Option<&str>,
-    ) -> StoreResult<()> {
-        self.auth_set_integration_secret(integration_key, hash)
-            .await
-    }
-
-    async fn set_user_password(&self, user_id: &str, hash: Option<&str>) -> StoreResult<()> {
-        self.auth_set_user_password(user_id, hash).await
-    }
-
-    async fn user_login_by_email(&self, email: &str) -> StoreResult<Option<UserLogin>> {
-        self.auth_user_login(Some(email), None).await
-    }
-
-    async fn user_login(&self, user_id: &str) -> StoreResult<Option<UserLogin>> {
-        self.auth_user_login(None, Some(user_id)).await
-    }
-
-    async fn create_authorization_code(&self, code: &AuthorizationCodeRecord) -> StoreResult<()> {
-        self.auth_create_code(code).await
-    }
-
-    async fn authorization_code(
-        &self,
-        code_hash: &str,
-    ) -> StoreResult<Option<AuthorizationCodeRecord>> {
-        self.auth_code(code_hash).await
-    }
-
-    async fn redeem_authorization_code(
-        &self,
-        code_hash: &str,
-        now: i64,
-        first: &RefreshTokenRecord,
-    ) -> StoreResult<bool> {
-        self.auth_redeem_code(code_hash, now, first).await
-    }
-
-    async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
-        self.auth_refresh_token(token_hash).await
-    }
-
-    async fn rotate_refresh_token(
-        &self,
-        old_hash: &str,
-        now: i64,
-        next: &RefreshTokenRecord,
-    ) -> StoreResult<bool> {
-        self.auth_rotate_refresh(old_hash, now, next).await
-    }
-
-    async fn revoke_token_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {
-        self.auth_revoke_where("family_id = $2", family_id, None, now)
-            .await
-    }
-
-    async fn revoke_grants(
-        &self,
-        user_id: &str,
-        integration_key: &str,
-        now: i64,
-    ) -> StoreResult<u64> {
-        self.auth_revoke_where(
-            "user_id = $2 AND integration_key = $3",
-            user_id,
-            Some(integration_key),
-            now,
-        )
-        .await
-    }
-
-    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> StoreResult<()> {
-        self.auth_revoke_access_token(jti, expires_at).await
-    }
-
-    async fn revoked_tokens_since(&self, seq: i64) -> StoreResult<Vec<RevokedToken>> {
-        self.auth_revoked_since(seq).await
-    }
-
-    async fn sweep_authorizations(&self, now: i64) -> StoreResult<u64> {
-        self.auth_sweep(now).await
-    }
-
-    async fn server_secret(&self, name: &str, candidate: &[u8], now: i64) -> StoreResult<Vec<u8>> {
-        self.auth_server_secret(name, candidate, now).await
     }
 }
 

@@ -108,16 +108,20 @@ pub fn sign(
     .map_err(|e| TokenEndpointError::Internal(e.to_string()))
 }
 
-/// The authorization code and refresh grants serve only integrations set up for the
-/// browser flow (with a redirect URI).
-fn require_code_flow(
-    integration: Option<&jwtgrant_core::Integration>,
-) -> Result<(), TokenEndpointError> {
-    match integration {
-        Some(i) if i.redirect_uris.is_empty() => Err(TokenEndpointError::UnauthorizedClient(
+/// The client of an authorization code or refresh grant: authenticated, and set up
+/// for the browser flow (with a redirect URI); others get `unauthorized_client`.
+pub async fn code_flow_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> Result<AuthenticatedClient, TokenEndpointError> {
+    let client = authenticate_client(state, headers, form).await?;
+    let integration = state.registry.integration(&client.client_id).await?;
+    if integration.is_some_and(|i| i.redirect_uris.is_empty()) {
+        return Err(TokenEndpointError::UnauthorizedClient(
             "this integration has no redirect URI, so it may not use the authorization code flow"
                 .into(),
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(client)
 }

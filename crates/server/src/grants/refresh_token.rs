@@ -12,7 +12,7 @@ use crate::clock;
 use crate::credentials::token_hash;
 use crate::error::TokenEndpointError;
 use crate::grants::authorization_code::revoke_family;
-use crate::grants::{authenticate_client, issue_with_refresh, require_code_flow};
+use crate::grants::{code_flow_client, issue_with_refresh};
 use crate::routes::token::TokenForm;
 use crate::state::AppState;
 
@@ -23,9 +23,7 @@ pub async fn grant(
     form: &TokenForm,
 ) -> Result<JwtGrantResponse, TokenEndpointError> {
     let now = clock::now();
-    let client = authenticate_client(state, headers, form).await?;
-    let integration = state.registry.integration(&client.client_id).await?;
-    require_code_flow(integration.as_deref())?;
+    let client = code_flow_client(state, headers, form).await?;
     let presented = form.require("refresh_token")?;
     let hash = token_hash(presented);
     let record = state.store.refresh_token(&hash).await?;

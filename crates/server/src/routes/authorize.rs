@@ -70,10 +70,9 @@ pub async fn authorize(
         Ok(checked) => checked,
         Err(response) => return response,
     };
-    let session = current_session(&state, &headers, now);
-    let user = match signed_in_user(&state, session.as_ref()).await {
-        Ok(user) => user,
-        Err(error) => return unavailable(&error),
+    let (session, user) = match visitor(&state, &headers, now).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     let (Some(session), Some(user)) = (session.clone(), user) else {
         let return_to = format!("/oauth/auth?{query}");
@@ -236,10 +235,9 @@ pub async fn decision(
         Ok(request) => request,
         Err(error) => return refusal(error),
     };
-    let session = current_session(&state, &headers, now);
-    let user = match signed_in_user(&state, session.as_ref()).await {
-        Ok(user) => user,
-        Err(error) => return unavailable(&error),
+    let (session, user) = match visitor(&state, &headers, now).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     let (Some(session), Some(user)) = (session, user) else {
         return error_page(
@@ -294,10 +292,9 @@ pub async fn decision(
 /// `GET /account/consents`.
 pub async fn consents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let now = clock::now();
-    let session = current_session(&state, &headers, now);
-    let user = match signed_in_user(&state, session.as_ref()).await {
-        Ok(user) => user,
-        Err(error) => return unavailable(&error),
+    let (session, user) = match visitor(&state, &headers, now).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     let (Some(session), Some(user)) = (session.clone(), user) else {
         return login_page(
@@ -361,10 +358,9 @@ pub async fn revoke_consent(
 ) -> Response {
     let now = clock::now();
     let fields = Fields::parse(&body);
-    let session = current_session(&state, &headers, now);
-    let user = match signed_in_user(&state, session.as_ref()).await {
-        Ok(user) => user,
-        Err(error) => return unavailable(&error),
+    let (session, user) = match visitor(&state, &headers, now).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     let (Some(session), Some(user)) = (session, user) else {
         return see_other(CONSENTS_PATH);
@@ -512,6 +508,19 @@ fn current_session(state: &AppState, headers: &HeaderMap, now: i64) -> Option<Se
         .filter_map(|v| v.to_str().ok())
         .find_map(session::cookie_value)
         .and_then(|value| state.session_keys.decode(value, now))
+}
+
+/// The request's session (if valid) and its signed-in user (if any).
+async fn visitor(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<(Option<Session>, Option<UserLogin>), Response> {
+    let session = current_session(state, headers, now);
+    let user = signed_in_user(state, session.as_ref())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok((session, user))
 }
 
 /// The signed-in user of a session: active, and the password unchanged since.
