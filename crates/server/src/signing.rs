@@ -37,20 +37,40 @@ pub async fn add_signing_key(
     activates_at: i64,
     now: i64,
 ) -> Result<String, SigningKeyError> {
+    let pkcs8 = generate_pkcs8(alg)?;
+    store_signing_key(store, sealer, alg, &pkcs8, activates_at, now).await
+}
+
+fn generate_pkcs8(alg: JwsAlgorithm) -> Result<zeroize::Zeroizing<Vec<u8>>, SigningKeyError> {
     let key = SigningKey::generate(alg, 2048).map_err(|e| SigningKeyError::Key {
         kid: String::new(),
         reason: e.to_string(),
     })?;
-    let kid = key.public_key().thumbprint().to_owned();
-    let pkcs8 = key.to_pkcs8_der().map_err(|e| SigningKeyError::Key {
-        kid: kid.clone(),
+    key.to_pkcs8_der().map_err(|e| SigningKeyError::Key {
+        kid: key.public_key().thumbprint().to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Stores a PKCS#8 key (sealed) under its thumbprint; returns the kid.
+async fn store_signing_key(
+    store: &dyn Store,
+    sealer: &KeySealer,
+    alg: JwsAlgorithm,
+    pkcs8: &[u8],
+    activates_at: i64,
+    now: i64,
+) -> Result<String, SigningKeyError> {
+    let key = SigningKey::from_pkcs8_der(pkcs8).map_err(|e| SigningKeyError::Key {
+        kid: String::new(),
         reason: e.to_string(),
     })?;
+    let kid = key.public_key().thumbprint().to_owned();
     store
         .add_signing_key(SigningKeyRecord {
             kid: kid.clone(),
             alg: alg.as_str().to_owned(),
-            private_key_pkcs8: sealer.seal(&kid, &pkcs8)?,
+            private_key_pkcs8: sealer.seal(&kid, pkcs8)?,
             created_at: now,
             activates_at,
         })
@@ -59,6 +79,9 @@ pub async fn add_signing_key(
 }
 
 /// Makes sure a key of `alg` exists, generating one that signs at once if not.
+/// Instances starting together on an empty database agree on one key: each offers
+/// its candidate as a server secret, the first stored wins, and every instance
+/// stores that one (a copy already stored is fine).
 pub async fn ensure_signing_key(
     store: &dyn Store,
     sealer: &KeySealer,
@@ -66,11 +89,21 @@ pub async fn ensure_signing_key(
     now: i64,
 ) -> Result<(), SigningKeyError> {
     let existing = store.signing_keys().await?;
-    if !existing.iter().any(|k| k.alg == alg.as_str()) {
-        let kid = add_signing_key(store, sealer, alg, now, now).await?;
-        tracing::info!(%kid, alg = alg.as_str(), "generated the server's signing key");
+    if existing.iter().any(|k| k.alg == alg.as_str()) {
+        return Ok(());
     }
-    Ok(())
+    let name = format!("initial-signing-key:{}", alg.as_str());
+    let candidate = sealer.seal(&name, &generate_pkcs8(alg)?)?;
+    let agreed = store.server_secret(&name, &candidate, now).await?;
+    let pkcs8 = sealer.open(&name, &agreed)?;
+    match store_signing_key(store, sealer, alg, &pkcs8, now, now).await {
+        Ok(kid) => {
+            tracing::info!(%kid, alg = alg.as_str(), "generated the server's signing key");
+            Ok(())
+        }
+        Err(SigningKeyError::Store(StoreError::Conflict(_))) => Ok(()),
+        Err(error) => Err(error),
+    }
 }
 
 /// Loads every stored signing key into a keyring.

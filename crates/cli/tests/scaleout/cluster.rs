@@ -104,6 +104,12 @@ async fn three_instances(server: &str, with_redis: bool) {
         .as_array()
         .map(Vec::len)
         .unwrap_or_default();
+    // Started together on an empty database, they agreed on one key.
+    assert_eq!(
+        stored_keys, 1,
+        "several signing keys after a simultaneous start"
+    );
+    assert_eq!(kids.len(), 1, "{kids:?}");
 
     // 1. A token from each instance verifies with every instance's JWKS.
     let mut first_tokens = Vec::new();
