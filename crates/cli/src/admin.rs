@@ -26,6 +26,7 @@ fn integration_json(record: &IntegrationRecord) -> Value {
         "require_jti": record.require_jti,
         "scopes": record.scopes,
         "redirect_uris": record.redirect_uris,
+        "client_type": if record.client_secret_hash.is_some() { "confidential" } else { "public" },
         "created": clock::rfc3339(record.created_at),
         "keys": record.keys.iter().map(|k| json!({
             "kid": k.kid,
@@ -38,7 +39,7 @@ fn integration_json(record: &IntegrationRecord) -> Value {
 
 fn integration_text(record: &IntegrationRecord) -> String {
     let mut text = format!(
-        "{}  {}  {}\n  scopes: {}\n  redirect URIs: {}\n  application tokens: {}  requires jti: {}\n",
+        "{}  {}  {}\n  scopes: {}\n  redirect URIs: {}\n  client: {}  application tokens: {}  requires jti: {}\n",
         record.integration_key,
         record.name,
         if record.active { "active" } else { "DISABLED" },
@@ -47,6 +48,11 @@ fn integration_text(record: &IntegrationRecord) -> String {
             "-".to_owned()
         } else {
             record.redirect_uris.join(" ")
+        },
+        if record.client_secret_hash.is_some() {
+            "confidential (has a secret)"
+        } else {
+            "public (PKCE)"
         },
         record.allow_application_tokens,
         record.require_jti,
