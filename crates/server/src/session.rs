@@ -182,39 +182,117 @@ pub const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 pub const FAILURE_WINDOW_SECS: i64 = 900;
 
 /// Counts failed sign-ins per key (an account's email, a client address) in fixed
-/// windows; past the limit, sign-in is refused until the window ends.
-#[derive(Debug, Default)]
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, (i64, u32)>>,
+/// windows; past the limit, sign-in is refused until the window ends. In this
+/// process, or shared by every instance through Redis when one is configured.
+pub enum LoginThrottle {
+    /// This instance's counts.
+    Local(Mutex<HashMap<String, (i64, u32)>>),
+    /// Counts in Redis (`INCR` with an expiry of one window).
+    Redis(redis::aio::ConnectionManager),
+}
+
+impl std::fmt::Debug for LoginThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoginThrottle::Local(_) => "LoginThrottle::Local",
+            LoginThrottle::Redis(_) => "LoginThrottle::Redis",
+        })
+    }
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle::Local(Mutex::new(HashMap::new()))
+    }
+}
+
+fn redis_key(key: &str) -> String {
+    format!("jwtgrant:login-failures:{key}")
+}
+
+fn redis_error(error: redis::RedisError) -> jwtgrant_store::StoreError {
+    jwtgrant_store::StoreError::Unavailable(format!("redis: {error}"))
 }
 
 impl LoginThrottle {
-    /// Seconds until `key` may try again, if it is locked out.
-    pub fn locked(&self, key: &str, limit: u32, now: i64) -> Option<i64> {
-        let failures = self.failures.lock().ok()?;
-        let (start, count) = failures.get(key)?;
-        let ends = start + FAILURE_WINDOW_SECS;
-        (now < ends && *count >= limit).then_some(ends - now)
+    /// Seconds until `key` may try again, if it is locked out. With Redis down the
+    /// answer is an error: sign-in fails closed.
+    pub async fn locked(
+        &self,
+        key: &str,
+        limit: u32,
+        now: i64,
+    ) -> Result<Option<i64>, jwtgrant_store::StoreError> {
+        match self {
+            LoginThrottle::Local(failures) => Ok(failures.lock().ok().and_then(|failures| {
+                let (start, count) = failures.get(key)?;
+                let ends = start + FAILURE_WINDOW_SECS;
+                (now < ends && *count >= limit).then_some(ends - now)
+            })),
+            LoginThrottle::Redis(connection) => {
+                let (count, ttl): (Option<u32>, i64) = redis::pipe()
+                    .get(redis_key(key))
+                    .ttl(redis_key(key))
+                    .query_async(&mut connection.clone())
+                    .await
+                    .map_err(redis_error)?;
+                Ok((count.unwrap_or(0) >= limit).then_some(ttl.max(1)))
+            }
+        }
     }
 
     /// Counts a failure for `key`.
-    pub fn fail(&self, key: &str, now: i64) {
-        if let Ok(mut failures) = self.failures.lock() {
-            if failures.len() > 100_000 {
-                failures.retain(|_, (start, _)| now < *start + FAILURE_WINDOW_SECS);
+    pub async fn fail(&self, key: &str, now: i64) {
+        match self {
+            LoginThrottle::Local(failures) => {
+                if let Ok(mut failures) = failures.lock() {
+                    if failures.len() > 100_000 {
+                        failures.retain(|_, (start, _)| now < *start + FAILURE_WINDOW_SECS);
+                    }
+                    let entry = failures.entry(key.to_owned()).or_insert((now, 0));
+                    if now >= entry.0 + FAILURE_WINDOW_SECS {
+                        *entry = (now, 0);
+                    }
+                    entry.1 = entry.1.saturating_add(1);
+                }
             }
-            let entry = failures.entry(key.to_owned()).or_insert((now, 0));
-            if now >= entry.0 + FAILURE_WINDOW_SECS {
-                *entry = (now, 0);
+            LoginThrottle::Redis(connection) => {
+                // The window starts with the first failure (NX keeps its expiry).
+                let counted: Result<(), _> = redis::pipe()
+                    .atomic()
+                    .incr(redis_key(key), 1)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(redis_key(key))
+                    .arg(FAILURE_WINDOW_SECS)
+                    .arg("NX")
+                    .ignore()
+                    .query_async(&mut connection.clone())
+                    .await;
+                if let Err(error) = counted {
+                    tracing::warn!(%error, "failed sign-in not counted in Redis");
+                }
             }
-            entry.1 = entry.1.saturating_add(1);
         }
     }
 
     /// Forgets `key`'s failures (a successful sign-in).
-    pub fn clear(&self, key: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
+    pub async fn clear(&self, key: &str) {
+        match self {
+            LoginThrottle::Local(failures) => {
+                if let Ok(mut failures) = failures.lock() {
+                    failures.remove(key);
+                }
+            }
+            LoginThrottle::Redis(connection) => {
+                let cleared: Result<(), _> = redis::cmd("DEL")
+                    .arg(redis_key(key))
+                    .query_async(&mut connection.clone())
+                    .await;
+                if let Err(error) = cleared {
+                    tracing::warn!(%error, "sign-in failures not cleared in Redis");
+                }
+            }
         }
     }
 }

@@ -102,38 +102,46 @@ impl AppState {
         .await?;
         let registry = Registry::load(Arc::clone(&store), Arc::clone(&sealer)).await?;
         let session_keys = SessionKeys::load(store.as_ref(), &sealer, clock::now()).await?;
-        let (replay, rate_limiter): (Arc<dyn ReplayCache>, Arc<dyn RateLimiter>) =
-            match &config.redis {
-                Some(url) => {
-                    let connection = redis_connection(url).await?;
-                    (
-                        Arc::new(RedisReplay::new(connection.clone())),
-                        Arc::new(RedisRateLimiter::new(connection)),
-                    )
-                }
-                None => {
-                    let replay: Arc<dyn ReplayCache> = match &config.store {
-                        // One instance on its embedded store: the in-memory set and
-                        // its journal, carrying over what the store remembered.
-                        StoreLocation::DataDir(dir) => {
-                            let now = clock::now();
-                            let kept = store.live_jtis(now).await?;
-                            let dir = dir.clone();
-                            Arc::new(
-                                tokio::task::spawn_blocking(move || {
-                                    JournalReplay::open(&dir, &kept, now)
-                                })
-                                .await
-                                .map_err(|e| {
-                                    jwtgrant_store::StoreError::Unavailable(e.to_string())
-                                })??,
-                            )
-                        }
-                        _ => Arc::new(StoreReplay::spawn(Arc::clone(&store))),
-                    };
-                    (replay, Arc::new(LocalRateLimiter::default()))
-                }
-            };
+        let (replay, rate_limiter, login_throttle): (
+            Arc<dyn ReplayCache>,
+            Arc<dyn RateLimiter>,
+            LoginThrottle,
+        ) = match &config.redis {
+            Some(url) => {
+                let connection = redis_connection(url).await?;
+                (
+                    Arc::new(RedisReplay::new(connection.clone())),
+                    Arc::new(RedisRateLimiter::new(connection.clone())),
+                    LoginThrottle::Redis(connection),
+                )
+            }
+            None => {
+                let replay: Arc<dyn ReplayCache> = match &config.store {
+                    // One instance on its embedded store: the in-memory set and
+                    // its journal, carrying over what the store remembered.
+                    StoreLocation::DataDir(dir) => {
+                        let now = clock::now();
+                        let kept = store.live_jtis(now).await?;
+                        let dir = dir.clone();
+                        Arc::new(
+                            tokio::task::spawn_blocking(move || {
+                                JournalReplay::open(&dir, &kept, now)
+                            })
+                            .await
+                            .map_err(|e| {
+                                jwtgrant_store::StoreError::Unavailable(e.to_string())
+                            })??,
+                        )
+                    }
+                    _ => Arc::new(StoreReplay::spawn(Arc::clone(&store))),
+                };
+                (
+                    replay,
+                    Arc::new(LocalRateLimiter::default()),
+                    LoginThrottle::default(),
+                )
+            }
+        };
         Ok(Arc::new(AppState {
             config,
             issuer,
@@ -146,7 +154,7 @@ impl AppState {
             sealer,
             store,
             session_keys,
-            login_throttle: LoginThrottle::default(),
+            login_throttle,
             verified_secrets: VerifiedSecrets::default(),
         }))
     }

@@ -57,7 +57,10 @@ async fn integration(server: &TestServer, name: &str, secret: Option<&str>) -> S
 
 impl Flow {
     async fn new() -> Flow {
-        let server = TestServer::start().await;
+        Flow::on(TestServer::start().await).await
+    }
+
+    async fn on(server: TestServer) -> Flow {
         let confidential = integration(&server, "Confidential App", Some(SECRET)).await;
         let public = integration(&server, "Public App", None).await;
         let user_id = add_user(server.store.as_ref()).await;
@@ -902,4 +905,39 @@ async fn metadata_lists_the_flow() {
     for grant in ["authorization_code", "refresh_token", JWT_BEARER] {
         assert!(grants.iter().any(|g| g == grant), "{grant}");
     }
+}
+
+#[tokio::test]
+async fn with_redis_failed_sign_ins_are_counted_where_every_instance_sees_them() {
+    let redis = crate::redis::RedisServer::start().await;
+    let flow = Flow::on(TestServer::start_with(crate::redis::with_redis(&redis.url)).await).await;
+    let mut browser = Browser::new();
+    let mut page = browser.get(&flow.auth_url(&flow.confidential, &[])).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        page = browser
+            .sign_in(&flow.server.url, &page, &flow.email, "guess")
+            .await;
+        statuses.push(page.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    let port = redis.url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let counted = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            port,
+            "GET",
+            &format!(
+                "jwtgrant:login-failures:account:{}",
+                flow.email.to_lowercase()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&counted.stdout).trim(), "5");
+    // A right password after the lockout is still refused until the window ends.
+    let refused = browser
+        .sign_in(&flow.server.url, &page, &flow.email, PASSWORD)
+        .await;
+    assert_eq!(refused.status, 429);
 }

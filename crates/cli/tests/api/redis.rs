@@ -8,13 +8,13 @@ use jwtgrant_server::RawConfig;
 
 use crate::support::*;
 
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl RedisServer {
-    async fn start() -> RedisServer {
+    pub(crate) async fn start() -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -65,7 +65,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn with_redis(url: &str) -> RawConfig {
+pub(crate) fn with_redis(url: &str) -> RawConfig {
     RawConfig {
         redis: Some(url.to_owned()),
         ..Default::default()

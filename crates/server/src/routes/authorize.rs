@@ -150,9 +150,17 @@ pub async fn login(
         Err(_) => "address:unknown".to_owned(),
     };
     let throttle = &state.login_throttle;
-    let locked = throttle
-        .locked(&account_key, MAX_FAILURES_PER_ACCOUNT, now)
-        .or_else(|| throttle.locked(&address_key, MAX_FAILURES_PER_ADDRESS, now));
+    let locked = match (
+        throttle
+            .locked(&account_key, MAX_FAILURES_PER_ACCOUNT, now)
+            .await,
+        throttle
+            .locked(&address_key, MAX_FAILURES_PER_ADDRESS, now)
+            .await,
+    ) {
+        (Ok(account), Ok(address)) => account.or(address),
+        (Err(error), _) | (_, Err(error)) => return unavailable(&error),
+    };
     if let Some(wait) = locked {
         let minutes = (wait + 59) / 60;
         let mut response = login_page(
@@ -199,8 +207,8 @@ pub async fn login(
         }),
     ) = (accepted, login)
     else {
-        throttle.fail(&account_key, now);
-        throttle.fail(&address_key, now);
+        throttle.fail(&account_key, now).await;
+        throttle.fail(&address_key, now).await;
         return login_page(
             &state,
             Some(session),
@@ -212,7 +220,7 @@ pub async fn login(
             now,
         );
     };
-    throttle.clear(&account_key);
+    throttle.clear(&account_key).await;
     let signed_in = state.session_keys.signed_in(&user.user_id, &hash, now);
     with_session(&state, see_other(&return_to), &signed_in)
 }
