@@ -334,22 +334,26 @@ mod tests {
         assert!(!set_cookie(Some("v"), false).contains("Secure"));
     }
 
-    #[test]
-    fn failures_lock_out_until_the_window_ends() {
+    #[tokio::test]
+    async fn failures_lock_out_until_the_window_ends() {
         let throttle = LoginThrottle::default();
-        for _ in 0..MAX_FAILURES_PER_ACCOUNT {
-            assert_eq!(throttle.locked("a", MAX_FAILURES_PER_ACCOUNT, 10), None);
-            throttle.fail("a", 10);
+        let limit = MAX_FAILURES_PER_ACCOUNT;
+        for _ in 0..limit {
+            assert_eq!(throttle.locked("a", limit, 10).await.ok(), Some(None));
+            throttle.fail("a", 10).await;
         }
         assert_eq!(
-            throttle.locked("a", MAX_FAILURES_PER_ACCOUNT, 10),
-            Some(FAILURE_WINDOW_SECS)
+            throttle.locked("a", limit, 10).await.ok(),
+            Some(Some(FAILURE_WINDOW_SECS))
         );
         assert_eq!(
-            throttle.locked("a", MAX_FAILURES_PER_ACCOUNT, 10 + FAILURE_WINDOW_SECS),
-            None
+            throttle
+                .locked("a", limit, 10 + FAILURE_WINDOW_SECS)
+                .await
+                .ok(),
+            Some(None)
         );
-        throttle.clear("a");
-        assert_eq!(throttle.locked("a", MAX_FAILURES_PER_ACCOUNT, 11), None);
+        throttle.clear("a").await;
+        assert_eq!(throttle.locked("a", limit, 11).await.ok(), Some(None));
     }
 }
