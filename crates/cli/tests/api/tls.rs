@@ -45,6 +45,27 @@ async fn token_endpoint_over_native_tls() {
             .starts_with("https://")
     );
 
+    // Under TLS the sign-in page's session cookie is Secure (and still HttpOnly,
+    // SameSite=Lax).
+    let page = f
+        .server
+        .get(&format!(
+            "/oauth/auth?response_type=code&client_id={}&scope=signature&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            f.integration_key
+        ))
+        .await;
+    assert_eq!(page.status(), 200);
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(cookie.starts_with("jwtgrant_session="), "{cookie}");
+    for attribute in ["; Secure", "; HttpOnly", "; SameSite=Lax"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+
     // Plain HTTP to the TLS port gets no token.
     let plain = f.server.url.replace("https://", "http://");
     let response = reqwest::Client::new()
