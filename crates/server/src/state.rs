@@ -121,6 +121,9 @@ impl AppState {
                     // its journal, carrying over what the store remembered.
                     StoreLocation::DataDir(dir) => {
                         let now = clock::now();
+                        // Rows an older version wrote: the expired ones go, the live
+                        // ones are carried over into a new journal.
+                        store.sweep_jtis(now).await?;
                         let kept = store.live_jtis(now).await?;
                         let dir = dir.clone();
                         Arc::new(
