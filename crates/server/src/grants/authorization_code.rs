@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use crate::clock;
 use crate::credentials::token_hash;
 use crate::error::TokenEndpointError;
-use crate::grants::{code_flow_client, issue_with_refresh};
+use crate::grants::{code_flow_client, issue_with_refresh, refuse};
 use crate::routes::token::TokenForm;
 use crate::state::AppState;
 
@@ -54,11 +54,7 @@ pub async fn grant(
     let family_id = record.as_ref().map(|r| r.family_id.as_str()).unwrap_or("");
     let decision = match decided {
         Ok(decision) => decision,
-        Err(GrantError::CodeReused) => {
-            revoke_family(state, family_id, now).await?;
-            return Err(GrantError::CodeReused.into());
-        }
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(refuse(state, error, family_id, now).await),
     };
     let (response, first) = issue_with_refresh(state, &decision, family_id, now)?;
     if !state
@@ -67,24 +63,7 @@ pub async fn grant(
         .await?
     {
         // Another request redeemed it between our read and our write.
-        revoke_family(state, family_id, now).await?;
-        return Err(GrantError::CodeReused.into());
+        return Err(refuse(state, GrantError::CodeReused, family_id, now).await);
     }
     Ok(response)
-}
-
-/// Revokes a chain and makes this instance refuse its access tokens at once.
-pub(crate) async fn revoke_family(
-    state: &AppState,
-    family_id: &str,
-    now: i64,
-) -> Result<(), TokenEndpointError> {
-    let revoked = state.store.revoke_token_family(family_id, now).await?;
-    tracing::warn!(
-        family_id,
-        revoked,
-        "authorization reused: token chain revoked"
-    );
-    state.registry.poll_revocations().await?;
-    Ok(())
 }

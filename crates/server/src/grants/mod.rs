@@ -7,9 +7,9 @@ pub mod jwt_bearer;
 pub mod refresh_token;
 
 use axum::http::{HeaderMap, header};
-use jwtgrant_core::GrantDecision;
 use jwtgrant_core::access_token::{self, IssuedAccessToken};
 use jwtgrant_core::client_auth::{AuthenticatedClient, authenticate, read_credentials};
+use jwtgrant_core::{GrantDecision, GrantError};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::RefreshTokenRecord;
 
@@ -124,4 +124,33 @@ pub async fn code_flow_client(
         ));
     }
     Ok(client)
+}
+
+/// Refuses a code or refresh grant. A reused code or refresh token (RFC 6749
+/// section 4.1.2, RFC 9700 section 4.14) first revokes its chain, and this instance
+/// refuses the chain's access tokens at once.
+pub async fn refuse(
+    state: &AppState,
+    error: GrantError,
+    family_id: &str,
+    now: i64,
+) -> TokenEndpointError {
+    if matches!(
+        error,
+        GrantError::CodeReused | GrantError::RefreshTokenReused
+    ) {
+        let revoked = match state.store.revoke_token_family(family_id, now).await {
+            Ok(revoked) => revoked,
+            Err(store) => return store.into(),
+        };
+        tracing::warn!(
+            family_id,
+            revoked,
+            "authorization reused: token chain revoked"
+        );
+        if let Err(store) = state.registry.poll_revocations().await {
+            return store.into();
+        }
+    }
+    error.into()
 }

@@ -11,8 +11,7 @@ use jwtgrant_proto::JwtGrantResponse;
 use crate::clock;
 use crate::credentials::token_hash;
 use crate::error::TokenEndpointError;
-use crate::grants::authorization_code::revoke_family;
-use crate::grants::{code_flow_client, issue_with_refresh};
+use crate::grants::{code_flow_client, issue_with_refresh, refuse};
 use crate::routes::token::TokenForm;
 use crate::state::AppState;
 
@@ -54,17 +53,12 @@ pub async fn grant(
     let family_id = record.as_ref().map(|r| r.family_id.as_str()).unwrap_or("");
     let decision = match decided {
         Ok(decision) => decision,
-        Err(GrantError::RefreshTokenReused) => {
-            revoke_family(state, family_id, now).await?;
-            return Err(GrantError::RefreshTokenReused.into());
-        }
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(refuse(state, error, family_id, now).await),
     };
     let (response, next) = issue_with_refresh(state, &decision, family_id, now)?;
     if !state.store.rotate_refresh_token(&hash, now, &next).await? {
         // Rotated (or revoked) by another request between our read and our write.
-        revoke_family(state, family_id, now).await?;
-        return Err(GrantError::RefreshTokenReused.into());
+        return Err(refuse(state, GrantError::RefreshTokenReused, family_id, now).await);
     }
     Ok(response)
 }
