@@ -107,7 +107,7 @@ sample_grants() {
     local t total=0 n
     t=$(date +%s%N)
     for url in "$@"; do
-      n=$(curl -fsS "$url/metrics" 2>/dev/null | awk '/^jwtgrant_grants_issued_total/ {print $2}')
+      n=$(curl -fsS "$url/metrics" 2>/dev/null | awk '/^jwtgrant_grants_issued_total/ {s += $2} END {print s + 0}')
       total=$((total + ${n:-0}))
     done
     echo "$t $total"

@@ -599,13 +599,18 @@ pub async fn keys(
             activate_after,
             json,
         } => {
+            let now = clock::now();
             let alg = match alg {
                 Some(name) => {
                     JwsAlgorithm::from_name(&name).with_context(|| format!("unknown alg {name}"))?
                 }
-                None => default_alg,
+                // A rotation replaces the key that signs now with one of its kind
+                // (the server chose it by its own access_token_alg).
+                None => load_keyring(store, &sealer)
+                    .await?
+                    .signing_key(default_alg, now)
+                    .map_or(default_alg, |entry| entry.alg),
             };
-            let now = clock::now();
             let delay = activate_after.map_or(default_delay, |d| d as i64);
             let kid = add_signing_key(store, &sealer, alg, now + delay, now).await?;
             emit(

@@ -111,9 +111,6 @@ pub struct ServeArgs {
     /// Largest request body in bytes [default: 65536].
     #[arg(long, env = "JWTGRANT_BODY_LIMIT_BYTES")]
     pub body_limit_bytes: Option<usize>,
-    /// Seconds after `keys rotate` before the new key signs [default: 300].
-    #[arg(long, env = "JWTGRANT_KEY_ROTATION_DELAY_SECS")]
-    pub key_rotation_delay_secs: Option<u64>,
     /// How often to poll for registry changes, in ms [default: 1000].
     #[arg(long, env = "JWTGRANT_REGISTRY_POLL_MS")]
     pub registry_poll_ms: Option<u64>,
@@ -378,11 +375,11 @@ pub enum ConsentCommand {
 pub enum KeysCommand {
     /// Add a new signing key: published at once, signing after the delay.
     Rotate {
-        /// Algorithm [default: the configured access_token_alg].
-        #[arg(long, value_parser = ["ES256", "RS256", "EdDSA"])]
+        /// Algorithm [default: that of the key signing now].
+        #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_ALG", value_parser = ["ES256", "RS256", "EdDSA"])]
         alg: Option<String>,
-        /// Seconds until it signs [default: key_rotation_delay_secs, 300].
-        #[arg(long)]
+        /// Seconds until it signs [default: key_rotation_delay_secs of the config file, 300].
+        #[arg(long, env = "JWTGRANT_KEY_ROTATION_DELAY_SECS")]
         activate_after: Option<u64>,
         /// Print one JSON object.
         #[arg(long)]

@@ -80,7 +80,6 @@ fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Serve
         raw.access_token_alg = s.access_token_alg.clone();
         raw.access_token_audience = s.access_token_audience.clone();
         raw.body_limit_bytes = s.body_limit_bytes;
-        raw.key_rotation_delay_secs = s.key_rotation_delay_secs;
         raw.registry_poll_ms = s.registry_poll_ms;
         raw.migrate_on_start = s.no_migrate.then_some(false);
         raw.redis = s.redis.clone();
@@ -90,6 +89,29 @@ fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Serve
     raw.master_key = std::env::var("JWTGRANT_MASTER_KEY").ok();
     let raw = raw.or(config_file(global.config.as_deref())?);
     Ok(ServerConfig::from_raw(raw)?)
+}
+
+/// `JWTGRANT_*` variables in the environment that no option reads (a typo would
+/// otherwise go unnoticed). The test harness's own `JWTGRANT_TEST_*` are left alone.
+fn unknown_environment() -> Vec<String> {
+    fn collect(command: &clap::Command, known: &mut Vec<String>) {
+        known.extend(
+            command
+                .get_arguments()
+                .filter_map(|arg| arg.get_env())
+                .map(|name| name.to_string_lossy().into_owned()),
+        );
+        for sub in command.get_subcommands() {
+            collect(sub, known);
+        }
+    }
+    let mut known = vec!["JWTGRANT_MASTER_KEY".to_owned()];
+    collect(&<Cli as clap::CommandFactory>::command(), &mut known);
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("JWTGRANT_") && !name.starts_with("JWTGRANT_TEST_"))
+        .filter(|name| !known.contains(name))
+        .collect()
 }
 
 /// The configuration and store an admin command works on.
@@ -107,6 +129,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => {
             let config = server_config(global, Some(&args))?;
             init_tracing(&args.log_format);
+            for name in unknown_environment() {
+                tracing::warn!(variable = %name, "unknown JWTGRANT_ environment variable ignored");
+            }
             serve(config).await
         }
         Command::Assertion(args) => assertion::run(args),

@@ -16,7 +16,7 @@ pub enum RequestError {
     #[error("Content-Type must be application/x-www-form-urlencoded")]
     WrongContentType,
     /// The body is not UTF-8.
-    #[error("the request body is not valid UTF-8")]
+    #[error("the request body is not valid UTF-8 (also after percent-decoding)")]
     NotUtf8,
     /// A required parameter is absent or empty.
     #[error("missing '{0}' parameter")]

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::ErrorCode;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -29,7 +30,7 @@ const REFUSAL_CODES: [ErrorCode; 10] = [
 /// The counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    issued: AtomicU64,
+    issued: [AtomicU64; GrantType::ALL.len()],
     refused: [AtomicU64; REFUSAL_CODES.len()],
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
@@ -37,9 +38,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts an issued token.
-    pub fn grant_issued(&self) {
-        self.issued.fetch_add(1, Ordering::Relaxed);
+    /// Counts a token issued by `grant`.
+    pub fn grant_issued(&self, grant: GrantType) {
+        if let Some(i) = GrantType::ALL.iter().position(|g| *g == grant)
+            && let Some(counter) = self.issued.get(i)
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a refused token request.
@@ -73,11 +78,14 @@ impl Metrics {
             "# HELP jwtgrant_grants_issued_total Access tokens issued."
         );
         let _ = writeln!(out, "# TYPE jwtgrant_grants_issued_total counter");
-        let _ = writeln!(
-            out,
-            "jwtgrant_grants_issued_total{{grant_type=\"jwt-bearer\"}} {}",
-            self.issued.load(Ordering::Relaxed)
-        );
+        for (grant, counter) in GrantType::ALL.iter().zip(&self.issued) {
+            let _ = writeln!(
+                out,
+                "jwtgrant_grants_issued_total{{grant_type=\"{}\"}} {}",
+                grant.label(),
+                counter.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP jwtgrant_grants_refused_total Token requests refused, by OAuth error code."
@@ -129,13 +137,17 @@ mod tests {
     #[test]
     fn renders_counts_and_cumulative_buckets() {
         let metrics = Metrics::default();
-        metrics.grant_issued();
+        metrics.grant_issued(GrantType::JwtBearer);
+        metrics.grant_issued(GrantType::RefreshToken);
+        metrics.grant_issued(GrantType::RefreshToken);
         metrics.grant_refused(ErrorCode::InvalidGrant);
         metrics.grant_refused(ErrorCode::InvalidGrant);
         metrics.observe_latency(Duration::from_micros(300));
         metrics.observe_latency(Duration::from_millis(3));
         let text = metrics.render();
         assert!(text.contains("jwtgrant_grants_issued_total{grant_type=\"jwt-bearer\"} 1"));
+        assert!(text.contains("jwtgrant_grants_issued_total{grant_type=\"refresh_token\"} 2"));
+        assert!(text.contains("jwtgrant_grants_issued_total{grant_type=\"authorization_code\"} 0"));
         assert!(text.contains("jwtgrant_grants_refused_total{error=\"invalid_grant\"} 2"));
         assert!(text.contains("jwtgrant_token_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("jwtgrant_token_request_duration_seconds_bucket{le=\"0.005\"} 2"));

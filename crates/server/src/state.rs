@@ -93,6 +93,12 @@ impl AppState {
             lifetime_secs: config.access_token_lifetime_secs,
         };
         let sealer = Arc::new(config.key_sealer());
+        if config.master_key.is_none() && matches!(config.store, StoreLocation::Postgres(_)) {
+            tracing::warn!(
+                "the signing keys' private halves are stored unencrypted in the shared \
+                 database: set JWTGRANT_MASTER_KEY (or master_key_file) on every instance"
+            );
+        }
         ensure_signing_key(
             store.as_ref(),
             &sealer,

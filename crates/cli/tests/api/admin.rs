@@ -16,6 +16,10 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn start(dir: &Path, extra: &[&str]) -> ServerProcess {
+        Self::start_with_env(dir, extra, &[]).await
+    }
+
+    async fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -25,6 +29,7 @@ impl ServerProcess {
             .args(store_args(dir))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -110,12 +115,43 @@ async fn seconds_until_refused(server: &ServerProcess, mint: impl Fn() -> String
     }
 }
 
+/// Sends fresh assertions until one is accepted (a change undone within 5 s).
+async fn until_accepted(server: &ServerProcess, mint: impl Fn() -> String) -> String {
+    let start = Instant::now();
+    loop {
+        let assertion = mint();
+        if server.token(&assertion).await.0 == 200 {
+            return assertion;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not accepted within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get_json(url: String, bearer: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
 #[tokio::test]
 async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let server = ServerProcess::start(dir, &[]).await;
-    let host = server.url.trim_start_matches("http://").to_owned();
+    // A fixed public URL, so that assertions minted before a restart (on another
+    // port) still name an accepted audience.
+    const PUBLIC: [&str; 2] = ["--public-url", "http://jwtgrant.test"];
+    let server = ServerProcess::start(dir, &PUBLIC).await;
+    let host = "jwtgrant.test".to_owned();
 
     let integration = admin(
         dir,
@@ -151,6 +187,28 @@ async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
         assert_eq!(
             std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
             0o600
+        );
+    }
+    // Without --out, generate-key prints the private key once and keeps only the
+    // public half.
+    let printed = admin(dir, &["integration", "generate-key", &ik, "--alg", "EdDSA"]);
+    let ed_kid = printed["kid"].as_str().unwrap().to_owned();
+    let ed_pem = printed["private_key_pem"].as_str().unwrap().to_owned();
+    assert!(
+        ed_pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "{ed_pem}"
+    );
+    assert_ne!(ed_kid, kid);
+    let ed_path = dir.join("ed.pem");
+    std::fs::write(&ed_path, &ed_pem).unwrap();
+    let pem_body: String = ed_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    for file in ["jwtgrant.db", "jwtgrant.db-wal"] {
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(pem_body.len())
+                .any(|w| w == pem_body.as_bytes()),
+            "the private key is in {file}"
         );
     }
     let user = admin(
@@ -208,28 +266,80 @@ async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
     let consents = admin(dir, &["consent", "list", "--user", &user_id]);
     assert_eq!(consents["consents"].as_array().map(Vec::len), Some(1));
     // Consent takes effect within 5 s.
-    let start = Instant::now();
-    let assertion = loop {
-        let assertion = mint(dir, &ik, Some(&user_id), &key_path, &host);
-        let (status, _) = server.token(&assertion).await;
-        if status == 200 {
-            break assertion;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "consent not seen within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    until_accepted(&server, || mint(dir, &ik, Some(&user_id), &key_path, &host)).await;
+
+    // The printed EdDSA key is the one registered: its assertions are accepted.
+    let used = mint(dir, &ik, Some(&user_id), &ed_path, &host);
+    let (status, body) = server.token(&used).await;
+    assert_eq!(status, 200, "{body}");
+    let access_token = body["access_token"].as_str().unwrap().to_owned();
 
     let shown = admin(dir, &["integration", "show", &ik]);
-    assert_eq!(shown["keys"][0]["kid"], kid.as_str());
+    let mut kids: Vec<&str> = shown["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    kids.sort_unstable();
+    let mut expected = vec![kid.as_str(), ed_kid.as_str()];
+    expected.sort_unstable();
+    assert_eq!(kids, expected);
+    let listed = admin(dir, &["integration", "list"]);
+    assert_eq!(listed["integrations"][0]["integration_key"], ik.as_str());
     assert_eq!(
         admin(dir, &["user", "list"])["users"]
             .as_array()
             .map(Vec::len),
         Some(1)
     );
+    let shown_user = admin(dir, &["user", "show", &user_id]);
+    assert_eq!(shown_user["email"], "ada@example.com");
+    assert_eq!(shown_user["accounts"][0]["account_name"], "Ada's account");
+
+    let fresh = || mint(dir, &ik, Some(&user_id), &key_path, &host);
+    // A disabled user is refused within 5 s, and accepted again once enabled.
+    admin(dir, &["user", "disable", &user_id]);
+    let (secs, body) = seconds_until_refused(&server, fresh).await;
+    assert!(secs <= 5.0, "took {secs} s");
+    assert_eq!(
+        body["error_description"],
+        "user_not_found: the user named by 'sub' is disabled"
+    );
+    admin(dir, &["user", "enable", &user_id]);
+    until_accepted(&server, fresh).await;
+
+    // A withdrawn consent likewise.
+    let revoked = admin(
+        dir,
+        &[
+            "consent",
+            "revoke",
+            "--user",
+            &user_id,
+            "--integration",
+            &ik,
+        ],
+    );
+    assert_eq!(revoked["revoked"], true);
+    let (secs, body) = seconds_until_refused(&server, fresh).await;
+    assert!(secs <= 5.0, "took {secs} s");
+    assert_eq!(body["error"], "consent_required", "{body}");
+    admin(
+        dir,
+        &[
+            "consent",
+            "grant",
+            "--user",
+            &user_id,
+            "--integration",
+            &ik,
+            "--scope",
+            "signature",
+            "impersonation",
+        ],
+    );
+    until_accepted(&server, fresh).await;
 
     // Disabling the integration is refused by the running server within 5 s.
     admin(dir, &["integration", "disable", &ik]);
@@ -268,14 +378,263 @@ async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
         "{body}"
     );
 
-    // SIGTERM stops it cleanly; after a restart the used jti is still refused.
+    // SIGTERM stops it cleanly. After a restart the used jti is still refused, the
+    // signing key is the same and a token issued before the restart still works.
+    let jwks_before = get_json(format!("{}/oauth/jwks", server.url), None).await.1;
     let status = server.terminate();
     assert!(status.success(), "exit status {status:?}");
-    let server = ServerProcess::start(dir, &[]).await;
-    let (status, body) = server.token(&assertion).await;
+    let server = ServerProcess::start(dir, &PUBLIC).await;
+    let (status, body) = server.token(&used).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already been used"),
+        "{body}"
+    );
+    let jwks_after = get_json(format!("{}/oauth/jwks", server.url), None).await.1;
+    assert_eq!(jwks_before, jwks_after);
+    let (status, me) = get_json(
+        format!("{}/oauth/userinfo", server.url),
+        Some(&access_token),
+    )
+    .await;
+    assert_eq!((status, me["sub"].as_str()), (200, Some(user_id.as_str())));
     assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn require_jti_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let server = ServerProcess::start(dir, &["--public-url", "http://jwtgrant.test"]).await;
+    let created = admin(
+        dir,
+        &[
+            "integration",
+            "create",
+            "--name",
+            "Strict",
+            "--allow-application-tokens",
+            "--require-jti",
+        ],
+    );
+    assert_eq!(created["require_jti"], true);
+    let ik = created["integration_key"].as_str().unwrap().to_owned();
+    let key = dir.join("strict.pem");
+    admin(
+        dir,
+        &[
+            "integration",
+            "generate-key",
+            &ik,
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
+    let mint = |extra: &[&str]| {
+        let output = Command::new(binary())
+            .args([
+                "assertion",
+                "--integration-key",
+                &ik,
+                "--aud",
+                "jwtgrant.test",
+            ])
+            .arg("--key")
+            .arg(&key)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let (status, body) = server.token(&mint(&["--no-jti"])).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"].as_str().unwrap().contains("jti"),
+        "{body}"
+    );
+    let (status, body) = server.token(&mint(&[])).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The `kid` in an access token's header.
+fn token_kid(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn keys_rotate_keeps_the_servers_algorithm_and_signs_after_the_delay() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let server = ServerProcess::start(
+        dir,
+        &[
+            "--access-token-alg",
+            "RS256",
+            "--public-url",
+            "http://jwtgrant.test",
+        ],
+    )
+    .await;
+    let ik = admin(
+        dir,
+        &[
+            "integration",
+            "create",
+            "--name",
+            "App",
+            "--allow-application-tokens",
+        ],
+    )["integration_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = dir.join("app.pem");
+    admin(
+        dir,
+        &[
+            "integration",
+            "generate-key",
+            &ik,
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
+    let signed_by = || async {
+        let (status, body) = server
+            .token(&mint(dir, &ik, None, &key, "jwtgrant.test"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        token_kid(body["access_token"].as_str().unwrap())
+    };
+    let first = signed_by().await;
+
+    // No --alg: the kind of the key signing now. The delay from the environment.
+    let output = Command::new(binary())
+        .args(store_args(dir))
+        .args(["keys", "rotate", "--json"])
+        .env("JWTGRANT_KEY_ROTATION_DELAY_SECS", "3")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rotated["alg"], "RS256");
+    let second = rotated["kid"].as_str().unwrap().to_owned();
+    let rotated_at = Instant::now();
+    // Published at once, but the old key signs until the delay has passed.
+    let mut saw_new = false;
+    while rotated_at.elapsed() < Duration::from_secs(8) {
+        let kid = signed_by().await;
+        if rotated_at.elapsed() < Duration::from_secs(2) {
+            assert_eq!(kid, first, "the new key signed before its delay");
+        }
+        if kid == second {
+            saw_new = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(saw_new, "the rotated key never signed");
+    assert!(rotated_at.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn sigterm_and_ctrl_c_let_the_request_in_flight_finish() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let ik = admin(
+        dir,
+        &[
+            "integration",
+            "create",
+            "--name",
+            "App",
+            "--allow-application-tokens",
+        ],
+    )["integration_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = dir.join("app.pem");
+    admin(
+        dir,
+        &[
+            "integration",
+            "generate-key",
+            &ik,
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
+    for signal in ["-TERM", "-INT"] {
+        let server = ServerProcess::start(dir, &["--public-url", "http://jwtgrant.test"]).await;
+        let assertion = mint(dir, &ik, None, &key, "jwtgrant.test");
+        let body = format!("grant_type={JWT_BEARER}&assertion={assertion}");
+        let (head, tail) = body.split_at(body.len() / 2);
+        let mut stream = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /oauth/token HTTP/1.1\r\nHost: jwtgrant.test\r\n\
+                     Content-Type: application/x-www-form-urlencoded\r\n\
+                     Content-Length: {}\r\n\r\n{head}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        // The request is in flight (half its body sent) when the signal comes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pid = server.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stream.write_all(tail.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // Read until the JSON body is complete or the server closes.
+        while !answer.ends_with(b"}") {
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .unwrap()
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{signal}: {answer}");
+        assert!(answer.contains("\"access_token\""), "{signal}: {answer}");
+        drop(stream);
+        let mut server = server;
+        let status = server.child.wait().unwrap();
+        assert!(status.success(), "{signal}: exit status {status:?}");
+    }
 }
 
 #[tokio::test]
@@ -387,6 +746,108 @@ fn admin_errors_are_clear_and_change_nothing() {
     );
     let out = run(&["user", "create", "--email", "A@example.com", "--name", "B"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
+
+#[tokio::test]
+async fn flags_win_over_the_environment_which_wins_over_the_config_file() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let config = dir.join("jwtgrant.toml");
+    std::fs::write(
+        &config,
+        "public_url = \"http://file.example\"\n\
+         accept_audience = [\"extra.example\"]\n\
+         body_limit_bytes = 3000\n\
+         access_token_lifetime_secs = 600\n\
+         max_assertion_lifetime_secs = 600\n",
+    )
+    .unwrap();
+    let ik = admin(
+        dir,
+        &[
+            "integration",
+            "create",
+            "--name",
+            "App",
+            "--allow-application-tokens",
+        ],
+    )["integration_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = dir.join("app.pem");
+    admin(
+        dir,
+        &[
+            "integration",
+            "generate-key",
+            &ik,
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
+    let server = ServerProcess::start_with_env(
+        dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--public-url",
+            "http://flag.example",
+        ],
+        &[
+            ("JWTGRANT_PUBLIC_URL", "http://env.example"),
+            ("JWTGRANT_ACCESS_TOKEN_LIFETIME_SECS", "120"),
+        ],
+    )
+    .await;
+    // The flag beats the environment and the file.
+    let metadata = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        server.url
+    ))
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert_eq!(metadata["issuer"], "http://flag.example");
+    // The file's extra audience is accepted; the environment's lifetime beats the file's.
+    let mint_for = |aud: &str, lifetime: &str| {
+        let output = Command::new(binary())
+            .args(["assertion", "--integration-key", &ik, "--aud", aud])
+            .args(["--lifetime", lifetime])
+            .arg("--key")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let (status, body) = server.token(&mint_for("extra.example", "300")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 120);
+    // The file's body limit: 413 above 3000 bytes.
+    let response = reqwest::Client::new()
+        .post(format!("{}/oauth/token", server.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=x&assertion={}", "a".repeat(4000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    // The file's max assertion lifetime: 3600 s is refused.
+    let (status, body) = server.token(&mint_for("flag.example", "3600")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("at most 600 seconds"),
+        "{body}"
+    );
 }
 
 #[test]

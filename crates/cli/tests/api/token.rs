@@ -252,6 +252,13 @@ async fn malformed_requests_are_invalid_request() {
             "invalid_request",
         ),
         (
+            // Percent-encoded bytes that are not UTF-8.
+            "application/x-www-form-urlencoded",
+            format!("grant_type={JWT_BEARER}&assertion=%FF%FE{assertion}").into_bytes(),
+            400,
+            "invalid_request",
+        ),
+        (
             "application/x-www-form-urlencoded",
             format!("grant_type={JWT_BEARER}&grant_type={JWT_BEARER}&assertion={assertion}")
                 .into_bytes(),
@@ -374,14 +381,32 @@ async fn structurally_bad_assertions_are_invalid_grant() {
             "wanted {needle:?} in {body}"
         );
     }
-    // A valid signature by another integration's key.
-    let foreign = sign(&other_rsa_key(), JwsAlgorithm::Rs256, &f.claims());
+    // A valid signature by another (registered, active) integration's key, with
+    // `iss` naming this integration: with and without that key's kid.
+    let other = other_rsa_key();
+    let (_, other_kid) =
+        add_integration(f.server.store.as_ref(), IntegrationSpec::default(), &other).await;
+    let foreign = sign(&other, JwsAlgorithm::Rs256, &f.claims());
     let (status, body) = f.server.token(&foreign).await;
     assert_eq!(status, 400);
     assert!(
         oauth_error(&body)
             .1
             .starts_with("no_valid_keys_or_signatures"),
+        "{body}"
+    );
+    let foreign_with_kid = jwtgrant_core::jws::sign_compact(
+        &other,
+        JwsAlgorithm::Rs256,
+        Some("JWT"),
+        Some(&other_kid),
+        &f.claims(),
+    )
+    .unwrap();
+    let (status, body) = f.server.token(&foreign_with_kid).await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (400, "invalid_grant"),
         "{body}"
     );
 }

@@ -30,6 +30,22 @@ impl GrantType {
         }
     }
 
+    /// Every grant type, in the order metrics count them.
+    pub const ALL: [GrantType; 3] = [
+        GrantType::JwtBearer,
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+    ];
+
+    /// A short label for metrics: `jwt-bearer`, `authorization_code`, `refresh_token`.
+    pub fn label(self) -> &'static str {
+        match self {
+            GrantType::JwtBearer => "jwt-bearer",
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+        }
+    }
+
     /// The grant types, as metadata lists them.
     pub fn supported() -> &'static [&'static str] {
         &[JWT_BEARER_GRANT_TYPE, "authorization_code", "refresh_token"]

@@ -99,8 +99,19 @@ impl JournalReplay {
             }
         }
         // Start from a compact file: the live records only.
-        let records = live.len() as u64;
         let file = rewrite(&path, &live)?;
+        Self::start(path, file, live, lock)
+    }
+
+    /// Starts the writer thread appending to `file` (the journal at `path`, holding
+    /// the records of `live`).
+    fn start(
+        path: PathBuf,
+        file: File,
+        live: HashMap<Key, i64>,
+        lock: File,
+    ) -> Result<Self, StoreError> {
+        let records = live.len() as u64;
         let live = Arc::new(Mutex::new(live));
         let (queue, incoming) = mpsc::channel(4 * MAX_BATCH);
         let writer = Writer {
@@ -382,6 +393,35 @@ mod tests {
             reopened.record(&guard("new", now + 3600)).await.unwrap(),
             JtiOutcome::Replayed
         );
+    }
+
+    #[tokio::test]
+    async fn a_journal_that_cannot_be_written_fails_closed() {
+        // /dev/full refuses every write with ENOSPC, as a full disk does.
+        let Ok(full) = OpenOptions::new().append(true).open("/dev/full") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let lock = File::create(dir.path().join("replay.lock")).unwrap();
+        let journal = JournalReplay::start(
+            dir.path().join("replay.journal"),
+            full,
+            HashMap::new(),
+            lock,
+        )
+        .unwrap();
+        let far = clock::now() + 3600;
+        // The request whose record could not be made durable gets no token...
+        assert!(matches!(
+            journal.record(&guard("a", far)).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        // ...and the jti is never accepted afterwards (closed, never open).
+        assert_eq!(
+            journal.record(&guard("a", far)).await.unwrap(),
+            JtiOutcome::Replayed
+        );
+        assert!(journal.record(&guard("b", far)).await.is_err());
     }
 
     #[tokio::test]

@@ -40,11 +40,17 @@ impl TokenForm {
             return Err(RequestError::NotUtf8);
         }
         let mut params: Vec<(String, String)> = Vec::new();
-        for (name, value) in form_urlencoded::parse(body) {
+        for pair in body.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(at) => (pair.get(..at), pair.get(at + 1..)),
+                None => (Some(pair), None),
+            };
+            let name = decode_component(name.unwrap_or_default())?;
+            let value = decode_component(value.unwrap_or_default())?;
             if params.iter().any(|(known, _)| *known == name) {
                 return Err(RequestError::Repeated(name.chars().take(64).collect()));
             }
-            params.push((name.into_owned(), value.into_owned()));
+            params.push((name, value));
         }
         Ok(TokenForm { params })
     }
@@ -63,6 +69,18 @@ impl TokenForm {
     }
 }
 
+/// Decodes one `application/x-www-form-urlencoded` name or value strictly: `+` is a
+/// space, and the percent-decoded bytes must be UTF-8 (a lossy decode would turn
+/// `%FF` into U+FFFD and hide a malformed request behind a later rule).
+fn decode_component(raw: &[u8]) -> Result<String, RequestError> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(bytes).map_err(|_| RequestError::NotUtf8)
+}
+
 /// The token endpoint.
 pub async fn token(
     State(state): State<Arc<AppState>>,
@@ -75,8 +93,8 @@ pub async fn token(
     let result = handle(&state, client, &headers, body).await;
     state.metrics.observe_latency(started.elapsed());
     match result {
-        Ok(issued) => {
-            state.metrics.grant_issued();
+        Ok((grant, issued)) => {
+            state.metrics.grant_issued(grant);
             let mut response = axum::Json(issued).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -95,7 +113,7 @@ async fn handle(
     client: Option<IpAddr>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<JwtGrantResponse, TokenEndpointError> {
+) -> Result<(GrantType, JwtGrantResponse), TokenEndpointError> {
     if let Some(ip) = client {
         state
             .rate_limit(&format!("client:{ip}"), state.config.rate_limit_per_client)
@@ -111,16 +129,17 @@ async fn handle(
     })?;
     let form = TokenForm::parse(headers, &body)?;
     let grant_type = form.require("grant_type")?;
-    match GrantType::from_form(grant_type) {
-        Some(GrantType::JwtBearer) => grants::jwt_bearer::grant(state, &form).await,
-        Some(GrantType::AuthorizationCode) => {
+    let grant = GrantType::from_form(grant_type).ok_or_else(|| {
+        TokenEndpointError::UnsupportedGrantType(grant_type.chars().take(64).collect())
+    })?;
+    let issued = match grant {
+        GrantType::JwtBearer => grants::jwt_bearer::grant(state, &form).await,
+        GrantType::AuthorizationCode => {
             grants::authorization_code::grant(state, headers, &form).await
         }
-        Some(GrantType::RefreshToken) => grants::refresh_token::grant(state, headers, &form).await,
-        None => Err(TokenEndpointError::UnsupportedGrantType(
-            grant_type.chars().take(64).collect(),
-        )),
-    }
+        GrantType::RefreshToken => grants::refresh_token::grant(state, headers, &form).await,
+    }?;
+    Ok((grant, issued))
 }
 
 #[cfg(test)]
@@ -139,15 +158,12 @@ mod tests {
     fn content_type_may_carry_a_charset() {
         let parsed = form(
             "application/x-www-form-urlencoded;charset=UTF-8",
-            b"a=1&b=x%20y",
+            b"a=1&b=x%20y&c=x+y%2B",
         );
-        assert_eq!(
-            parsed
-                .ok()
-                .and_then(|f| f.get("b").map(str::to_owned))
-                .as_deref(),
-            Some("x y")
-        );
+        let parsed = parsed.ok();
+        let get = |name| parsed.as_ref().and_then(|f| f.get(name).map(str::to_owned));
+        assert_eq!(get("b").as_deref(), Some("x y"));
+        assert_eq!(get("c").as_deref(), Some("x y+"));
     }
 
     #[test]
@@ -158,6 +174,14 @@ mod tests {
         );
         assert_eq!(
             form("application/x-www-form-urlencoded", b"a=\xff").err(),
+            Some(RequestError::NotUtf8)
+        );
+        assert_eq!(
+            form("application/x-www-form-urlencoded", b"a=%FF%FE").err(),
+            Some(RequestError::NotUtf8)
+        );
+        assert_eq!(
+            form("application/x-www-form-urlencoded", b"%C3=1").err(),
             Some(RequestError::NotUtf8)
         );
         assert_eq!(
