@@ -49,4 +49,51 @@ for alg in RS256 ES256 EdDSA; do
   case "$err" in invalid_grant:*user_not_found*) ;; *) fail "unexpected error text: $err" ;; esac
   echo "ok: $alg keygen -> add-key -> token -> verify"
 done
+# keygen --bits: a 3072-bit RSA key, as its JWK's modulus says.
+"$jg" keygen --alg RS256 --bits 3072 --out big >/dev/null
+bits=$(python3 -c 'import base64,json,sys; n=json.load(open(sys.argv[1]))["n"]; print(len(base64.urlsafe_b64decode(n+"="*(-len(n)%4)))*8)' big.jwk.json)
+[ "$bits" = 3072 ] || fail "keygen --bits 3072 wrote a $bits-bit key"
+echo "ok: keygen --bits 3072"
+
+# assertion: every option shows in the decoded header and claims (the last
+# integration of the loop, EdDSA, with its user).
+assertion=$("$jg" assertion --integration-key "$ik" --user-id "$user" --key "$name.pem" \
+  --aud "127.0.0.1:$port" --aud "$url/oauth/token" --scope signature --scope extra \
+  --lifetime 60 --no-jti --kid my-kid)
+python3 - "$assertion" "$ik" "$user" "$port" "$url" <<'PY' || fail "assertion claims: $assertion"
+import base64, json, sys
+token, ik, user, port, url = sys.argv[1:]
+def part(text):
+    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+header_b64, claims_b64, signature = token.split(".")
+header, claims = part(header_b64), part(claims_b64)
+assert header["alg"] == "EdDSA" and header["kid"] == "my-kid", header
+assert claims["iss"] == ik and claims["sub"] == user, claims
+assert claims["aud"] == [f"127.0.0.1:{port}", f"{url}/oauth/token"], claims
+assert claims["scope"] == "signature extra", claims
+assert claims["exp"] - claims["iat"] == 60, claims
+assert "jti" not in claims, claims
+assert signature
+PY
+if "$jg" assertion --integration-key "$ik" --key "$name.pem" --aud x --lifetime 7200 >/dev/null 2>&1; then
+  fail "a lifetime past one hour was signed"
+fi
+echo "ok: assertion --scope --lifetime --no-jti --kid"
+
+# token against a server known only by its token endpoint (no metadata used):
+# `aud` is then the endpoint URL; --aud replaces it, and a wrong one is refused.
+token=$("$jg" token --token-endpoint "$url/oauth/token" --integration-key "$ik" --key "$name.pem" --scope signature)
+"$jg" verify --server "$url" --scope signature "$token" >/dev/null || fail "--token-endpoint token"
+token=$("$jg" token --token-endpoint "$url/oauth/token" --aud "$url" --integration-key "$ik" --key "$name.pem" --scope signature)
+"$jg" verify --server "$url" "$token" >/dev/null || fail "--aud token"
+set +e
+err=$("$jg" token --server "$url" --aud someone-else.example --integration-key "$ik" --key "$name.pem" --scope signature 2>&1 >/dev/null)
+code=$?
+set -e
+[ "$code" -eq 2 ] || fail "a wrong --aud exited $code"
+case "$err" in invalid_grant:*aud*) ;; *) fail "a wrong --aud: $err" ;; esac
+if "$jg" token --server "$url" --token-endpoint "$url/oauth/token" --integration-key "$ik" --key "$name.pem" >/dev/null 2>&1; then
+  fail "--server and --token-endpoint together were accepted"
+fi
+echo "ok: token --token-endpoint --aud"
 echo "client commands: all passed"

@@ -493,9 +493,18 @@ fn rsa_bits(value: &str) -> Result<usize, String> {
 /// `jwtgrant token`.
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// The server's base URL (its issuer); endpoints come from its metadata.
-    #[arg(long)]
-    pub server: String,
+    /// The server's base URL (its issuer); the token endpoint comes from its RFC 8414
+    /// metadata, and the assertion's `aud` is its bare host unless --aud says.
+    #[arg(long, required_unless_present = "token_endpoint")]
+    pub server: Option<String>,
+    /// The token endpoint URL, for a server without RFC 8414 metadata (instead of
+    /// --server); the assertion's `aud` is this URL unless --aud says.
+    #[arg(long, conflicts_with = "server")]
+    pub token_endpoint: Option<String>,
+    /// The assertion's audience (repeatable), when the server expects another
+    /// than the default (e.g. DocuSign's bare OAuth host).
+    #[arg(long = "aud")]
+    pub audiences: Vec<String>,
     /// The integration key (`iss`).
     #[arg(long)]
     pub integration_key: String,

@@ -1,8 +1,8 @@
 //! The client commands `jwtgrant token` and `jwtgrant verify`: thin shells over the
 //! SDK (`jwtgrant-client`), so the shell and Rust services behave the same.
 
-use anyhow::{Context, Result};
-use jwtgrant_client::{Jwtgrant, PrivateKey, TokenSourceError, Verifier};
+use anyhow::{Context, Result, bail};
+use jwtgrant_client::{Jwtgrant, PrivateKey, TokenSourceBuilder, TokenSourceError, Verifier};
 use serde_json::json;
 
 use crate::args::{TokenArgs, VerifyArgs};
@@ -15,8 +15,17 @@ const OAUTH_ERROR_EXIT: i32 = 2;
 pub async fn token(args: TokenArgs) -> Result<()> {
     let key =
         PrivateKey::from_file(&args.key).with_context(|| format!("{}", args.key.display()))?;
-    let server = Jwtgrant::new(&args.server)?;
-    let mut builder = server.token_source(&args.integration_key, key);
+    let mut builder = match (&args.token_endpoint, &args.server) {
+        (Some(endpoint), _) => {
+            TokenSourceBuilder::new(&args.integration_key, key).token_endpoint(endpoint.clone())
+        }
+        (None, Some(server)) => Jwtgrant::new(server)?.token_source(&args.integration_key, key),
+        (None, None) => bail!("give --server or --token-endpoint"),
+    };
+    if !args.audiences.is_empty() {
+        let audiences = args.audiences.clone();
+        builder = builder.assertion(|assertion| assertion.audiences(audiences));
+    }
     let scopes = match (&args.user_id, args.scopes.is_empty()) {
         (Some(_), true) => vec!["signature".to_owned(), "impersonation".to_owned()],
         _ => args.scopes.clone(),

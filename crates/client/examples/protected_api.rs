@@ -13,10 +13,19 @@
 
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use jwtgrant_client::{AccessTokenClaims, Jwtgrant, RequireAccessToken};
+use jwtgrant_client::{AccessTokenClaims, Jwtgrant, RequireAccessToken, Verifier};
 
 async fn me(Extension(claims): Extension<AccessTokenClaims>) -> Json<AccessTokenClaims> {
     Json(claims)
+}
+
+/// The API: `GET /me` behind the token check (scope `signature`), `GET /healthz`
+/// open. A function of its own so the SDK's tests serve exactly this router.
+pub fn app(verifier: Verifier) -> Router {
+    Router::new()
+        .route("/me", get(me))
+        .route_layer(RequireAccessToken::new(verifier).scopes(["signature"]))
+        .route("/healthz", get(|| async { "ok" }))
 }
 
 #[tokio::main]
@@ -39,13 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Fail at start rather than on the first request when the server is unreachable.
     verifier.refresh().await?;
 
-    let app = Router::new()
-        .route("/me", get(me))
-        .route_layer(RequireAccessToken::new(verifier).scopes(["signature"]))
-        .route("/healthz", get(|| async { "ok" }));
-
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
+    axum::serve(listener, app(verifier)).await?;
     Ok(())
 }

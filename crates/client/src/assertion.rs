@@ -15,8 +15,9 @@ use crate::keys::PrivateKey;
 /// accept by default.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// The longest lifetime the builder signs: servers refuse longer-lived assertions
-/// (jwtgrant's `max_assertion_lifetime`, DocuSign's and Google's one hour).
+/// The longest lifetime the builder signs unless told the server's own maximum
+/// ([`AssertionBuilder::max_lifetime`]): servers refuse longer-lived assertions
+/// (jwtgrant's default `max_assertion_lifetime`, DocuSign's and Google's one hour).
 pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Claims the builder sets itself; [`AssertionBuilder::claim`] may not set them.
@@ -70,6 +71,8 @@ pub struct AssertionBuilder {
     audiences: Vec<String>,
     scopes: Vec<String>,
     lifetime: Duration,
+    /// The server's maximum; the lifetime signed is capped by it.
+    max_lifetime: Duration,
     jti: bool,
     kid: Option<String>,
     algorithm: Option<JwsAlgorithm>,
@@ -86,6 +89,7 @@ impl AssertionBuilder {
             audiences: Vec::new(),
             scopes: Vec::new(),
             lifetime: DEFAULT_LIFETIME,
+            max_lifetime: MAX_LIFETIME,
             jti: true,
             kid: None,
             algorithm: None,
@@ -155,11 +159,24 @@ impl AssertionBuilder {
         self
     }
 
-    /// How long the assertion is valid (`exp - iat`): default one hour, at most
-    /// [`MAX_LIFETIME`], at least one second.
+    /// How long the assertion is valid (`exp - iat`): default one hour, at least one
+    /// second, and capped when signing by [`max_lifetime`](Self::max_lifetime).
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
-        self.lifetime = lifetime.clamp(Duration::from_secs(1), MAX_LIFETIME);
+        self.lifetime = lifetime.max(Duration::from_secs(1));
         self
+    }
+
+    /// The longest lifetime the server accepts (jwtgrant publishes it in its metadata
+    /// as `jwtgrant_max_assertion_lifetime`): assertions are signed for at most this
+    /// long, whatever [`lifetime`](Self::lifetime) asks. Default [`MAX_LIFETIME`].
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The lifetime assertions are signed for: the one asked, capped by the maximum.
+    pub fn effective_lifetime(&self) -> Duration {
+        self.lifetime.min(self.max_lifetime)
     }
 
     /// Whether to send a fresh `jti` (a UUID) in each assertion; on by default.
@@ -217,7 +234,7 @@ impl AssertionBuilder {
         }
         claims.insert("aud".into(), aud);
         claims.insert("iat".into(), now.into());
-        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
+        let lifetime = i64::try_from(self.effective_lifetime().as_secs()).unwrap_or(i64::MAX);
         claims.insert("exp".into(), now.saturating_add(lifetime).into());
         let scope = self.scope_string();
         if !scope.is_empty() {
@@ -325,6 +342,42 @@ mod tests {
         for absent in ["sub", "jti", "scope"] {
             assert!(!claims.contains_key(absent), "{absent}");
         }
+    }
+
+    #[test]
+    fn the_servers_maximum_caps_the_lifetime_in_either_order() {
+        let key = key(JwsAlgorithm::EdDsa);
+        let exp = |builder: AssertionBuilder| {
+            let (_, claims) = decode(&builder.audience("a").sign_at(&key, 1000).unwrap());
+            claims["exp"].as_i64().unwrap()
+        };
+        let base = AssertionBuilder::new("ik");
+        assert_eq!(exp(base.clone()), 4600, "default one hour");
+        assert_eq!(
+            exp(base.clone().max_lifetime(Duration::from_secs(120))),
+            1120
+        );
+        assert_eq!(
+            exp(base
+                .clone()
+                .max_lifetime(Duration::from_secs(120))
+                .lifetime(Duration::from_secs(600))),
+            1120
+        );
+        assert_eq!(
+            exp(base
+                .clone()
+                .lifetime(Duration::from_secs(60))
+                .max_lifetime(Duration::from_secs(120))),
+            1060
+        );
+        // A server that accepts more lets a longer lifetime through.
+        assert_eq!(
+            exp(base
+                .max_lifetime(Duration::from_secs(7200))
+                .lifetime(Duration::from_secs(5400))),
+            6400
+        );
     }
 
     #[test]

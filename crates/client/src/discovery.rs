@@ -80,15 +80,8 @@ pub fn metadata_url(issuer: &str) -> Result<Url, DiscoveryError> {
 }
 
 /// The bare `host[:port]` of a URL: what DocuSign's SDKs (and jwtgrant's preset) put
-/// in an assertion's `aud`.
-pub fn bare_host(url: &str) -> Option<String> {
-    let url = Url::parse(url).ok()?;
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
-}
+/// in an assertion's `aud`; the same function the jwtgrant server uses to accept it.
+pub use jwtgrant_proto::bare_host;
 
 /// Fetches and checks the metadata of `issuer` (a URL such as
 /// `https://auth.example.com`). The document's `issuer` must equal the one asked
@@ -165,22 +158,5 @@ mod tests {
         );
         assert_eq!(url("ftp://x"), None);
         assert_eq!(url("https://x/?a=b"), None);
-    }
-
-    #[test]
-    fn bare_hosts() {
-        assert_eq!(
-            bare_host("https://account-d.docusign.com/oauth/token").as_deref(),
-            Some("account-d.docusign.com")
-        );
-        assert_eq!(
-            bare_host("http://127.0.0.1:8080").as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(
-            bare_host("https://example.com:443/").as_deref(),
-            Some("example.com")
-        );
-        assert_eq!(bare_host("nope"), None);
     }
 }

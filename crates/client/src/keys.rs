@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jwtgrant_core::keys::{KeyError, MIN_RSA_BITS, PrivateJwk, pem_decode};
+use jwtgrant_core::keys::{KeyError, MIN_RSA_BITS, PrivateJwk};
 use jwtgrant_core::{JwsAlgorithm, KeyType, PublicKey, SigningKey};
 use zeroize::Zeroizing;
 
@@ -84,10 +84,7 @@ impl PrivateKey {
     /// Reads a PEM private key: `PRIVATE KEY` (PKCS#8: RSA, EC, Ed25519),
     /// `RSA PRIVATE KEY` (PKCS#1) or `EC PRIVATE KEY` (SEC1).
     pub fn from_pem(text: &str) -> Result<Self, KeyLoadError> {
-        match SigningKey::from_pem(text) {
-            Ok(key) => Ok(Self::new(key)),
-            Err(error) => Err(rsa_too_small(text).unwrap_or(error.into())),
-        }
+        Ok(Self::new(SigningKey::from_pem(text)?))
     }
 
     /// Reads a private JWK (RFC 7517) from its JSON text; its `kid` becomes this
@@ -147,69 +144,6 @@ impl From<SigningKey> for PrivateKey {
     }
 }
 
-/// When `text` is an RSA key the crypto library refused for its size, the clear error.
-fn rsa_too_small(text: &str) -> Option<KeyLoadError> {
-    let (label, der) = pem_decode(text).ok()?;
-    let der = Zeroizing::new(der);
-    let refused = match label.as_str() {
-        "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(&der).err()?,
-        "PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_pkcs8(&der).err()?,
-        _ => return None,
-    };
-    (refused.description_() == "TooSmall").then(|| KeyLoadError::RsaTooSmall {
-        bits: rsa_modulus_bits(&der).unwrap_or(0),
-    })
-}
-
-/// The modulus size of a PKCS#1 or PKCS#8 RSA private key, for the error message.
-fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
-    // PKCS#8: SEQUENCE { INTEGER 0, SEQUENCE { rsaEncryption }, OCTET STRING { PKCS#1 } }
-    // PKCS#1: SEQUENCE { INTEGER 0, INTEGER n, ... }
-    let (tag, body, _) = der_element(der)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (_, _, rest) = der_element(body)?; // version
-    let (tag, content, rest) = der_element(rest)?;
-    match tag {
-        0x02 => {
-            let n = content;
-            let start = n.iter().position(|b| *b != 0)?;
-            let first = n.get(start)?;
-            Some((n.len() - start) * 8 - first.leading_zeros() as usize)
-        }
-        0x30 => {
-            let (tag, pkcs1, _) = der_element(rest)?;
-            (tag == 0x04).then_some(())?;
-            rsa_modulus_bits(pkcs1)
-        }
-        _ => None,
-    }
-}
-
-/// One DER element: its tag, its content and what follows it.
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 3 {
-            return None;
-        }
-        let (bytes, rest) = rest.split_at_checked(count)?;
-        (
-            bytes
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
-            rest,
-        )
-    };
-    let (content, rest) = rest.split_at_checked(len)?;
-    Some((tag, content, rest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +168,18 @@ mod tests {
                     .contains("at least 2048 bits")
             );
         }
+    }
+
+    // The same key as a private JWK (RFC 7517), with every CRT member.
+    const RSA_1024_JWK: &str = include_str!("../tests/data/rsa-1024.jwk.json");
+
+    #[test]
+    fn refuses_a_small_rsa_private_jwk_with_its_size() {
+        let error = PrivateKey::from_text(RSA_1024_JWK).err();
+        assert!(
+            matches!(error, Some(KeyLoadError::RsaTooSmall { bits: 1024 })),
+            "{error:?}"
+        );
     }
 
     #[test]

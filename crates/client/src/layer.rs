@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jwtgrant_proto::{ErrorCode, OAuthErrorResponse};
+use jwtgrant_proto::{BARE_BEARER_CHALLENGE, ErrorCode, OAuthErrorResponse, bearer_challenge};
 use tower::{Layer, Service};
 
 use crate::verifier::{Verifier, VerifyError};
@@ -119,12 +119,10 @@ where
     }
 }
 
-/// Reads `Authorization: Bearer <token>` (scheme case-insensitive).
+/// Reads `Authorization: Bearer <token>` (scheme case-insensitive), as the
+/// jwtgrant server reads it ([`jwtgrant_proto::bearer_token`]).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    jwtgrant_proto::bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// Why a request was refused, and its RFC 6750 answer.
@@ -143,16 +141,15 @@ impl IntoResponse for AuthRejection {
         match self {
             AuthRejection::MissingToken => {
                 let mut response = StatusCode::UNAUTHORIZED.into_response();
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(BARE_BEARER_CHALLENGE),
+                );
                 response
             }
             AuthRejection::Refused(VerifyError::InsufficientScope { required, missing }) => {
-                let challenge = format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
-                    quoted(&required.join(" "))
-                );
+                let challenge =
+                    bearer_challenge(Some(INSUFFICIENT_SCOPE), None, Some(&required.join(" ")));
                 error_response(
                     StatusCode::FORBIDDEN,
                     INSUFFICIENT_SCOPE,
@@ -162,9 +159,10 @@ impl IntoResponse for AuthRejection {
             }
             AuthRejection::Refused(VerifyError::Invalid(reason)) => {
                 let description = reason.to_string();
-                let challenge = format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    quoted(&description)
+                let challenge = bearer_challenge(
+                    Some(ErrorCode::InvalidToken.as_str()),
+                    Some(&description),
+                    None,
                 );
                 error_response(
                     StatusCode::UNAUTHORIZED,
@@ -184,17 +182,6 @@ impl IntoResponse for AuthRejection {
             }
         }
     }
-}
-
-/// Text safe inside a quoted-string of a `WWW-Authenticate` header.
-fn quoted(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '"' | '\\' => '\'',
-            c if c.is_ascii_graphic() || c == ' ' => c,
-            _ => '?',
-        })
-        .collect()
 }
 
 fn error_response(

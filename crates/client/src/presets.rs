@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use reqwest::Url;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -135,22 +134,12 @@ impl DocuSign {
     /// Where a user grants the integration consent (once, before the first user
     /// token): `https://{host}/oauth/auth?response_type=code&scope=...&client_id=...&redirect_uri=...`.
     pub fn consent_url(&self, integration_key: &str) -> String {
-        let mut query = Url::parse("http://x/")
-            .map(|mut url| {
-                {
-                    let mut pairs = url.query_pairs_mut();
-                    pairs.append_pair("response_type", "code");
-                    pairs.append_pair("scope", &self.scopes.join(" "));
-                    pairs.append_pair("client_id", integration_key);
-                    if let Some(uri) = &self.redirect_uri {
-                        pairs.append_pair("redirect_uri", uri);
-                    }
-                }
-                url.query().map(str::to_owned).unwrap_or_default()
-            })
-            .unwrap_or_default();
-        query.insert_str(0, "/oauth/auth?");
-        format!("{}{query}", self.base_url)
+        jwtgrant_proto::consent_url(
+            &self.base_url,
+            integration_key,
+            &self.scopes,
+            self.redirect_uri.as_deref(),
+        )
     }
 
     /// The assertion DocuSign expects: `iss` the integration key, `sub` the user id,

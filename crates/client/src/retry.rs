@@ -2,7 +2,7 @@
 //! `Retry-After` honoured, all within one deadline.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -140,17 +140,23 @@ where
     }
 }
 
-/// Reads `Retry-After` as delta-seconds (RFC 9110 section 10.2.3); an HTTP-date
-/// is ignored and the backoff applies.
+/// Reads `Retry-After` (RFC 9110 section 10.2.3): delta-seconds, or an HTTP-date
+/// counted from now (a date already past means at once). Anything else is ignored
+/// and the backoff applies.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
+    let value = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// A uniform random number in [0, 1) from the system RNG; 0.5 if it fails.
@@ -181,15 +187,45 @@ mod tests {
     }
 
     #[test]
-    fn reads_retry_after_seconds_only() {
+    fn backoff_is_jittered() {
+        // Equal jitter draws from a range 125 ms wide (of attempt 1) and 4 s wide
+        // (late attempts): without jitter every draw would be the same.
+        let policy = RetryPolicy::default();
+        for attempt in [1, 3, 40] {
+            let draws: Vec<Duration> = (0..20).map(|_| policy.backoff(attempt)).collect();
+            assert!(
+                draws.iter().any(|d| *d != draws[0]),
+                "attempt {attempt}: {draws:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_retry_after_seconds_and_http_dates() {
         let mut headers = reqwest::header::HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
-        headers.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-        headers.insert(
-            reqwest::header::RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        let mut set = |value: &str| {
+            headers.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+            retry_after(&headers)
+        };
+        assert_eq!(set("3"), Some(Duration::from_secs(3)));
+        assert_eq!(set(" 0 "), Some(Duration::ZERO));
+        // An HTTP-date (IMF-fixdate) ten seconds ahead: about ten seconds, the date
+        // having whole-second precision.
+        let ahead = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(10));
+        let wait = set(&ahead).unwrap();
+        assert!(
+            wait > Duration::from_secs(8) && wait <= Duration::from_secs(10),
+            "{wait:?}"
         );
+        // The obsolete RFC 850 form too; a date in the past means at once.
+        assert_eq!(set("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            set("Wednesday, 21-Oct-15 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(set("soon"), None);
+        assert_eq!(set("-1"), None);
+        headers.remove(reqwest::header::RETRY_AFTER);
         assert_eq!(retry_after(&headers), None);
     }
 

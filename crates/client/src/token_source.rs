@@ -1,10 +1,11 @@
 //! A source of fresh access tokens: signs an assertion, trades it at the token
 //! endpoint (RFC 7523 section 2.1), caches the answer and trades again only near
-//! its expiry. Many callers at once cause one request; transient failures are
-//! retried with backoff; OAuth errors come back typed.
+//! its expiry. Many callers at once cause one request, and while a still-valid
+//! token is refreshed callers keep getting it without waiting; transient failures
+//! are retried with backoff; OAuth errors come back typed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use jwtgrant_proto::{ErrorCode, JwtGrant, JwtGrantResponse, OAuthErrorResponse};
@@ -32,8 +33,8 @@ pub struct OAuthError {
     /// such as `user_not_found` or `issuer_not_found`.
     pub error_description: Option<String>,
     /// For `consent_required`: where to send the user to grant consent. Read from the
-    /// description (jwtgrant says `send the user to <URL>`), else the one the token
-    /// source was configured with (the DocuSign preset builds it).
+    /// description (jwtgrant names it after [`jwtgrant_proto::CONSENT_URL_MARKER`]),
+    /// else the one the token source was configured with (the DocuSign preset builds it).
     pub consent_url: Option<String>,
     /// The server's `Retry-After`, when it sent one.
     pub retry_after: Option<Duration>,
@@ -50,7 +51,8 @@ impl OAuthError {
             .then(|| {
                 body.error_description
                     .as_deref()
-                    .and_then(consent_url_in)
+                    .and_then(jwtgrant_proto::consent_url_in)
+                    .map(str::to_owned)
                     .or(configured_consent_url.map(str::to_owned))
             })
             .flatten();
@@ -87,15 +89,6 @@ impl std::fmt::Display for OAuthError {
             None => f.write_str(&self.error),
         }
     }
-}
-
-/// The consent URL in a description such as jwtgrant's
-/// `...; send the user to https://host/oauth/auth?...`.
-fn consent_url_in(description: &str) -> Option<String> {
-    let (_, rest) = description.split_once("send the user to ")?;
-    let url = rest.split_whitespace().next()?;
-    let url = url.trim_end_matches(['.', ',', ';', ')']);
-    (url.starts_with("https://") || url.starts_with("http://")).then(|| url.to_owned())
 }
 
 /// Why no access token could be had.
@@ -366,6 +359,15 @@ impl TokenSourceBuilder {
         self
     }
 
+    /// The longest assertion lifetime the server accepts: assertions are signed for
+    /// at most this long (default one hour). A server found with
+    /// [`server`](Self::server) that publishes `jwtgrant_max_assertion_lifetime` in
+    /// its metadata (jwtgrant does) caps it further by itself.
+    pub fn max_assertion_lifetime(mut self, max: Duration) -> Self {
+        self.assertion = self.assertion.max_lifetime(max);
+        self
+    }
+
     /// The consent URL to report with `consent_required` when the server's error
     /// does not name one (DocuSign's does not; its preset sets this).
     pub fn consent_url(mut self, url: impl Into<String>) -> Self {
@@ -383,7 +385,10 @@ impl TokenSourceBuilder {
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
                     .ok_or_else(|| TokenSourceError::InvalidEndpoint(url.clone()))?;
-                let _ = resolved.set(parsed.to_string());
+                let _ = resolved.set(Resolved {
+                    url: parsed.to_string(),
+                    max_assertion_lifetime: None,
+                });
             }
             Endpoint::Discover(issuer) => {
                 discovery::metadata_url(issuer).map_err(TokenSourceError::Discovery)?;
@@ -401,12 +406,13 @@ impl TokenSourceBuilder {
                 assertion: self.assertion,
                 key: self.key,
                 endpoint,
-                token_endpoint: resolved,
+                resolved,
                 http,
                 refresh_margin: self.refresh_margin,
                 retry: self.retry,
                 consent_url: self.consent_url,
-                cache: Mutex::new(Cache::default()),
+                cache: std::sync::Mutex::new(Cache::default()),
+                flight: Arc::new(Mutex::new(())),
                 fetches: AtomicU64::new(0),
             }),
         })
@@ -436,17 +442,36 @@ struct Inner {
     assertion: AssertionBuilder,
     key: PrivateKey,
     endpoint: Endpoint,
-    /// The token endpoint URL, set at build or once discovered.
-    token_endpoint: OnceCell<String>,
+    /// The token endpoint, set at build or once discovered.
+    resolved: OnceCell<Resolved>,
     http: reqwest::Client,
     refresh_margin: Option<Duration>,
     retry: RetryPolicy,
     consent_url: Option<String>,
     /// The cached token, and the outcome of the last fetch for callers who waited
-    /// on it. Held across a fetch: that is what makes it single flight.
-    cache: Mutex<Cache>,
+    /// on it. Locked only to read or write it, never across a request, so a caller
+    /// with a valid token never waits for a refresh.
+    cache: std::sync::Mutex<Cache>,
+    /// Held by the one fetch in flight (in a caller, or in a background refresh):
+    /// that is what makes it single flight.
+    flight: Arc<Mutex<()>>,
     /// Fetches completed (success or failure), so a waiter can tell one ended.
     fetches: AtomicU64,
+}
+
+impl Inner {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // The cache holds no invariant a panic could break halfway.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where tokens are asked for, and what the server's metadata said about them.
+#[derive(Debug, Clone)]
+struct Resolved {
+    url: String,
+    /// `jwtgrant_max_assertion_lifetime` from the metadata, when discovered.
+    max_assertion_lifetime: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -468,6 +493,13 @@ impl Cache {
             self.hold_until.is_some_and(|until| now < until) && token.expires_in() > Duration::ZERO;
         (fresh || held).then_some(token)
     }
+
+    /// The cached token while it has not expired, refresh margin or not.
+    fn valid(&self) -> Option<&AccessToken> {
+        self.token
+            .as_ref()
+            .filter(|token| token.expires_in() > Duration::ZERO)
+    }
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -486,32 +518,88 @@ impl TokenSource {
     }
 
     /// A valid access token: the cached one unless it is within the refresh margin of
-    /// its expiry, else a new one. While one caller fetches, the others wait for
-    /// its result rather than sending requests of their own.
+    /// its expiry, else a new one.
     ///
-    /// When the server cannot be reached until the retry deadline while the cached
-    /// token is still valid, that token is returned (and kept, without new attempts,
-    /// for one more deadline's length) rather than an error: an outage shorter than
-    /// the refresh margin goes unnoticed. OAuth errors are always returned.
+    /// Inside the margin the cached token is still valid: it is returned at once and
+    /// one refresh starts in the background; callers arriving meanwhile get it too,
+    /// and no second request is sent. Only callers without a valid token (the first,
+    /// or after expiry) wait, all for the same single request and its result.
+    ///
+    /// A refresh that fails while the cached token is still valid (the server down
+    /// until the retry deadline, or an OAuth error) leaves that token in use, without
+    /// new attempts for one more deadline's length: an outage shorter than the margin
+    /// goes unnoticed. Once no valid token is left, errors are returned.
     pub async fn access_token(&self) -> Result<String, TokenSourceError> {
         self.token().await.map(|token| token.token)
     }
 
     /// Like [`access_token`](Self::access_token), with the token's scope and expiry.
     pub async fn token(&self) -> Result<AccessToken, TokenSourceError> {
+        let margin = self.inner.refresh_margin;
         let seen = self.inner.fetches.load(Ordering::Acquire);
-        let mut cache = self.inner.cache.lock().await;
-        if let Some(token) = cache.usable(self.inner.refresh_margin) {
-            return Ok(token.clone());
+        let still_valid = {
+            let cache = self.inner.cache();
+            if let Some(token) = cache.usable(margin) {
+                return Ok(token.clone());
+            }
+            cache.valid().cloned()
+        };
+        if let Some(token) = still_valid {
+            self.refresh_in_background();
+            return Ok(token);
         }
-        // A fetch ended while this caller waited and failed: share its error rather
-        // than send another request at once.
-        if self.inner.fetches.load(Ordering::Acquire) != seen
-            && let Some(error) = &cache.last_error
+        let _flight = self.inner.flight.lock().await;
         {
-            return Err(error.clone());
+            let cache = self.inner.cache();
+            if let Some(token) = cache.valid() {
+                return Ok(token.clone());
+            }
+            // A fetch ended while this caller waited and failed: share its error
+            // rather than send another request at once.
+            if self.inner.fetches.load(Ordering::Acquire) != seen
+                && let Some(error) = &cache.last_error
+            {
+                return Err(error.clone());
+            }
         }
         let result = self.fetch().await;
+        self.record(result)
+    }
+
+    /// Starts a refresh of a still-valid token unless one is in flight already.
+    fn refresh_in_background(&self) {
+        let Ok(flight) = Arc::clone(&self.inner.flight).try_lock_owned() else {
+            return; // a fetch is in flight: it will replace the token
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime to run it on; the next call inside one will
+        };
+        let source = self.clone();
+        runtime.spawn(async move {
+            let _flight = flight;
+            // Another refresh may have ended between the caller's look and the lock.
+            if source
+                .inner
+                .cache()
+                .usable(source.inner.refresh_margin)
+                .is_some()
+            {
+                return;
+            }
+            let result = source.fetch().await;
+            if let Err(error) = source.record(result) {
+                tracing::warn!(%error, "refreshing the access token failed");
+            }
+        });
+    }
+
+    /// Stores a fetch's outcome for every caller. A failure while the cached token is
+    /// still valid keeps handing that token out for a while, and returns it.
+    fn record(
+        &self,
+        result: Result<AccessToken, TokenSourceError>,
+    ) -> Result<AccessToken, TokenSourceError> {
+        let mut cache = self.inner.cache();
         self.inner.fetches.fetch_add(1, Ordering::AcqRel);
         match result {
             Ok(token) => {
@@ -522,16 +610,13 @@ impl TokenSource {
             }
             Err(error) => {
                 cache.last_error = Some(error.clone());
-                if let TokenSourceError::RetriesExhausted { .. } = error
-                    && let Some(token) = cache.token.clone()
-                    && token.expires_in() > Duration::ZERO
-                {
-                    tracing::warn!(%error, expires_in = ?token.expires_in(), "cannot refresh the access token; using the current one");
-                    let hold = self.inner.retry.deadline.max(Duration::from_secs(1));
-                    cache.hold_until = Some(Instant::now() + hold);
-                    return Ok(token);
-                }
-                Err(error)
+                let Some(token) = cache.valid().cloned() else {
+                    return Err(error);
+                };
+                tracing::warn!(%error, expires_in = ?token.expires_in(), "cannot refresh the access token; using the current one");
+                let hold = self.inner.retry.deadline.max(Duration::from_secs(1));
+                cache.hold_until = Some(Instant::now() + hold);
+                Ok(token)
             }
         }
     }
@@ -539,14 +624,16 @@ impl TokenSource {
     /// Forgets the cached token, e.g. after an API refused it with 401; the next
     /// call fetches a new one.
     pub async fn invalidate(&self) {
-        let mut cache = self.inner.cache.lock().await;
-        *cache = Cache::default();
+        *self.inner.cache() = Cache::default();
     }
 
     /// The token endpoint, once known (at once when set, after the first fetch when
     /// discovered).
     pub fn token_endpoint(&self) -> Option<&str> {
-        self.inner.token_endpoint.get().map(String::as_str)
+        self.inner
+            .resolved
+            .get()
+            .map(|resolved| resolved.url.as_str())
     }
 
     /// Adds `Authorization: Bearer <token>` to `request`.
@@ -575,21 +662,34 @@ impl TokenSource {
 
     async fn attempt(&self, timeout: Duration) -> Result<AccessToken, TokenSourceError> {
         let inner = &self.inner;
-        let url = inner
-            .token_endpoint
+        let resolved = inner
+            .resolved
             .get_or_try_init(|| async {
                 match &inner.endpoint {
-                    Endpoint::Token(url) => Ok(url.clone()),
+                    Endpoint::Token(url) => Ok(Resolved {
+                        url: url.clone(),
+                        max_assertion_lifetime: None,
+                    }),
                     Endpoint::Discover(issuer) => discovery::discover(&inner.http, issuer)
                         .await
-                        .map(|metadata| metadata.token_endpoint)
+                        .map(|metadata| Resolved {
+                            url: metadata.token_endpoint,
+                            max_assertion_lifetime: metadata
+                                .jwtgrant_max_assertion_lifetime
+                                .map(Duration::from_secs),
+                        })
                         .map_err(TokenSourceError::Discovery),
                 }
             })
             .await?;
+        let url = &resolved.url;
         let mut assertion = inner.assertion.clone();
         if !assertion.has_audience() {
             assertion = assertion.audience(url.as_str());
+        }
+        if let Some(server_max) = resolved.max_assertion_lifetime {
+            let cap = server_max.min(assertion.effective_lifetime());
+            assertion = assertion.max_lifetime(cap);
         }
         let assertion = assertion
             .sign(&inner.key)
@@ -705,12 +805,12 @@ mod tests {
     fn reads_the_consent_url_from_jwtgrant_descriptions() {
         let description = "consent_required: the user has not consented to this integration for scope 'signature impersonation'; send the user to http://127.0.0.1:8080/oauth/auth?response_type=code&scope=signature+impersonation&client_id=ik";
         assert_eq!(
-            consent_url_in(description).as_deref(),
+            jwtgrant_proto::consent_url_in(description),
             Some(
                 "http://127.0.0.1:8080/oauth/auth?response_type=code&scope=signature+impersonation&client_id=ik"
             )
         );
-        assert_eq!(consent_url_in("consent_required"), None);
+        assert_eq!(jwtgrant_proto::consent_url_in("consent_required"), None);
 
         let error = OAuthError::new(
             400,

@@ -109,15 +109,17 @@ pub enum GrantError {
     UserDisabled,
     /// Rule 6: a user token without `impersonation`.
     #[error(
-        "consent_required: acting as a user needs the 'impersonation' scope; ask for 'signature impersonation'"
+        "consent_required: acting as a user needs the 'impersonation' scope; ask for 'signature impersonation' and {marker}{consent_url}",
+        marker = jwtgrant_proto::CONSENT_URL_MARKER
     )]
     ImpersonationScopeMissing {
-        /// Where the user grants consent.
+        /// Where the user grants consent (to the scopes asked for plus `impersonation`).
         consent_url: String,
     },
     /// Rule 6: no consent covering the integration and scopes.
     #[error(
-        "consent_required: the user has not consented to this integration for scope '{scope}'; send the user to {consent_url}"
+        "consent_required: the user has not consented to this integration for scope '{scope}'; {marker}{consent_url}",
+        marker = jwtgrant_proto::CONSENT_URL_MARKER
     )]
     ConsentRequired {
         /// The scopes that need consent, space separated.

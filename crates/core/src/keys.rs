@@ -472,9 +472,10 @@ impl SigningKey {
         let der = Zeroizing::new(der);
         match label.as_str() {
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
-            "RSA PRIVATE KEY" => Self::from_inner(Inner::Rsa(
-                RsaKeyPair::from_der(&der).map_err(|_| KeyError::Malformed("PKCS#1 RSA"))?,
-            )),
+            "RSA PRIVATE KEY" => match RsaKeyPair::from_der(&der) {
+                Ok(pair) => Self::from_inner(Inner::Rsa(pair)),
+                Err(_) => Err(rsa_refusal(&der, "PKCS#1 RSA")),
+            },
             "EC PRIVATE KEY" => [JwsAlgorithm::Es256, JwsAlgorithm::Es384]
                 .into_iter()
                 .find_map(|alg| EcdsaKeyPair::from_private_key_der(ecdsa_signing(alg), &der).ok())
@@ -491,6 +492,9 @@ impl SigningKey {
         }
         if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8) {
             return Self::from_inner(Inner::Ed25519(pair));
+        }
+        if let Some(pkcs1) = pkcs8_rsa_private_key(pkcs8) {
+            return Err(rsa_refusal(pkcs1, "PKCS#8 RSA"));
         }
         [JwsAlgorithm::Es256, JwsAlgorithm::Es384]
             .into_iter()
@@ -828,13 +832,35 @@ fn rsa_private_key_der(numbers: &[&[u8]; 8]) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(der::write(der::SEQUENCE, &body))
 }
 
-/// The private numbers `d, p, q, dp, dq, qi` of a DER PKCS#8 RSA private key.
-fn rsa_private_components(pkcs8: &[u8]) -> Option<[Zeroizing<Vec<u8>>; 6]> {
+/// The PKCS#1 RSAPrivateKey inside a DER PKCS#8 key whose algorithm is
+/// rsaEncryption; `None` for any other key or shape.
+fn pkcs8_rsa_private_key(pkcs8: &[u8]) -> Option<&[u8]> {
     let mut outer = der::Reader::new(pkcs8);
     let mut info = der::Reader::new(outer.expect(der::SEQUENCE)?);
     info.expect(der::INTEGER)?;
-    info.expect(der::SEQUENCE)?;
-    let mut key = der::Reader::new(info.expect(OCTET_STRING)?);
+    let mut algorithm = der::Reader::new(info.expect(der::SEQUENCE)?);
+    (algorithm.expect(der::OID)? == OID_RSA_ENCRYPTION).then_some(())?;
+    info.expect(OCTET_STRING)
+}
+
+/// Why the crypto library refused an RSA private key (DER PKCS#1): too small a
+/// modulus, said with its size, else `Malformed(what)`.
+fn rsa_refusal(pkcs1: &[u8], what: &'static str) -> KeyError {
+    let mut outer = der::Reader::new(pkcs1);
+    let modulus = outer.expect(der::SEQUENCE).and_then(|body| {
+        let mut numbers = der::Reader::new(body);
+        numbers.expect(der::INTEGER)?;
+        numbers.positive_integer()
+    });
+    match modulus.map(bit_length) {
+        Some(bits) if bits < MIN_RSA_BITS => KeyError::RsaTooSmall(bits),
+        _ => KeyError::Malformed(what),
+    }
+}
+
+/// The private numbers `d, p, q, dp, dq, qi` of a DER PKCS#8 RSA private key.
+fn rsa_private_components(pkcs8: &[u8]) -> Option<[Zeroizing<Vec<u8>>; 6]> {
+    let mut key = der::Reader::new(pkcs8_rsa_private_key(pkcs8)?);
     let mut numbers = der::Reader::new(key.expect(der::SEQUENCE)?);
     numbers.expect(der::INTEGER)?;
     numbers.positive_integer()?;
@@ -963,6 +989,28 @@ mod tests {
         let jwk = private_jwk_of(&key);
         let d = jwk.jwk.d.clone().unwrap_or_default();
         assert!(!format!("{jwk:?}").contains(&d));
+    }
+
+    #[test]
+    fn small_rsa_private_keys_are_refused_with_their_size() {
+        // A 1024-bit key made with openssl, as PKCS#1 and as PKCS#8.
+        for pem in [
+            include_str!("../testdata/keys/rsa-1024-pkcs1.pem"),
+            include_str!("../testdata/keys/rsa-1024-pkcs8.pem"),
+        ] {
+            assert_eq!(
+                SigningKey::from_pem(pem).err(),
+                Some(KeyError::RsaTooSmall(1024))
+            );
+        }
+        // A 2048-bit modulus with nonsense private numbers is malformed, not small.
+        let n = [0xc3u8; 256];
+        let der = rsa_private_key_der(&[&n, &[1, 0, 1], &[3], &[5], &[7], &[1], &[1], &[1]]);
+        let pem = pem_encode("RSA PRIVATE KEY", &der);
+        assert!(matches!(
+            SigningKey::from_pem(&pem),
+            Err(KeyError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -385,10 +385,22 @@ fn rule6_subject() {
         Some(GrantError::UserDisabled)
     );
     let no_imp = with(json!({"scope": "signature"}));
-    assert!(matches!(
-        grant(&no_imp, &integration(), Some(&user(true)), Some(&both)),
-        Err(GrantError::ImpersonationScopeMissing { .. })
-    ));
+    let err = grant(&no_imp, &integration(), Some(&user(true)), Some(&both)).err();
+    assert_eq!(
+        err,
+        Some(GrantError::ImpersonationScopeMissing {
+            consent_url: "consent?signature+impersonation".into()
+        })
+    );
+    // Both consent_required descriptions name the URL the way clients read it back.
+    let description = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        description.ends_with(&format!(
+            "{}consent?signature+impersonation",
+            jwtgrant_proto::CONSENT_URL_MARKER
+        )),
+        "{description}"
+    );
     let partial = consent(&["impersonation"]);
     let err = grant(&claims(), &integration(), Some(&user(true)), Some(&partial)).err();
     assert_eq!(

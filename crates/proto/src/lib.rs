@@ -3,8 +3,20 @@
 //!
 //! The request and response names mirror DocuSign's IAM SDK model this project grew
 //! from (`JWTGrant`, `JWTGrantResponse`, `OAuthErrorResponse`).
+//!
+//! Besides the types, the few spellings both sides must agree on byte for byte:
+//! the bearer header and its challenge ([`bearer`]), the consent URL and how an error
+//! names it ([`consent`]), and the bare host an assertion's `aud` carries ([`host`]).
 
 use serde::{Deserialize, Serialize};
+
+pub mod bearer;
+pub mod consent;
+pub mod host;
+
+pub use bearer::{BARE_BEARER_CHALLENGE, bearer_challenge, bearer_token};
+pub use consent::{AUTHORIZATION_PATH, CONSENT_URL_MARKER, consent_url, consent_url_in};
+pub use host::bare_host;
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -179,6 +191,11 @@ pub struct AuthorizationServerMetadata {
     /// Algorithms of issued tokens, for clients that read the OpenID configuration.
     #[serde(default)]
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// jwtgrant's extension (RFC 8414 section 2 allows additional members): the
+    /// longest assertion lifetime (`exp - iat`, in seconds) the token endpoint
+    /// accepts, so clients sign no longer-lived assertions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwtgrant_max_assertion_lifetime: Option<u64>,
 }
 
 /// One account of a user, as DocuSign's userinfo lists it.

@@ -444,15 +444,6 @@ fn validate_url(field: &'static str, url: &str) -> Result<String, ConfigError> {
     Ok(trimmed.to_owned())
 }
 
-/// The bare `host[:port]` of a URL: what DocuSign's SDKs put in an assertion's `aud`.
-pub fn bare_host(url: &str) -> &str {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .unwrap_or(url);
-    rest.split('/').next().unwrap_or(rest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,14 +515,5 @@ mod tests {
                 .unwrap_or_default()
                 .contains("listen_port")
         );
-    }
-
-    #[test]
-    fn bare_host_strips_scheme_and_path() {
-        assert_eq!(
-            bare_host("https://account-d.docusign.com"),
-            "account-d.docusign.com"
-        );
-        assert_eq!(bare_host("http://127.0.0.1:8080/base"), "127.0.0.1:8080");
     }
 }

@@ -164,15 +164,17 @@ impl IntoResponse for BearerError {
                     ErrorCode::InvalidToken,
                     "an access token is required".into(),
                 );
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(jwtgrant_proto::BARE_BEARER_CHALLENGE),
+                );
                 response
             }
             BearerError::InvalidToken(reason) => {
-                let challenge = format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    reason.replace(['"', '\\'], "'")
+                let challenge = jwtgrant_proto::bearer_challenge(
+                    Some(ErrorCode::InvalidToken.as_str()),
+                    Some(&reason),
+                    None,
                 );
                 let mut response =
                     oauth_error(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, reason);

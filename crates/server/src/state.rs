@@ -9,7 +9,7 @@ use jwtgrant_core::access_token::AccessTokenSettings;
 use jwtgrant_store::Store;
 
 use crate::clock;
-use crate::config::{ServerConfig, StoreLocation, bare_host};
+use crate::config::{ServerConfig, StoreLocation};
 use crate::credentials::VerifiedSecrets;
 use crate::error::TokenEndpointError;
 use crate::metrics::Metrics;
@@ -76,8 +76,9 @@ impl AppState {
             issuer.clone(),
             format!("{issuer}/"),
             format!("{issuer}/oauth/token"),
-            bare_host(&issuer).to_owned(),
         ];
+        // The bare host as the SDK's presets spell it (default port dropped).
+        accepted_audiences.extend(jwtgrant_proto::bare_host(&issuer));
         accepted_audiences.extend(config.accept_audiences.iter().cloned());
         let policy = AssertionPolicy {
             accepted_audiences,
@@ -196,13 +197,6 @@ impl AppState {
         redirect_uri: Option<&str>,
         scopes: &[String],
     ) -> String {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        query.append_pair("response_type", "code");
-        query.append_pair("scope", &scopes.join(" "));
-        query.append_pair("client_id", integration_key);
-        if let Some(uri) = redirect_uri {
-            query.append_pair("redirect_uri", uri);
-        }
-        format!("{}/oauth/auth?{}", self.issuer, query.finish())
+        jwtgrant_proto::consent_url(&self.issuer, integration_key, scopes, redirect_uri)
     }
 }

@@ -1,5 +1,6 @@
 //! The SDK against the real jwtgrant server, started in this process on port 0
-//! over a temporary SQLite file: token sources, presets, the verifier and its layer.
+//! over a temporary SQLite file: token sources, presets, the verifier and its layer,
+//! and the examples' code.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,8 +9,14 @@
     missing_docs
 )]
 
+mod examples;
 mod layer;
 mod presets;
 mod support;
 mod token_source;
 mod verifier;
+
+/// The example's source, so its router is tested as written.
+#[path = "../../examples/protected_api.rs"]
+#[allow(dead_code)]
+mod protected_api;

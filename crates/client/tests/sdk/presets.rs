@@ -1,8 +1,9 @@
 //! The presets against the real server: DocuSign's shape (jwtgrant emulating its
 //! account server) and a Google-style service-account key file.
 
-use jwtgrant_client::{DocuSign, ServiceAccountKey, Verifier};
+use jwtgrant_client::{DocuSign, Jwtgrant, ServiceAccountKey, TokenSourceBuilder, Verifier};
 use jwtgrant_proto::ErrorCode;
+use jwtgrant_server::RawConfig;
 use serde_json::json;
 
 use crate::support::*;
@@ -83,4 +84,36 @@ async fn service_account_key_file_gets_an_application_token() {
         .unwrap();
     assert_eq!(claims.sub, f.integration_key);
     assert_eq!(claims.scope, "signature");
+}
+
+#[tokio::test]
+async fn a_public_url_with_its_default_port_names_one_audience_for_client_and_server() {
+    // The operator wrote the port out; the presets' `aud` and the server's accepted
+    // bare host must still be the same string.
+    let public_url = "https://auth.example.com:443";
+    let server = TestServer::start_with(RawConfig {
+        public_url: Some(public_url.into()),
+        ..RawConfig::default()
+    })
+    .await;
+    let f = Fixture::on(server).await;
+    let jwtgrant = Jwtgrant::new(public_url).unwrap();
+    let docusign = DocuSign::at(public_url).unwrap();
+    assert_eq!(jwtgrant.audience(), "auth.example.com");
+    assert_eq!(docusign.oauth_host(), "auth.example.com");
+    for assertion in [
+        jwtgrant.assertion(&f.integration_key).scopes(["signature"]),
+        docusign
+            .assertion(&f.integration_key, &f.user_id)
+            .scopes(["signature", "impersonation"]),
+    ] {
+        // The public URL is not served here: the token endpoint is the loopback one.
+        let source = TokenSourceBuilder::from_assertion(assertion, f.key.clone())
+            .token_endpoint(f.server.token_endpoint())
+            .build()
+            .unwrap();
+        let token = source.access_token().await;
+        assert!(token.is_ok(), "{token:?}");
+    }
+    assert_eq!(f.server.issued(), 2);
 }

@@ -270,6 +270,10 @@ pub struct Canned {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// Wait this long before answering.
+    pub delay: std::time::Duration,
+    /// After the delay, forward to the real server instead of answering.
+    pub forward: bool,
 }
 
 impl Canned {
@@ -278,6 +282,17 @@ impl Canned {
             status,
             headers: Vec::new(),
             body: String::new(),
+            delay: std::time::Duration::ZERO,
+            forward: false,
+        }
+    }
+
+    /// A slow network: the request reaches the real server after `delay`.
+    pub fn forward_after(delay: std::time::Duration) -> Canned {
+        Canned {
+            delay,
+            forward: true,
+            ..Canned::status(0)
         }
     }
 
@@ -356,7 +371,13 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
-    let canned = state.canned.lock().unwrap().pop_front();
+    let mut canned = state.canned.lock().unwrap().pop_front();
+    if let Some(delay) = canned.as_ref().map(|c| c.delay) {
+        tokio::time::sleep(delay).await;
+    }
+    if canned.as_ref().is_some_and(|c| c.forward) {
+        canned = None;
+    }
     if let Some(canned) = canned {
         let mut response =
             (StatusCode::from_u16(canned.status).unwrap(), canned.body).into_response();

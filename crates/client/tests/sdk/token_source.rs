@@ -227,10 +227,65 @@ async fn refreshes_near_expiry() {
     assert_eq!(f.server.issued(), 1);
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let second = source.access_token().await.unwrap();
-    assert_ne!(second, first.as_str());
+    // Inside the margin the still-valid token comes back at once while a refresh runs.
+    assert_eq!(source.access_token().await.unwrap(), first.as_str());
+    let second = new_token_within(&source, first.as_str(), Duration::from_secs(1)).await;
     assert_eq!(f.server.issued(), 2);
     assert_eq!(source.access_token().await.unwrap(), second);
+    assert_eq!(f.server.issued(), 2);
+}
+
+/// Polls `source` until it hands out another token than `old`, at most `within`.
+async fn new_token_within(source: &TokenSource, old: &str, within: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        let token = source.access_token().await.unwrap();
+        if token != old {
+            return token;
+        }
+        assert!(started.elapsed() < within, "no new token after {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_is_handed_out_at_once_while_a_slow_refresh_runs() {
+    let server = TestServer::start_with(RawConfig {
+        access_token_lifetime_secs: Some(6),
+        ..RawConfig::default()
+    })
+    .await;
+    let f = Fixture::on(server).await;
+    let proxy = Proxy::start(&f.server.url, Vec::new()).await;
+    let source = TokenSource::builder(&f.integration_key, f.key.clone())
+        .token_endpoint(proxy.token_endpoint())
+        .audience(f.server.host())
+        .subject(&f.user_id)
+        .scopes(["signature", "impersonation"])
+        .build()
+        .unwrap();
+    let first = source.access_token().await.unwrap();
+    // Inside the refresh margin (3 s of 6), the refresh takes 1.5 s.
+    proxy.push(Canned::forward_after(Duration::from_millis(1500)));
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let callers: Vec<_> = (0..50)
+        .map(|_| {
+            let source = source.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let token = source.access_token().await.unwrap();
+                (token, started.elapsed())
+            })
+        })
+        .collect();
+    for caller in callers {
+        let (token, waited) = caller.await.unwrap();
+        assert_eq!(token, first);
+        assert!(waited < Duration::from_millis(500), "waited {waited:?}");
+    }
+    let second = new_token_within(&source, &first, Duration::from_secs(3)).await;
+    assert_ne!(second, first);
+    assert_eq!(proxy.requests(), 2, "one refresh for all the callers");
     assert_eq!(f.server.issued(), 2);
 }
 
@@ -259,9 +314,13 @@ async fn an_outage_at_refresh_time_keeps_the_still_valid_token() {
     for _ in 0..50 {
         proxy.push(Canned::status(503));
     }
-    // Inside the refresh margin (3 s of 6), the refresh fails until the deadline...
+    // Inside the refresh margin (3 s of 6) the token comes back at once, while the
+    // refresh fails in the background until its deadline...
     tokio::time::sleep(Duration::from_millis(3200)).await;
+    let started = Instant::now();
     assert_eq!(source.access_token().await.unwrap(), first);
+    assert!(started.elapsed() < Duration::from_millis(300));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let attempts = proxy.requests();
     assert!(attempts >= 3, "{attempts}");
     // ...and the token is used without new attempts for a while.
@@ -413,4 +472,71 @@ async fn consent_required_carries_the_consent_url() {
         error.to_string().starts_with("consent_required: "),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn consent_required_for_a_missing_impersonation_scope_carries_the_consent_url() {
+    let f = Fixture::new().await;
+    let source = Jwtgrant::new(&f.server.url)
+        .unwrap()
+        .token_source(&f.integration_key, f.key.clone())
+        .subject(&f.user_id)
+        .scopes(["signature"])
+        .build()
+        .unwrap();
+    let error = source.access_token().await.unwrap_err();
+    assert!(
+        error.oauth().unwrap().is(ErrorCode::ConsentRequired),
+        "{error}"
+    );
+    assert!(error.to_string().contains("'impersonation'"), "{error}");
+    // The page asks for what the next assertion must ask for: impersonation too.
+    let url = error.consent_url().unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "{}/oauth/auth?response_type=code&scope=signature+impersonation&client_id={}",
+            f.server.url, f.integration_key
+        )),
+        "{url}"
+    );
+}
+
+#[tokio::test]
+async fn assertions_are_capped_by_the_maximum_the_server_publishes() {
+    let server = TestServer::start_with(RawConfig {
+        max_assertion_lifetime_secs: Some(120),
+        ..RawConfig::default()
+    })
+    .await;
+    let f = Fixture::on(server).await;
+    let metadata = jwtgrant_client::discover(&reqwest::Client::new(), &f.server.url)
+        .await
+        .unwrap();
+    assert_eq!(metadata.jwtgrant_max_assertion_lifetime, Some(120));
+
+    // The jwtgrant preset reads it from the metadata: its one-hour default would be
+    // refused (120 s plus 60 s leeway), the capped assertion is accepted.
+    user_source(&f).access_token().await.unwrap();
+
+    // A token endpoint set directly: the builder option says it.
+    let direct = |max: Option<u64>| {
+        let builder = TokenSource::builder(&f.integration_key, f.key.clone())
+            .token_endpoint(f.server.token_endpoint())
+            .audience(f.server.host())
+            .subject(&f.user_id)
+            .scopes(["signature", "impersonation"]);
+        match max {
+            Some(secs) => builder.max_assertion_lifetime(Duration::from_secs(secs)),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    };
+    let error = direct(None).access_token().await.unwrap_err();
+    assert!(
+        error.oauth().unwrap().is(ErrorCode::InvalidGrant),
+        "{error}"
+    );
+    direct(Some(120)).access_token().await.unwrap();
+    assert_eq!(f.server.issued(), 2);
 }

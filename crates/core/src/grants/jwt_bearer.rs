@@ -116,8 +116,12 @@ pub fn decide(
                 return Err(GrantError::UserDisabled);
             }
             if !scopes.iter().any(|s| s == IMPERSONATION_SCOPE) {
+                // Consent to what was asked cannot help: the URL asks for
+                // `impersonation` too, which the next assertion must request.
+                let mut with_impersonation = scopes.clone();
+                with_impersonation.push(IMPERSONATION_SCOPE.to_owned());
                 return Err(GrantError::ImpersonationScopeMissing {
-                    consent_url: consent_url(&scopes),
+                    consent_url: consent_url(&with_impersonation),
                 });
             }
             let missing: Vec<&str> = scopes

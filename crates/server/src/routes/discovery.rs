@@ -53,6 +53,8 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationS
         id_token_signing_alg_values_supported: vec![
             state.config.access_token_alg.as_str().to_owned(),
         ],
+        jwtgrant_max_assertion_lifetime: u64::try_from(state.config.max_assertion_lifetime_secs)
+            .ok(),
     })
 }
 

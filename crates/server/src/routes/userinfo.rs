@@ -14,15 +14,11 @@ use crate::state::AppState;
 
 /// Reads `Authorization: Bearer <token>` (scheme case-insensitive).
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
-    let value = headers
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or(BearerError::Missing)?;
-    let (scheme, token) = value.split_once(' ').ok_or(BearerError::Missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(BearerError::Missing);
-    }
-    Ok(token.trim())
+        .and_then(jwtgrant_proto::bearer_token)
+        .ok_or(BearerError::Missing)
 }
 
 /// Verifies an access token this server issued and not revoked. A token verified
