@@ -123,6 +123,9 @@ pub struct ServeArgs {
     /// Redis URL: the replay cache (and rate limits) shared by every instance.
     #[arg(long, env = "JWTGRANT_REDIS_URL")]
     pub redis: Option<String>,
+    /// What every Redis key starts with, to share one Redis [default: jwtgrant:].
+    #[arg(long, env = "JWTGRANT_REDIS_KEY_PREFIX")]
+    pub redis_key_prefix: Option<String>,
     /// Do not run pending PostgreSQL migrations at start (run `jwtgrant migrate`).
     #[arg(long, env = "JWTGRANT_NO_MIGRATE")]
     pub no_migrate: bool,

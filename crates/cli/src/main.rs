@@ -83,6 +83,7 @@ fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<Serve
         raw.registry_poll_ms = s.registry_poll_ms;
         raw.migrate_on_start = s.no_migrate.then_some(false);
         raw.redis = s.redis.clone();
+        raw.redis_key_prefix = s.redis_key_prefix.clone();
         raw.rate_limit_per_client = s.rate_limit_per_client;
         raw.rate_limit_per_integration = s.rate_limit_per_integration;
     }

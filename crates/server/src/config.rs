@@ -51,6 +51,8 @@ pub struct RawConfig {
     pub migrate_on_start: Option<bool>,
     /// Redis URL for the replay cache and shared rate limits.
     pub redis: Option<String>,
+    /// What every Redis key starts with, so deployments can share one Redis.
+    pub redis_key_prefix: Option<String>,
     /// File holding the master key (base64 of 32 bytes) that encrypts the signing
     /// keys at rest.
     pub master_key_file: Option<PathBuf>,
@@ -95,6 +97,7 @@ impl RawConfig {
             registry_poll_ms: self.registry_poll_ms.or(fallback.registry_poll_ms),
             migrate_on_start: self.migrate_on_start.or(fallback.migrate_on_start),
             redis: self.redis.or(fallback.redis),
+            redis_key_prefix: self.redis_key_prefix.or(fallback.redis_key_prefix),
             master_key_file: self.master_key_file.or(fallback.master_key_file),
             master_key: self.master_key.or(fallback.master_key),
             rate_limit_per_client: self
@@ -179,6 +182,9 @@ pub struct ServerConfig {
     pub migrate_on_start: bool,
     /// Redis for the replay cache and shared rate limits, when configured.
     pub redis: Option<String>,
+    /// What every Redis key starts with (default `jwtgrant:`): deployments, or
+    /// tests, sharing one Redis keep apart by it.
+    pub redis_key_prefix: String,
     /// The master key that encrypts signing keys at rest, when configured.
     pub master_key: Option<MasterKey>,
     /// Token requests per second from one client address (0: no limit).
@@ -192,6 +198,9 @@ pub struct ServerConfig {
 pub const DEFAULT_RATE_LIMIT_PER_CLIENT: u32 = 20_000;
 /// Default token requests per second per integration.
 pub const DEFAULT_RATE_LIMIT_PER_INTEGRATION: u32 = 20_000;
+
+/// The default start of every Redis key.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "jwtgrant:";
 
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./jwtgrant-data";
@@ -218,6 +227,7 @@ impl Default for ServerConfig {
             registry_poll: std::time::Duration::from_secs(1),
             migrate_on_start: true,
             redis: None,
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             master_key: None,
             rate_limit_per_client: DEFAULT_RATE_LIMIT_PER_CLIENT,
             rate_limit_per_integration: DEFAULT_RATE_LIMIT_PER_INTEGRATION,
@@ -352,6 +362,16 @@ impl ServerConfig {
                     return Err(invalid("redis", "must be a redis:// or rediss:// URL"));
                 }
                 other => other,
+            },
+            redis_key_prefix: match raw.redis_key_prefix {
+                Some(prefix) if prefix.is_empty() || prefix.contains(char::is_whitespace) => {
+                    return Err(invalid(
+                        "redis_key_prefix",
+                        "must be non-empty, without whitespace",
+                    ));
+                }
+                Some(prefix) => prefix,
+                None => DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             },
             master_key: master_key(raw.master_key, raw.master_key_file)?,
             rate_limit_per_client: raw

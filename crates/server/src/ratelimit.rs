@@ -83,12 +83,17 @@ impl RateLimiter for LocalRateLimiter {
 /// Fixed one-second windows in Redis (`INCR` + `EXPIRE`), shared by every instance.
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
+    /// The start of every key (`redis_key_prefix`, default `jwtgrant:`).
+    prefix: String,
 }
 
 impl RedisRateLimiter {
-    /// Uses an existing Redis connection.
-    pub fn new(connection: ConnectionManager) -> Self {
-        RedisRateLimiter { connection }
+    /// Uses an existing Redis connection, with keys starting with `prefix`.
+    pub fn new(connection: ConnectionManager, prefix: &str) -> Self {
+        RedisRateLimiter {
+            connection,
+            prefix: prefix.to_owned(),
+        }
     }
 }
 
@@ -99,7 +104,7 @@ impl RateLimiter for RedisRateLimiter {
             return Ok(Decision::Allowed);
         }
         let window = crate::clock::now();
-        let redis_key = format!("jwtgrant:rl:{key}:{window}");
+        let redis_key = format!("{}rl:{key}:{window}", self.prefix);
         let (count,): (u64,) = redis::pipe()
             .atomic()
             .incr(&redis_key, 1)

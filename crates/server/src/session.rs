@@ -188,14 +188,19 @@ pub enum LoginThrottle {
     /// This instance's counts.
     Local(Mutex<HashMap<String, (i64, u32)>>),
     /// Counts in Redis (`INCR` with an expiry of one window).
-    Redis(redis::aio::ConnectionManager),
+    Redis {
+        /// The shared connection.
+        connection: redis::aio::ConnectionManager,
+        /// The start of every key (`redis_key_prefix`).
+        prefix: String,
+    },
 }
 
 impl std::fmt::Debug for LoginThrottle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             LoginThrottle::Local(_) => "LoginThrottle::Local",
-            LoginThrottle::Redis(_) => "LoginThrottle::Redis",
+            LoginThrottle::Redis { .. } => "LoginThrottle::Redis",
         })
     }
 }
@@ -206,8 +211,8 @@ impl Default for LoginThrottle {
     }
 }
 
-fn redis_key(key: &str) -> String {
-    format!("jwtgrant:login-failures:{key}")
+fn redis_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}login-failures:{key}")
 }
 
 fn redis_error(error: redis::RedisError) -> jwtgrant_store::StoreError {
@@ -229,10 +234,10 @@ impl LoginThrottle {
                 let ends = start + FAILURE_WINDOW_SECS;
                 (now < ends && *count >= limit).then_some(ends - now)
             })),
-            LoginThrottle::Redis(connection) => {
+            LoginThrottle::Redis { connection, prefix } => {
                 let (count, ttl): (Option<u32>, i64) = redis::pipe()
-                    .get(redis_key(key))
-                    .ttl(redis_key(key))
+                    .get(redis_key(prefix, key))
+                    .ttl(redis_key(prefix, key))
                     .query_async(&mut connection.clone())
                     .await
                     .map_err(redis_error)?;
@@ -256,14 +261,14 @@ impl LoginThrottle {
                     entry.1 = entry.1.saturating_add(1);
                 }
             }
-            LoginThrottle::Redis(connection) => {
+            LoginThrottle::Redis { connection, prefix } => {
                 // The window starts with the first failure (NX keeps its expiry).
                 let counted: Result<(), _> = redis::pipe()
                     .atomic()
-                    .incr(redis_key(key), 1)
+                    .incr(redis_key(prefix, key), 1)
                     .ignore()
                     .cmd("EXPIRE")
-                    .arg(redis_key(key))
+                    .arg(redis_key(prefix, key))
                     .arg(FAILURE_WINDOW_SECS)
                     .arg("NX")
                     .ignore()
@@ -284,9 +289,9 @@ impl LoginThrottle {
                     failures.remove(key);
                 }
             }
-            LoginThrottle::Redis(connection) => {
+            LoginThrottle::Redis { connection, prefix } => {
                 let cleared: Result<(), _> = redis::cmd("DEL")
-                    .arg(redis_key(key))
+                    .arg(redis_key(prefix, key))
                     .query_async(&mut connection.clone())
                     .await;
                 if let Err(error) = cleared {

@@ -116,10 +116,14 @@ impl AppState {
         ) = match &config.redis {
             Some(url) => {
                 let connection = redis_connection(url).await?;
+                let prefix = &config.redis_key_prefix;
                 (
-                    Arc::new(RedisReplay::new(connection.clone())),
-                    Arc::new(RedisRateLimiter::new(connection.clone())),
-                    LoginThrottle::Redis(connection),
+                    Arc::new(RedisReplay::new(connection.clone(), prefix)),
+                    Arc::new(RedisRateLimiter::new(connection.clone(), prefix)),
+                    LoginThrottle::Redis {
+                        connection,
+                        prefix: prefix.clone(),
+                    },
                 )
             }
             None => {

@@ -109,8 +109,39 @@ impl PostgresStore {
         let store = PostgresStore { pool };
         if options.migrate {
             store.migrate().await?;
+        } else {
+            store.check_migrated().await?;
         }
         Ok(store)
+    }
+
+    /// With migrations off, refuses a database that lacks some of them, naming the
+    /// fix, rather than failing later on a missing table.
+    async fn check_migrated(&self) -> StoreResult<()> {
+        let recorded: bool =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        let applied: Vec<i64> = if recorded {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let missing: Vec<String> = migrator()
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(format!(
+            "the database is not migrated (not applied: {}): run `jwtgrant migrate` first, \
+             or start without --no-migrate",
+            missing.join(", ")
+        )))
     }
 
     /// Runs the migrations not yet applied.

@@ -1,5 +1,6 @@
 //! The storage suite: every behaviour the trait promises, run against a real SQLite
-//! file. Written against `dyn Store` so other backends can run the same checks.
+//! file and, when `JWTGRANT_TEST_DATABASE_URL` is set, PostgreSQL (a schema of each
+//! test's own, dropped afterwards). Written against `dyn Store`.
 
 use std::sync::Arc;
 
@@ -15,19 +16,41 @@ async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
 
 /// The PostgreSQL named by `JWTGRANT_TEST_DATABASE_URL`, in a fresh schema; `None`
 /// when the variable is unset (`.ci/run` sets it).
-async fn postgres() -> Option<Arc<dyn Store>> {
+async fn postgres() -> Option<(Schema, Arc<dyn Store>)> {
     let url = std::env::var("JWTGRANT_TEST_DATABASE_URL").ok()?;
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = Schema {
+        url: url.clone(),
+        name: format!("t_{}", uuid::Uuid::new_v4().simple()),
+    };
     let options = PostgresOptions {
-        schema: Some(schema),
+        schema: Some(schema.name.clone()),
         max_connections: 4,
         ..PostgresOptions::new(url)
     };
-    Some(Arc::new(
-        PostgresStore::open(options)
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}")),
-    ))
+    let store = PostgresStore::open(options)
+        .await
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    Some((schema, Arc::new(store)))
+}
+
+/// A test's PostgreSQL schema.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    /// Drops the schema (the test's store dropped first, so its connections,
+    /// rolled back by this runtime, hold no locks); gives up after a few seconds,
+    /// leaving it to `.ci/run`'s sweep.
+    async fn drop_now(self) {
+        if let Ok(pool) = sqlx::PgPool::connect(&self.url).await {
+            let _ = sqlx::query("SET lock_timeout = '10s'").execute(&pool).await;
+            let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+            pool.close().await;
+        }
+    }
 }
 
 /// Runs each check against SQLite and, when configured, PostgreSQL.
@@ -47,7 +70,14 @@ macro_rules! on_every_backend {
                 #[tokio::test]
                 async fn $check() {
                     match super::postgres().await {
-                        Some(store) => super::$check(store).await,
+                        Some((schema, store)) => {
+                            // Run apart so that the schema goes even when it fails.
+                            let outcome = tokio::spawn(super::$check(store)).await;
+                            schema.drop_now().await;
+                            if let Err(failed) = outcome {
+                                std::panic::resume_unwind(failed.into_panic());
+                            }
+                        }
                         None => eprintln!("JWTGRANT_TEST_DATABASE_URL unset: PostgreSQL not tested"),
                     }
                 }
@@ -67,6 +97,9 @@ on_every_backend!(
     refresh_tokens_rotate_once_and_chains_revoke,
     concurrent_redemptions_of_one_code_succeed_once,
     server_secret_is_created_once,
+    signing_keys_round_trip,
+    live_jtis_are_the_unexpired_ones,
+    every_registry_change_bumps_the_version,
 );
 
 fn new_integration(key: &str) -> NewIntegration {
@@ -499,4 +532,136 @@ async fn server_secret_is_created_once(store: Arc<dyn Store>) {
     let second = ok(store.server_secret("session", b"two", 2).await);
     assert_eq!(first, b"one");
     assert_eq!(second, b"one");
+}
+
+fn signing_key(kid: &str, activates_at: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        private_key_pkcs8: format!("private {kid}").into_bytes(),
+        created_at: 5,
+        activates_at,
+    }
+}
+
+async fn signing_keys_round_trip(store: Arc<dyn Store>) {
+    assert!(ok(store.signing_keys().await).is_empty());
+    ok(store.add_signing_key(signing_key("s2", 200)).await);
+    ok(store
+        .add_signing_key(SigningKeyRecord {
+            alg: "RS256".into(),
+            private_key_pkcs8: vec![0, 159, 255, 1],
+            ..signing_key("s1", 100)
+        })
+        .await);
+    assert!(matches!(
+        store.add_signing_key(signing_key("s1", 300)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let keys = ok(store.signing_keys().await);
+    let fields: Vec<_> = keys
+        .into_iter()
+        .map(|k| {
+            (
+                k.kid,
+                k.alg,
+                k.private_key_pkcs8,
+                k.created_at,
+                k.activates_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("s1".into(), "RS256".into(), vec![0, 159, 255, 1], 5, 100),
+            ("s2".into(), "ES256".into(), b"private s2".to_vec(), 5, 200),
+        ],
+        "every field back, bytes exact, in activation order"
+    );
+}
+
+async fn live_jtis_are_the_unexpired_ones(store: Arc<dyn Store>) {
+    ok(store.record_jti("i1", "gone", 100, 0).await);
+    ok(store.record_jti("i1", "edge", 150, 0).await);
+    ok(store.record_jti("i1", "live", 200, 0).await);
+    ok(store.record_jti("i2", "live", 300, 0).await);
+    let live = |now: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            let mut live: Vec<_> = ok(store.live_jtis(now).await)
+                .into_iter()
+                .map(|r| (r.issuer, r.jti, r.remember_until))
+                .collect();
+            live.sort();
+            live
+        }
+    };
+    let owned = |rows: &[(&str, &str, i64)]| {
+        rows.iter()
+            .map(|(i, j, t)| (i.to_string(), j.to_string(), *t))
+            .collect::<Vec<_>>()
+    };
+    // Remembered through its `remember_until` (a replay then is still refused).
+    assert_eq!(
+        live(150).await,
+        owned(&[
+            ("i1", "edge", 150),
+            ("i1", "live", 200),
+            ("i2", "live", 300)
+        ])
+    );
+    assert_eq!(live(201).await, owned(&[("i2", "live", 300)]));
+    assert_eq!(live(301).await, owned(&[]));
+}
+
+async fn every_registry_change_bumps_the_version(store: Arc<dyn Store>) {
+    let mut last = ok(store.registry_version().await);
+    let mut moved = |what: &str, now: i64| {
+        assert!(now > last, "{what} did not bump the registry version");
+        last = now;
+    };
+    ok(store.create_integration(new_integration("i1")).await);
+    moved("create_integration", ok(store.registry_version().await));
+    let key = IntegrationKeyRecord {
+        kid: "k1".into(),
+        public_jwk: "{}".into(),
+        active: true,
+        created_at: 11,
+    };
+    ok(store.add_integration_key("i1", key).await);
+    moved("add_integration_key", ok(store.registry_version().await));
+    ok(store.set_integration_key_active("i1", "k1", false).await);
+    moved(
+        "set_integration_key_active",
+        ok(store.registry_version().await),
+    );
+    ok(store.remove_integration_key("i1", "k1").await);
+    moved("remove_integration_key", ok(store.registry_version().await));
+    ok(store.set_integration_active("i1", false).await);
+    moved("set_integration_active", ok(store.registry_version().await));
+    ok(store.create_user(user("u1", "ada@example.com")).await);
+    moved("create_user", ok(store.registry_version().await));
+    ok(store.set_user_active("u1", false).await);
+    moved("set_user_active", ok(store.registry_version().await));
+    ok(store
+        .create_account(AccountRecord {
+            account_id: "a1".into(),
+            user_id: "u1".into(),
+            account_name: "a1".into(),
+            base_uri: "https://demo.example.com".into(),
+            is_default: true,
+            organization: None,
+            created_at: 30,
+        })
+        .await);
+    moved("create_account", ok(store.registry_version().await));
+    ok(store
+        .grant_consent("u1", "i1", &["signature".to_owned()], 40)
+        .await);
+    moved("grant_consent", ok(store.registry_version().await));
+    ok(store.revoke_consent("u1", "i1").await);
+    moved("revoke_consent", ok(store.registry_version().await));
+    ok(store.add_signing_key(signing_key("s1", 0)).await);
+    moved("add_signing_key", ok(store.registry_version().await));
 }

@@ -909,8 +909,8 @@ async fn metadata_lists_the_flow() {
 
 #[tokio::test]
 async fn with_redis_failed_sign_ins_are_counted_where_every_instance_sees_them() {
-    let redis = crate::redis::RedisServer::start().await;
-    let flow = Flow::on(TestServer::start_with(crate::redis::with_redis(&redis.url)).await).await;
+    let redis = crate::redis::TestRedis::start().await;
+    let flow = Flow::on(TestServer::start_with(redis.config()).await).await;
     let mut browser = Browser::new();
     let mut page = browser.get(&flow.auth_url(&flow.confidential, &[])).await;
     let mut statuses = Vec::new();
@@ -921,20 +921,15 @@ async fn with_redis_failed_sign_ins_are_counted_where_every_instance_sees_them()
         statuses.push(page.status);
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
-    let port = redis.url.rsplit(':').next().unwrap().trim_end_matches('/');
-    let counted = std::process::Command::new("redis-cli")
-        .args([
-            "-p",
-            port,
-            "GET",
-            &format!(
-                "jwtgrant:login-failures:account:{}",
-                flow.email.to_lowercase()
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&counted.stdout).trim(), "5");
+    let counted = redis.cli(&[
+        "GET",
+        &format!(
+            "{}login-failures:account:{}",
+            redis.prefix,
+            flow.email.to_lowercase()
+        ),
+    ]);
+    assert_eq!(counted, "5");
     // A right password after the lockout is still refused until the window ends.
     let refused = browser
         .sign_in(&flow.server.url, &page, &flow.email, PASSWORD)

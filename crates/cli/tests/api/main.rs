@@ -11,6 +11,9 @@
 mod admin;
 mod authorization;
 mod endpoints;
+mod limits;
+mod master_key;
+mod migrate;
 mod redis;
 mod support;
 mod tls;

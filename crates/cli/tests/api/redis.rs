@@ -1,10 +1,15 @@
-//! The replay cache in Redis: shared by instances, exactly one token for concurrent
-//! copies, and closed (503) when Redis stops. Each test runs a redis-server of its own.
+//! The replay cache and the rate limits in Redis: shared by instances, exactly one
+//! token for concurrent copies, and closed (503) when Redis stops. The test that
+//! stops Redis runs a redis-server of its own; the others use the Redis named by
+//! `JWTGRANT_TEST_REDIS_URL` (as `.ci/run` sets it), each under a key prefix of its
+//! own, or else start one too.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use jwtgrant_server::RawConfig;
+use jwtgrant_store::{NewIntegration, Store};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -72,11 +77,73 @@ pub(crate) fn with_redis(url: &str) -> RawConfig {
     }
 }
 
+/// A Redis for one test that does not stop it: the shared one named by
+/// `JWTGRANT_TEST_REDIS_URL`, or a redis-server of the test's own. Either way the
+/// servers use a key prefix of this test's own, and its keys are deleted at the end.
+pub(crate) struct TestRedis {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+    own: Option<RedisServer>,
+}
+
+impl TestRedis {
+    pub(crate) async fn start() -> TestRedis {
+        let prefix = format!("jgtest:{}:", uuid::Uuid::new_v4().simple());
+        match std::env::var("JWTGRANT_TEST_REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => TestRedis {
+                url,
+                prefix,
+                own: None,
+            },
+            _ => {
+                let own = RedisServer::start().await;
+                TestRedis {
+                    url: own.url.clone(),
+                    prefix,
+                    own: Some(own),
+                }
+            }
+        }
+    }
+
+    /// Server settings using this Redis under this test's prefix.
+    pub(crate) fn config(&self) -> RawConfig {
+        RawConfig {
+            redis_key_prefix: Some(self.prefix.clone()),
+            ..with_redis(&self.url)
+        }
+    }
+
+    /// Runs a redis-cli command against it; returns its output.
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-u", &self.url])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        // Keys of this test only; a Redis of the test's own goes away anyway.
+        if self.own.is_none() {
+            self.cli(&[
+                "EVAL",
+                "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end",
+                "0",
+                &format!("{}*", self.prefix),
+            ]);
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_jti_is_kept_in_redis_with_its_expiry() {
-    let redis = RedisServer::start().await;
+    let redis = TestRedis::start().await;
     let f = Fixture::with(
-        TestServer::start_with(with_redis(&redis.url)).await,
+        TestServer::start_with(redis.config()).await,
         IntegrationSpec::default(),
     )
     .await;
@@ -87,20 +154,19 @@ async fn the_jti_is_kept_in_redis_with_its_expiry() {
     assert_eq!((status, oauth_error(&body).0), (400, "invalid_grant"));
     assert!(oauth_error(&body).1.contains("already been used"));
 
-    // The record is in Redis (not the store), and expires after exp plus leeway.
-    let port = redis.url.rsplit(':').next().unwrap();
-    let key = format!(
-        "jwtgrant:jti:{}:{}:{}",
-        f.integration_key.len(),
-        f.integration_key,
-        claims["jti"].as_str().unwrap()
-    );
-    let ttl = Command::new("redis-cli")
-        .args(["-p", port, "PTTL", &key])
-        .output()
-        .unwrap();
-    let ttl_ms: i64 = String::from_utf8_lossy(&ttl.stdout).trim().parse().unwrap();
+    // The record is in Redis under the configured prefix (not the store, not the
+    // default prefix), and expires after exp plus leeway.
+    let key = |prefix: &str| {
+        format!(
+            "{prefix}jti:{}:{}:{}",
+            f.integration_key.len(),
+            f.integration_key,
+            claims["jti"].as_str().unwrap()
+        )
+    };
+    let ttl_ms: i64 = redis.cli(&["PTTL", &key(&redis.prefix)]).parse().unwrap();
     assert!((3_600_000..=3_661_000).contains(&ttl_ms), "PTTL {ttl_ms}");
+    assert_eq!(redis.cli(&["EXISTS", &key("jwtgrant:")]), "0");
     let used = f
         .server
         .store
@@ -122,9 +188,9 @@ async fn the_jti_is_kept_in_redis_with_its_expiry() {
 
 #[tokio::test]
 async fn concurrent_copies_get_one_token_with_redis() {
-    let redis = RedisServer::start().await;
+    let redis = TestRedis::start().await;
     let f = Fixture::with(
-        TestServer::start_with(with_redis(&redis.url)).await,
+        TestServer::start_with(redis.config()).await,
         IntegrationSpec::default(),
     )
     .await;
@@ -180,26 +246,158 @@ async fn redis_stopped_means_503_never_a_token() {
     assert_eq!(f.server.get("/readyz").await.status(), 503);
 }
 
+/// A second server on its own store holding the same integration, key, user and
+/// consent as `f`'s, with `raw`: another instance of the same deployment.
+async fn second_instance(f: &Fixture, raw: RawConfig) -> TestServer {
+    let server = TestServer::start_with(raw).await;
+    let integration = f
+        .server
+        .store
+        .integration(&f.integration_key)
+        .await
+        .unwrap()
+        .unwrap();
+    let store: &dyn Store = server.store.as_ref();
+    store
+        .create_integration(NewIntegration {
+            integration_key: integration.integration_key.clone(),
+            name: integration.name.clone(),
+            scopes: integration.scopes.clone(),
+            redirect_uris: integration.redirect_uris.clone(),
+            allow_application_tokens: integration.allow_application_tokens,
+            require_jti: integration.require_jti,
+            created_at: integration.created_at,
+        })
+        .await
+        .unwrap();
+    for key in integration.keys {
+        store
+            .add_integration_key(&f.integration_key, key)
+            .await
+            .unwrap();
+    }
+    let user = f.server.store.user(&f.user_id).await.unwrap().unwrap();
+    store.create_user(user).await.unwrap();
+    let scopes = ["signature".to_owned(), "impersonation".to_owned()];
+    store
+        .grant_consent(&f.user_id, &f.integration_key, &scopes, now())
+        .await
+        .unwrap();
+    server
+}
+
+/// Waits until a new second has just begun: the Redis windows are whole seconds.
+async fn start_of_a_second() {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into_second = Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+    tokio::time::sleep(Duration::from_secs(1) - into_second + Duration::from_millis(20)).await;
+}
+
+/// Sends `requests` alternately to `a` and `b` within one one-second window (tried
+/// again in the next one if the second turned over); returns each answer's status
+/// and `Retry-After`.
+async fn alternate(
+    a: &TestServer,
+    b: &TestServer,
+    requests: usize,
+    form: impl Fn(&TestServer) -> Vec<(&'static str, String)>,
+) -> Vec<(u16, Option<String>)> {
+    for _ in 0..3 {
+        start_of_a_second().await;
+        let window = now();
+        let mut answers = Vec::new();
+        for i in 0..requests {
+            let server = if i % 2 == 0 { a } else { b };
+            let response = server
+                .http
+                .post(format!("{}/oauth/token", server.url))
+                .form(&form(server))
+                .send()
+                .await
+                .unwrap();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let status = response.status().as_u16();
+            if status == 429 {
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(oauth_error(&body).0, "slow_down", "{body}");
+            }
+            answers.push((status, retry_after));
+        }
+        if now() == window {
+            return answers;
+        }
+    }
+    panic!("three tries and never within one second");
+}
+
 #[tokio::test]
-async fn rate_limits_are_shared_through_redis() {
-    let redis = RedisServer::start().await;
+async fn the_integration_limit_is_shared_by_instances_through_redis() {
+    let redis = TestRedis::start().await;
     let raw = RawConfig {
         rate_limit_per_integration: Some(2),
-        ..with_redis(&redis.url)
+        ..redis.config()
     };
     let f = Fixture::with(
         TestServer::start_with(raw.clone()).await,
         IntegrationSpec::default(),
     )
     .await;
-    assert_eq!(f.token_for(&f.claims()).await.0, 200);
-    assert_eq!(f.token_for(&f.claims()).await.0, 200);
-    let (status, body) = f.token_for(&f.claims()).await;
-    if status == 200 {
-        // The one-second window turned over between requests; the next two must hit it.
-        assert_eq!(f.token_for(&f.claims()).await.0, 200);
-        assert_eq!(f.token_for(&f.claims()).await.0, 429);
-    } else {
-        assert_eq!((status, oauth_error(&body).0), (429, "slow_down"));
-    }
+    let other = second_instance(&f, raw).await;
+    // Two per second for the integration, counted across both: the third request,
+    // the second at the first instance, is refused (each instance alone would allow
+    // it), and so is the fourth.
+    let answers = alternate(&f.server, &other, 4, |server| {
+        let claims = f.claims_with(json!({"aud": server.host()}), &[]);
+        vec![
+            ("grant_type", JWT_BEARER.to_owned()),
+            ("assertion", f.sign(&claims)),
+        ]
+    })
+    .await;
+    let one = Some("1".to_owned());
+    assert_eq!(
+        answers,
+        [(200, None), (200, None), (429, one.clone()), (429, one)]
+    );
+}
+
+#[tokio::test]
+async fn the_client_address_limit_is_shared_by_instances_through_redis() {
+    let redis = TestRedis::start().await;
+    let raw = RawConfig {
+        rate_limit_per_client: Some(3),
+        ..redis.config()
+    };
+    let f = Fixture::with(
+        TestServer::start_with(raw.clone()).await,
+        IntegrationSpec::default(),
+    )
+    .await;
+    let other = second_instance(&f, raw).await;
+    // Three per second from 127.0.0.1, counted across both instances: the fourth
+    // request (the second at the second instance) is refused.
+    let answers = alternate(&f.server, &other, 5, |server| {
+        let claims = f.claims_with(json!({"aud": server.host()}), &[]);
+        vec![
+            ("grant_type", JWT_BEARER.to_owned()),
+            ("assertion", f.sign(&claims)),
+        ]
+    })
+    .await;
+    let one = Some("1".to_owned());
+    assert_eq!(
+        answers,
+        [
+            (200, None),
+            (200, None),
+            (200, None),
+            (429, one.clone()),
+            (429, one)
+        ]
+    );
 }

@@ -454,3 +454,79 @@ pub fn admin(dir: &Path, args: &[&str]) -> Value {
     );
     serde_json::from_slice(&output.stdout).expect("json output")
 }
+
+// The binary as an operator runs it.
+
+/// The binary with no `JWTGRANT_*` variable from outside, run in `cwd` (so that a
+/// wrongly chosen default data directory would land there, not in the checkout).
+pub fn jwtgrant(cwd: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("JWTGRANT_") {
+            command.env_remove(name);
+        }
+    }
+    command.current_dir(cwd).stdin(std::process::Stdio::null());
+    command
+}
+
+pub fn run(mut command: std::process::Command) -> std::process::Output {
+    command.output().expect("run jwtgrant")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `jwtgrant ... serve` process, killed when this goes out of scope.
+pub struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command serve --listen 127.0.0.1:PORT FLAGS...` and waits for `/readyz`
+/// 200; panics with its stderr if it exits or is not ready in time.
+pub async fn serve_until_ready(
+    mut command: std::process::Command,
+    cwd: &Path,
+    flags: &[&str],
+) -> Serving {
+    let port = free_port();
+    let log = cwd.join(format!("serve-{port}.log"));
+    let child = command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(flags)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("jwtgrant serve");
+    let mut serving = Serving(child);
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ready {
+            return serving;
+        }
+        let exited = serving.0.try_wait().unwrap();
+        if exited.is_some() || started.elapsed() > std::time::Duration::from_secs(30) {
+            panic!(
+                "serve not ready (exit: {exited:?}); log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,7 +1,8 @@
 //! Three `jwtgrant serve` processes on three ports sharing one PostgreSQL database
 //! (and, in the second test, one Redis), all with the first one's URL as their
 //! public URL, as instances behind one load balancer would be: one issuer, one
-//! replay record, one registry, one set of signing keys.
+//! replay record, one registry, one set of signing keys, kept encrypted in the
+//! database under the master key every instance is given.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,9 @@ use crate::support::*;
 
 /// Every admin change must reach every instance within this (the issue's bound).
 const PROPAGATION: Duration = Duration::from_secs(5);
+
+/// The master key every instance (and the admin commands on keys) is given.
+const MASTER_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 
 #[tokio::test]
 async fn three_instances_share_postgresql() {
@@ -39,7 +43,7 @@ async fn three_instances(server: &str, with_redis: bool) {
     };
     let db = TestDatabase::create(server).await;
     let redis = if with_redis {
-        Some(RedisServer::start(false).await)
+        Some(TestRedis::start().await)
     } else {
         None
     };
@@ -50,14 +54,15 @@ async fn three_instances(server: &str, with_redis: bool) {
     let aud = issuer.trim_start_matches("http://").to_owned();
     let mut extra = vec!["--public-url".to_owned(), issuer.clone()];
     if let Some(redis) = &redis {
-        extra.extend(["--redis".to_owned(), redis.url.clone()]);
+        extra.extend(redis.serve_args());
     }
+    let sealed = [("JWTGRANT_MASTER_KEY", MASTER_KEY)];
 
     // All three at once on the empty database, as a fresh deployment starts them.
     let started = Instant::now();
     let mut instances: Vec<Instance> = ports
         .iter()
-        .map(|port| Instance::spawn(&db.url, *port, &extra, dir.path()))
+        .map(|port| Instance::spawn_with_env(&db.url, *port, &extra, &sealed, dir.path()))
         .collect();
     for instance in &mut instances {
         instance.wait_ready(&http, Duration::from_secs(60)).await;
@@ -100,7 +105,7 @@ async fn three_instances(server: &str, with_redis: bool) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let stored_keys = admin(&db.url, &["keys", "list"]).await["keys"]
+    let stored_keys = admin_with_env(&db.url, &sealed, &["keys", "list"]).await["keys"]
         .as_array()
         .map(Vec::len)
         .unwrap_or_default();
@@ -156,7 +161,8 @@ async fn three_instances(server: &str, with_redis: bool) {
     match &redis {
         Some(redis) => {
             let key = format!(
-                "jwtgrant:jti:{}:{}:{jti}",
+                "{}jti:{}:{}:{jti}",
+                redis.prefix,
                 reg.integration_key.len(),
                 reg.integration_key
             );
@@ -233,7 +239,12 @@ async fn three_instances(server: &str, with_redis: bool) {
 
     // 5. A key rotated with `keys rotate --activate-after 0`: published by all three
     //    within 5 s; each then signs with it, and its tokens verify everywhere.
-    let rotated = admin(&db.url, &["keys", "rotate", "--activate-after", "0"]).await;
+    let rotated = admin_with_env(
+        &db.url,
+        &sealed,
+        &["keys", "rotate", "--activate-after", "0"],
+    )
+    .await;
     let rotated_at = Instant::now();
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     let mut published = vec![None; instances.len()];
@@ -278,14 +289,50 @@ async fn three_instances(server: &str, with_redis: bool) {
         verify_everywhere(access, &issuer, &instances, &reg).await;
     }
 
+    // 6. Both signing keys (the one the instances agreed on, the rotated one) are
+    //    stored sealed under the master key, not as PKCS#8, and are unreadable
+    //    without it.
+    let pool = db.pool().await;
+    let stored: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT kid, private_key FROM signing_keys ORDER BY kid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(
+        stored.len(),
+        2,
+        "{:?}",
+        stored.iter().map(|k| &k.0).collect::<Vec<_>>()
+    );
+    for (kid, private_key) in &stored {
+        assert!(
+            private_key.starts_with(b"JGK1"),
+            "signing key {kid} is stored unsealed"
+        );
+        // PKCS#8 is a DER SEQUENCE (0x30); a sealed record does not parse as one.
+        assert!(
+            jwtgrant_core::SigningKey::from_pkcs8_der(private_key).is_err(),
+            "signing key {kid} is readable without the master key"
+        );
+    }
+    let without_key = try_admin(&db.url, &[], &["keys", "list"]).await;
+    assert!(
+        without_key
+            .as_ref()
+            .is_err_and(|stderr| stderr.contains("JWTGRANT_MASTER_KEY")),
+        "keys list without the master key: {without_key:?}"
+    );
+
     eprintln!(
         "[{label}] 3 instances ready {ready_after:?} after a simultaneous start; registration served by all after {registration_seen_after:?}\n\
-         [{label}] signing keys after the simultaneous start: {stored_keys} stored, {} published (same set on all)\n\
+         [{label}] signing keys after the simultaneous start: {stored_keys} stored, {} published (same set on all); all {} sealed (JGK1) under the master key\n\
          [{label}] same assertion x{} at once, {rounds} rounds: exactly one 200 each; winners per instance {winners:?}\n\
          [{label}] disable command took {disable_command:?}; refused by the instances after {} (each counted after the command returned)\n\
          [{label}] enable: accepted again after {}\n\
          [{label}] keys rotate --activate-after 0: published after {}",
         kids.len(),
+        stored.len(),
         instances.len() * copies,
         show(&disabled),
         show(&enabled),

@@ -390,11 +390,58 @@ impl RedisServer {
             let _ = child.wait();
         }
     }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A Redis for a test that does not stop it: the one named by
+/// `JWTGRANT_TEST_REDIS_URL` (as `.ci/run` sets it), or else a `redis-server` of the
+/// test's own (not durable). Either way the instances use a key prefix of the test's
+/// own (`--redis-key-prefix`), and its keys are deleted at the end.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+    own: Option<RedisServer>,
+}
+
+impl TestRedis {
+    pub async fn start() -> TestRedis {
+        let prefix = format!("jgtest:{}:", uuid::Uuid::new_v4().simple());
+        match std::env::var("JWTGRANT_TEST_REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => TestRedis {
+                url,
+                prefix,
+                own: None,
+            },
+            _ => {
+                let own = RedisServer::start(false).await;
+                TestRedis {
+                    url: own.url.clone(),
+                    prefix,
+                    own: Some(own),
+                }
+            }
+        }
+    }
+
+    /// The `serve` flags that use this Redis under this test's prefix.
+    pub fn serve_args(&self) -> [String; 4] {
+        [
+            "--redis".to_owned(),
+            self.url.clone(),
+            "--redis-key-prefix".to_owned(),
+            self.prefix.clone(),
+        ]
+    }
 
     /// Runs a redis-cli command against it; returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+            .args(["-u", &self.url])
             .args(args)
             .output()
             .expect("redis-cli");
@@ -402,9 +449,16 @@ impl RedisServer {
     }
 }
 
-impl Drop for RedisServer {
+impl Drop for TestRedis {
     fn drop(&mut self) {
-        self.kill();
+        if self.own.is_none() {
+            self.cli(&[
+                "EVAL",
+                "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end",
+                "0",
+                &format!("{}*", self.prefix),
+            ]);
+        }
     }
 }
 
@@ -419,6 +473,17 @@ impl Instance {
     /// Starts `jwtgrant --database URL serve --listen 127.0.0.1:PORT EXTRA...`
     /// without waiting for it.
     pub fn spawn(database_url: &str, port: u16, extra: &[String], log_dir: &Path) -> Instance {
+        Self::spawn_with_env(database_url, port, extra, &[], log_dir)
+    }
+
+    /// [`Instance::spawn`] with these `JWTGRANT_*` variables (and no others).
+    pub fn spawn_with_env(
+        database_url: &str,
+        port: u16,
+        extra: &[String],
+        env: &[(&str, &str)],
+        log_dir: &Path,
+    ) -> Instance {
         let log = log_dir.join(format!("serve-{port}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(binary());
@@ -431,6 +496,7 @@ impl Instance {
             .args(["--database", database_url, "serve", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -492,21 +558,38 @@ impl Drop for Instance {
 
 /// Runs an admin command of the real binary on `database_url` with `--json`.
 pub async fn admin(database_url: &str, args: &[&str]) -> Value {
+    admin_with_env(database_url, &[], args).await
+}
+
+/// Runs an admin command on `database_url` with `--json` and these variables
+/// (e.g. `JWTGRANT_MASTER_KEY`); the output, or the failure's stderr.
+pub async fn try_admin(
+    database_url: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Result<Value, String> {
     let output = tokio::process::Command::new(binary())
         .args(["--database", database_url])
         .args(args)
         .arg("--json")
         .env_remove("JWTGRANT_DATA_DIR")
         .env_remove("JWTGRANT_CONFIG")
+        .env_remove("JWTGRANT_MASTER_KEY")
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("run jwtgrant");
-    assert!(
-        output.status.success(),
-        "jwtgrant {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("json output")
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&output.stdout).expect("json output"))
+}
+
+/// [`admin`] with these variables (e.g. `JWTGRANT_MASTER_KEY`).
+pub async fn admin_with_env(database_url: &str, env: &[(&str, &str)], args: &[&str]) -> Value {
+    try_admin(database_url, env, args)
+        .await
+        .unwrap_or_else(|stderr| panic!("jwtgrant {args:?} failed: {stderr}"))
 }
 
 /// An integration with a generated ES256 key, a user with an account and the

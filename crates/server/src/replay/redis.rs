@@ -16,6 +16,8 @@ use crate::clock;
 #[derive(Clone)]
 pub struct RedisReplay {
     connection: ConnectionManager,
+    /// The start of every key (`redis_key_prefix`, default `jwtgrant:`).
+    prefix: String,
 }
 
 fn unavailable(error: redis::RedisError) -> StoreError {
@@ -36,15 +38,20 @@ pub async fn redis_connection(url: &str) -> Result<ConnectionManager, StoreError
 }
 
 impl RedisReplay {
-    /// Keeps the replay record on this Redis connection.
-    pub fn new(connection: ConnectionManager) -> Self {
-        RedisReplay { connection }
+    /// Keeps the replay record on this Redis connection, under keys starting with
+    /// `prefix`.
+    pub fn new(connection: ConnectionManager, prefix: &str) -> Self {
+        RedisReplay {
+            connection,
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// The key of a `jti`: issuer and `jti` length-prefixed so no two pairs collide.
-    fn key(guard: &ReplayGuard) -> String {
+    fn key(&self, guard: &ReplayGuard) -> String {
         format!(
-            "jwtgrant:jti:{}:{}:{}",
+            "{}jti:{}:{}:{}",
+            self.prefix,
             guard.issuer.len(),
             guard.issuer,
             guard.jti
@@ -57,7 +64,7 @@ impl ReplayCache for RedisReplay {
     async fn record(&self, guard: &ReplayGuard) -> Result<JtiOutcome, StoreError> {
         let ttl_ms = (guard.remember_until - clock::now()).max(1) * 1000;
         let set: Option<String> = redis::cmd("SET")
-            .arg(Self::key(guard))
+            .arg(self.key(guard))
             .arg(1)
             .arg("NX")
             .arg("PX")
