@@ -75,7 +75,46 @@ impl Drop for ServerProcess {
     }
 }
 
+/// An integration allowed application tokens (plus `flags` for `integration create`)
+/// with a generated key: the created integration, its key and the private key's path.
+fn app_integration(dir: &Path, flags: &[&str]) -> (Value, String, std::path::PathBuf) {
+    let mut args = vec![
+        "integration",
+        "create",
+        "--name",
+        "App",
+        "--allow-application-tokens",
+    ];
+    args.extend_from_slice(flags);
+    let created = admin(dir, &args);
+    let ik = created["integration_key"].as_str().unwrap().to_owned();
+    let key = dir.join(format!("{ik}.pem"));
+    admin(
+        dir,
+        &[
+            "integration",
+            "generate-key",
+            &ik,
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
+    (created, ik, key)
+}
+
 fn mint(dir: &Path, integration_key: &str, user_id: Option<&str>, key: &Path, aud: &str) -> String {
+    mint_with(dir, integration_key, user_id, key, aud, &[])
+}
+
+/// [`mint`] with more `jwtgrant assertion` flags (`--lifetime`, `--no-jti`, ...).
+fn mint_with(
+    dir: &Path,
+    integration_key: &str,
+    user_id: Option<&str>,
+    key: &Path,
+    aud: &str,
+    flags: &[&str],
+) -> String {
     let mut command = Command::new(binary());
     command
         .args([
@@ -90,7 +129,7 @@ fn mint(dir: &Path, integration_key: &str, user_id: Option<&str>, key: &Path, au
     if let Some(user) = user_id {
         command.args(["--user-id", user]);
     }
-    let output = command.current_dir(dir).output().unwrap();
+    let output = command.args(flags).current_dir(dir).output().unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -410,47 +449,9 @@ async fn require_jti_from_the_command_line() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
     let server = ServerProcess::start(dir, &["--public-url", "http://jwtgrant.test"]).await;
-    let created = admin(
-        dir,
-        &[
-            "integration",
-            "create",
-            "--name",
-            "Strict",
-            "--allow-application-tokens",
-            "--require-jti",
-        ],
-    );
+    let (created, ik, key) = app_integration(dir, &["--require-jti"]);
     assert_eq!(created["require_jti"], true);
-    let ik = created["integration_key"].as_str().unwrap().to_owned();
-    let key = dir.join("strict.pem");
-    admin(
-        dir,
-        &[
-            "integration",
-            "generate-key",
-            &ik,
-            "--out",
-            key.to_str().unwrap(),
-        ],
-    );
-    let mint = |extra: &[&str]| {
-        let output = Command::new(binary())
-            .args([
-                "assertion",
-                "--integration-key",
-                &ik,
-                "--aud",
-                "jwtgrant.test",
-            ])
-            .arg("--key")
-            .arg(&key)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(output.status.success());
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
+    let mint = |extra: &[&str]| mint_with(dir, &ik, None, &key, "jwtgrant.test", extra);
     let (status, body) = server.token(&mint(&["--no-jti"])).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -491,30 +492,7 @@ async fn keys_rotate_keeps_the_servers_algorithm_and_signs_after_the_delay() {
         ],
     )
     .await;
-    let ik = admin(
-        dir,
-        &[
-            "integration",
-            "create",
-            "--name",
-            "App",
-            "--allow-application-tokens",
-        ],
-    )["integration_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key = dir.join("app.pem");
-    admin(
-        dir,
-        &[
-            "integration",
-            "generate-key",
-            &ik,
-            "--out",
-            key.to_str().unwrap(),
-        ],
-    );
+    let (_, ik, key) = app_integration(dir, &[]);
     let signed_by = || async {
         let (status, body) = server
             .token(&mint(dir, &ik, None, &key, "jwtgrant.test"))
@@ -558,30 +536,7 @@ async fn sigterm_and_ctrl_c_let_the_request_in_flight_finish() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let ik = admin(
-        dir,
-        &[
-            "integration",
-            "create",
-            "--name",
-            "App",
-            "--allow-application-tokens",
-        ],
-    )["integration_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key = dir.join("app.pem");
-    admin(
-        dir,
-        &[
-            "integration",
-            "generate-key",
-            &ik,
-            "--out",
-            key.to_str().unwrap(),
-        ],
-    );
+    let (_, ik, key) = app_integration(dir, &[]);
     for signal in ["-TERM", "-INT"] {
         let server = ServerProcess::start(dir, &["--public-url", "http://jwtgrant.test"]).await;
         let assertion = mint(dir, &ik, None, &key, "jwtgrant.test");
@@ -762,30 +717,7 @@ async fn flags_win_over_the_environment_which_wins_over_the_config_file() {
          max_assertion_lifetime_secs = 600\n",
     )
     .unwrap();
-    let ik = admin(
-        dir,
-        &[
-            "integration",
-            "create",
-            "--name",
-            "App",
-            "--allow-application-tokens",
-        ],
-    )["integration_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key = dir.join("app.pem");
-    admin(
-        dir,
-        &[
-            "integration",
-            "generate-key",
-            &ik,
-            "--out",
-            key.to_str().unwrap(),
-        ],
-    );
+    let (_, ik, key) = app_integration(dir, &[]);
     let server = ServerProcess::start_with_env(
         dir,
         &[
@@ -812,17 +744,8 @@ async fn flags_win_over_the_environment_which_wins_over_the_config_file() {
     .unwrap();
     assert_eq!(metadata["issuer"], "http://flag.example");
     // The file's extra audience is accepted; the environment's lifetime beats the file's.
-    let mint_for = |aud: &str, lifetime: &str| {
-        let output = Command::new(binary())
-            .args(["assertion", "--integration-key", &ik, "--aud", aud])
-            .args(["--lifetime", lifetime])
-            .arg("--key")
-            .arg(&key)
-            .output()
-            .unwrap();
-        assert!(output.status.success());
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
+    let mint_for =
+        |aud: &str, lifetime: &str| mint_with(dir, &ik, None, &key, aud, &["--lifetime", lifetime]);
     let (status, body) = server.token(&mint_for("extra.example", "300")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expires_in"], 120);
