@@ -288,20 +288,23 @@ async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
         "{body}"
     );
 
-    admin(
-        dir,
-        &[
-            "consent",
-            "grant",
-            "--user",
-            &user_id,
-            "--integration",
-            &ik,
-            "--scope",
-            "signature",
-            "impersonation",
-        ],
-    );
+    let grant_consent = || {
+        admin(
+            dir,
+            &[
+                "consent",
+                "grant",
+                "--user",
+                &user_id,
+                "--integration",
+                &ik,
+                "--scope",
+                "signature",
+                "impersonation",
+            ],
+        )
+    };
+    grant_consent();
     let consents = admin(dir, &["consent", "list", "--user", &user_id]);
     assert_eq!(consents["consents"].as_array().map(Vec::len), Some(1));
     // Consent takes effect within 5 s.
@@ -364,20 +367,7 @@ async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
     let (secs, body) = seconds_until_refused(&server, fresh).await;
     assert!(secs <= 5.0, "took {secs} s");
     assert_eq!(body["error"], "consent_required", "{body}");
-    admin(
-        dir,
-        &[
-            "consent",
-            "grant",
-            "--user",
-            &user_id,
-            "--integration",
-            &ik,
-            "--scope",
-            "signature",
-            "impersonation",
-        ],
-    );
+    grant_consent();
     until_accepted(&server, fresh).await;
 
     // Disabling the integration is refused by the running server within 5 s.
