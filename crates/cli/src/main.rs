@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser as _;
 use jwtgrant_server::{AppState, RawConfig, ServerConfig};
-use jwtgrant_store::Store;
+use jwtgrant_store::{OpenOptions, Store};
 
 use crate::args::{Cli, Command, GlobalArgs, ServeArgs};
 
@@ -118,9 +118,12 @@ fn unknown_environment() -> Vec<String> {
 /// The configuration and store an admin command works on.
 async fn admin_store(global: &GlobalArgs) -> Result<(ServerConfig, Arc<dyn Store>)> {
     let config = server_config(global, None)?;
-    let store = jwtgrant_server::open_store(&config.store, config.migrate_on_start)
-        .await
-        .context("cannot open the store")?;
+    let store = jwtgrant_store::open(
+        &config.store,
+        &OpenOptions::migrate(config.migrate_on_start),
+    )
+    .await
+    .context("cannot open the store")?;
     Ok((config, store))
 }
 
@@ -141,7 +144,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => client::verify(args).await,
         Command::Migrate { json } => {
             let config = server_config(global, None)?;
-            jwtgrant_server::open_store(&config.store, true)
+            jwtgrant_store::open(&config.store, &OpenOptions::default())
                 .await
                 .context("migration failed")?;
             output::emit(
@@ -177,9 +180,12 @@ async fn run(cli: Cli) -> Result<()> {
 
 async fn serve(config: ServerConfig) -> Result<()> {
     let started = std::time::Instant::now();
-    let store = jwtgrant_server::open_store(&config.store, config.migrate_on_start)
-        .await
-        .context("cannot open the store")?;
+    let store = jwtgrant_store::open(
+        &config.store,
+        &OpenOptions::migrate(config.migrate_on_start),
+    )
+    .await
+    .context("cannot open the store")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

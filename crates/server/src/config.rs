@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use jwtgrant_core::JwsAlgorithm;
+use jwtgrant_store::StoreLocation;
 use serde::Deserialize;
 
 use crate::sealing::KeySealer;
@@ -127,17 +128,6 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Where the server keeps its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// `<dir>/jwtgrant.db`.
-    DataDir(PathBuf),
-    /// A `sqlite://` URL.
-    Url(String),
-    /// A `postgres://` URL: several instances may share it.
-    Postgres(String),
-}
-
 /// Native TLS files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -253,16 +243,7 @@ impl ServerConfig {
 
         let store = match (raw.database, raw.data_dir) {
             (Some(url), _) => {
-                if url.starts_with("sqlite:") {
-                    StoreLocation::Url(url)
-                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                    StoreLocation::Postgres(url)
-                } else {
-                    return Err(invalid(
-                        "database",
-                        "must be a sqlite:// or postgres:// URL",
-                    ));
-                }
+                StoreLocation::from_url(url).map_err(|e| invalid("database", e.to_string()))?
             }
             (None, Some(dir)) => StoreLocation::DataDir(dir),
             (None, None) => StoreLocation::DataDir(PathBuf::from(DEFAULT_DATA_DIR)),

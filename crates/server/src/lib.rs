@@ -26,9 +26,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
-use jwtgrant_store::{PostgresOptions, PostgresStore, SqliteStore, Store, StoreError};
 
-pub use config::{ConfigError, RawConfig, ServerConfig, StoreLocation};
+pub use config::{ConfigError, RawConfig, ServerConfig};
 pub use state::AppState;
 
 /// The router with every endpoint.
@@ -62,25 +61,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(routes::ops::metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-/// Opens the store the configuration names, creating it; PostgreSQL is migrated
-/// when `migrate` is set (SQLite, one file per instance, always is).
-pub async fn open_store(
-    location: &StoreLocation,
-    migrate: bool,
-) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match location {
-        StoreLocation::DataDir(dir) => Arc::new(SqliteStore::open(&dir.join("jwtgrant.db")).await?),
-        StoreLocation::Url(url) => Arc::new(SqliteStore::open_url(url).await?),
-        StoreLocation::Postgres(url) => {
-            let options = PostgresOptions {
-                migrate,
-                ..PostgresOptions::new(url.clone())
-            };
-            Arc::new(PostgresStore::open(options).await?)
-        }
-    })
 }
 
 /// Why the server stopped with an error.

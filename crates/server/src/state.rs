@@ -9,7 +9,7 @@ use jwtgrant_core::access_token::AccessTokenSettings;
 use jwtgrant_store::Store;
 
 use crate::clock;
-use crate::config::{ServerConfig, StoreLocation};
+use crate::config::ServerConfig;
 use crate::credentials::VerifiedSecrets;
 use crate::error::TokenEndpointError;
 use crate::metrics::Metrics;
@@ -94,7 +94,7 @@ impl AppState {
             lifetime_secs: config.access_token_lifetime_secs,
         };
         let sealer = Arc::new(config.key_sealer());
-        if config.master_key.is_none() && matches!(config.store, StoreLocation::Postgres(_)) {
+        if config.master_key.is_none() && store.is_shared() {
             tracing::warn!(
                 "the signing keys' private halves are stored unencrypted in the shared \
                  database: set JWTGRANT_MASTER_KEY (or master_key_file) on every instance"
@@ -127,16 +127,16 @@ impl AppState {
                 )
             }
             None => {
-                let replay: Arc<dyn ReplayCache> = match &config.store {
-                    // One instance on its embedded store: the in-memory set and
-                    // its journal, carrying over what the store remembered.
-                    StoreLocation::DataDir(dir) => {
+                let replay: Arc<dyn ReplayCache> = match store.replay_journal_dir() {
+                    // One instance on a store of its own: the in-memory set and its
+                    // journal, carrying over what the store remembered.
+                    Some(dir) => {
                         let now = clock::now();
                         // Rows an older version wrote: the expired ones go, the live
                         // ones are carried over into a new journal.
                         store.sweep_jtis(now).await?;
                         let kept = store.live_jtis(now).await?;
-                        let dir = dir.clone();
+                        let dir = dir.to_path_buf();
                         Arc::new(
                             tokio::task::spawn_blocking(move || {
                                 JournalReplay::open(&dir, &kept, now)
@@ -147,7 +147,7 @@ impl AppState {
                             })??,
                         )
                     }
-                    _ => Arc::new(StoreReplay::spawn(Arc::clone(&store))),
+                    None => Arc::new(StoreReplay::spawn(Arc::clone(&store))),
                 };
                 (
                     replay,

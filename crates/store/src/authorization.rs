@@ -1,9 +1,13 @@
 //! What the authorization code flow keeps: client secrets and password hashes,
 //! authorization codes, refresh tokens in rotation chains ("families"), revoked
-//! access tokens and server secrets. The SQL is the same on both backends (`$n`
-//! placeholders, bound booleans), so one macro writes the methods for each.
+//! access tokens and server secrets, and the SQL that keeps them, written once for
+//! both backends over [`SqlStore`].
 
-use crate::rows::{RecordRow, json_list};
+use async_trait::async_trait;
+use sqlx::{Database, Encode, Executor, Type};
+
+use crate::rows::{RecordRow, json_list, require_changed, to_json, user_from_row};
+use crate::sql::{Dialect, RowsAffected, SqlStore};
 use crate::{StoreResult, UserRecord};
 
 /// An authorization code, kept under the SHA-256 of its value.
@@ -143,9 +147,9 @@ pub trait AuthorizationStore: Send + Sync {
 
 /// How long a redeemed or expired code is kept, so a late reuse is still recognised
 /// (and revokes what it issued) rather than looking like a code never issued.
-pub(crate) const CODE_KEPT_AFTER_EXPIRY_SECS: i64 = 24 * 3600;
+const CODE_KEPT_AFTER_EXPIRY_SECS: i64 = 24 * 3600;
 
-pub(crate) fn code_from_row(row: &impl RecordRow) -> StoreResult<AuthorizationCodeRecord> {
+fn code_from_row(row: &impl RecordRow) -> StoreResult<AuthorizationCodeRecord> {
     Ok(AuthorizationCodeRecord {
         code_hash: row.text("code_hash")?,
         integration_key: row.text("integration_key")?,
@@ -160,7 +164,7 @@ pub(crate) fn code_from_row(row: &impl RecordRow) -> StoreResult<AuthorizationCo
     })
 }
 
-pub(crate) fn refresh_from_row(row: &impl RecordRow) -> StoreResult<RefreshTokenRecord> {
+fn refresh_from_row(row: &impl RecordRow) -> StoreResult<RefreshTokenRecord> {
     Ok(RefreshTokenRecord {
         token_hash: row.text("token_hash")?,
         family_id: row.text("family_id")?,
@@ -176,397 +180,325 @@ pub(crate) fn refresh_from_row(row: &impl RecordRow) -> StoreResult<RefreshToken
     })
 }
 
-pub(crate) const CODE_COLUMNS: &str = "code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at, used_at";
-pub(crate) const REFRESH_COLUMNS: &str = "token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at, rotated_at, revoked_at";
-
-pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at)
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// Writes a backend's [`AuthorizationStore`] (over inherent methods, so that the
-/// SQL is written once). `$writer` and `$reader` name the pools; `$begin` starts a
-/// write transaction on `self`.
-macro_rules! authorization_methods {
-    ($store:ty, db: $db:ty, writer: $writer:ident, reader: $reader:ident, begin: |$s:ident| $begin:expr) => {
-        impl $store {
-            pub(crate) async fn auth_set_integration_secret(
-                &self,
-                integration_key: &str,
-                hash: Option<&str>,
-            ) -> $crate::StoreResult<()> {
-                let done = sqlx::query(
-                    "UPDATE integrations SET client_secret_hash = $1 WHERE integration_key = $2",
-                )
-                .bind(hash)
-                .bind(integration_key)
-                .execute(&self.$writer)
-                .await?;
-                $crate::rows::require_changed(done.rows_affected(), "integration")
-            }
-
-            pub(crate) async fn auth_set_user_password(
-                &self,
-                user_id: &str,
-                hash: Option<&str>,
-            ) -> $crate::StoreResult<()> {
-                let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE user_id = $2")
-                    .bind(hash)
-                    .bind(user_id)
-                    .execute(&self.$writer)
-                    .await?;
-                $crate::rows::require_changed(done.rows_affected(), "user")
-            }
-
-            pub(crate) async fn auth_user_login(
-                &self,
-                email: Option<&str>,
-                user_id: Option<&str>,
-            ) -> $crate::StoreResult<Option<$crate::UserLogin>> {
-                let row = sqlx::query(
-                    "SELECT user_id, email, name, given_name, family_name, active, created_at, password_hash
-                     FROM users WHERE ($1 IS NULL OR lower(email) = lower($1)) AND ($2 IS NULL OR user_id = $2)
-                     LIMIT 1",
-                )
-                .bind(email)
-                .bind(user_id)
-                .fetch_optional(&self.$reader)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                Ok(Some($crate::UserLogin {
-                    user: $crate::rows::user_from_row(&row)?,
-                    password_hash: $crate::rows::RecordRow::opt_text(&row, "password_hash")?,
-                }))
-            }
-
-            pub(crate) async fn auth_create_code(
-                &self,
-                code: &$crate::AuthorizationCodeRecord,
-            ) -> $crate::StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO authorization_codes (code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&code.code_hash)
-                .bind(&code.integration_key)
-                .bind(&code.user_id)
-                .bind(&code.redirect_uri)
-                .bind($crate::rows::to_json(&code.scopes))
-                .bind(&code.code_challenge)
-                .bind(&code.family_id)
-                .bind(code.created_at)
-                .bind(code.expires_at)
-                .execute(&self.$writer)
-                .await?;
-                Ok(())
-            }
-
-            pub(crate) async fn auth_code(
-                &self,
-                code_hash: &str,
-            ) -> $crate::StoreResult<Option<$crate::AuthorizationCodeRecord>> {
-                // From the writer: a code is read right after it was written, and a
-                // reuse must see the first redemption.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM authorization_codes WHERE code_hash = $1",
-                    $crate::authorization::CODE_COLUMNS
-                )))
-                .bind(code_hash)
-                .fetch_optional(&self.$writer)
-                .await?
-                .as_ref()
-                .map($crate::authorization::code_from_row)
-                .transpose()
-            }
-
-            pub(crate) async fn auth_redeem_code(
-                &self,
-                code_hash: &str,
-                now: i64,
-                first: &$crate::RefreshTokenRecord,
-            ) -> $crate::StoreResult<bool> {
-                let $s = self;
-                let mut tx = $begin.await?;
-                let done = sqlx::query(
-                    "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
-                )
-                .bind(now)
-                .bind(code_hash)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                bind_refresh(sqlx::query($crate::authorization::INSERT_REFRESH), first)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-
-            pub(crate) async fn auth_refresh_token(
-                &self,
-                token_hash: &str,
-            ) -> $crate::StoreResult<Option<$crate::RefreshTokenRecord>> {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM refresh_tokens WHERE token_hash = $1",
-                    $crate::authorization::REFRESH_COLUMNS
-                )))
-                .bind(token_hash)
-                .fetch_optional(&self.$writer)
-                .await?
-                .as_ref()
-                .map($crate::authorization::refresh_from_row)
-                .transpose()
-            }
-
-            pub(crate) async fn auth_rotate_refresh(
-                &self,
-                old_hash: &str,
-                now: i64,
-                next: &$crate::RefreshTokenRecord,
-            ) -> $crate::StoreResult<bool> {
-                let $s = self;
-                let mut tx = $begin.await?;
-                let done = sqlx::query(
-                    "UPDATE refresh_tokens SET rotated_at = $1
-                     WHERE token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(old_hash)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                bind_refresh(sqlx::query($crate::authorization::INSERT_REFRESH), next)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-
-            /// Revokes the refresh tokens matched by `filter` ("family_id = $2" or
-            /// "user_id = $2 AND integration_key = $3"), the access tokens issued with
-            /// them, and the unredeemed codes of the same grants.
-            pub(crate) async fn auth_revoke_where(
-                &self,
-                filter: &'static str,
-                first: &str,
-                second: Option<&str>,
-                now: i64,
-            ) -> $crate::StoreResult<u64> {
-                let $s = self;
-                let mut tx = $begin.await?;
-                let bind = |sql: String| {
-                    let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(first.to_owned());
-                    match second {
-                        Some(value) => query.bind(value.to_owned()),
-                        None => query,
-                    }
-                };
-                bind(format!(
-                    "INSERT INTO revoked_tokens (jti, expires_at)
-                     SELECT access_jti, access_expires_at FROM refresh_tokens
-                     WHERE {filter} AND access_expires_at > $1
-                     ON CONFLICT (jti) DO NOTHING"
-                ))
-                .execute(&mut *tx)
-                .await?;
-                let done = bind(format!(
-                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE {filter} AND revoked_at IS NULL"
-                ))
-                .execute(&mut *tx)
-                .await?;
-                bind(format!(
-                    "UPDATE authorization_codes SET used_at = $1 WHERE {filter} AND used_at IS NULL"
-                ))
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(done.rows_affected())
-            }
-
-            pub(crate) async fn auth_revoke_access_token(
-                &self,
-                jti: &str,
-                expires_at: i64,
-            ) -> $crate::StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-                )
-                .bind(jti)
-                .bind(expires_at)
-                .execute(&self.$writer)
-                .await?;
-                Ok(())
-            }
-
-            pub(crate) async fn auth_revoked_since(
-                &self,
-                seq: i64,
-            ) -> $crate::StoreResult<Vec<$crate::RevokedToken>> {
-                let rows = sqlx::query(
-                    "SELECT seq, jti, expires_at FROM revoked_tokens WHERE seq > $1 ORDER BY seq LIMIT 10000",
-                )
-                .bind(seq)
-                .fetch_all(&self.$reader)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok($crate::RevokedToken {
-                            seq: $crate::rows::RecordRow::int(row, "seq")?,
-                            jti: $crate::rows::RecordRow::text(row, "jti")?,
-                            expires_at: $crate::rows::RecordRow::int(row, "expires_at")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            pub(crate) async fn auth_sweep(&self, now: i64) -> $crate::StoreResult<u64> {
-                let codes = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
-                    .bind(now - $crate::authorization::CODE_KEPT_AFTER_EXPIRY_SECS)
-                    .execute(&self.$writer)
-                    .await?;
-                let refresh = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-                    .bind(now)
-                    .execute(&self.$writer)
-                    .await?;
-                let revoked = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
-                    .bind(now)
-                    .execute(&self.$writer)
-                    .await?;
-                Ok(codes.rows_affected() + refresh.rows_affected() + revoked.rows_affected())
-            }
-
-            pub(crate) async fn auth_server_secret(
-                &self,
-                name: &str,
-                candidate: &[u8],
-                now: i64,
-            ) -> $crate::StoreResult<Vec<u8>> {
-                sqlx::query(
-                    "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(candidate)
-                .bind(now)
-                .execute(&self.$writer)
-                .await?;
-                Ok(sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(&self.$writer)
-                    .await?)
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::AuthorizationStore for $store {
-            async fn set_integration_secret(
-                &self,
-                integration_key: &str,
-                hash: Option<&str>,
-            ) -> $crate::StoreResult<()> {
-                self.auth_set_integration_secret(integration_key, hash)
-                    .await
-            }
-
-            async fn set_user_password(&self, user_id: &str, hash: Option<&str>) -> $crate::StoreResult<()> {
-                self.auth_set_user_password(user_id, hash).await
-            }
-
-            async fn user_login_by_email(&self, email: &str) -> $crate::StoreResult<Option<$crate::UserLogin>> {
-                self.auth_user_login(Some(email), None).await
-            }
-
-            async fn user_login(&self, user_id: &str) -> $crate::StoreResult<Option<$crate::UserLogin>> {
-                self.auth_user_login(None, Some(user_id)).await
-            }
-
-            async fn create_authorization_code(&self, code: &$crate::AuthorizationCodeRecord) -> $crate::StoreResult<()> {
-                self.auth_create_code(code).await
-            }
-
-            async fn authorization_code(
-                &self,
-                code_hash: &str,
-            ) -> $crate::StoreResult<Option<$crate::AuthorizationCodeRecord>> {
-                self.auth_code(code_hash).await
-            }
-
-            async fn redeem_authorization_code(
-                &self,
-                code_hash: &str,
-                now: i64,
-                first: &$crate::RefreshTokenRecord,
-            ) -> $crate::StoreResult<bool> {
-                self.auth_redeem_code(code_hash, now, first).await
-            }
-
-            async fn refresh_token(&self, token_hash: &str) -> $crate::StoreResult<Option<$crate::RefreshTokenRecord>> {
-                self.auth_refresh_token(token_hash).await
-            }
-
-            async fn rotate_refresh_token(
-                &self,
-                old_hash: &str,
-                now: i64,
-                next: &$crate::RefreshTokenRecord,
-            ) -> $crate::StoreResult<bool> {
-                self.auth_rotate_refresh(old_hash, now, next).await
-            }
-
-            async fn revoke_token_family(&self, family_id: &str, now: i64) -> $crate::StoreResult<u64> {
-                self.auth_revoke_where("family_id = $2", family_id, None, now)
-                    .await
-            }
-
-            async fn revoke_grants(
-                &self,
-                user_id: &str,
-                integration_key: &str,
-                now: i64,
-            ) -> $crate::StoreResult<u64> {
-                self.auth_revoke_where(
-                    "user_id = $2 AND integration_key = $3",
-                    user_id,
-                    Some(integration_key),
-                    now,
-                )
-                .await
-            }
-
-            async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> $crate::StoreResult<()> {
-                self.auth_revoke_access_token(jti, expires_at).await
-            }
-
-            async fn revoked_tokens_since(&self, seq: i64) -> $crate::StoreResult<Vec<$crate::RevokedToken>> {
-                self.auth_revoked_since(seq).await
-            }
-
-            async fn sweep_authorizations(&self, now: i64) -> $crate::StoreResult<u64> {
-                self.auth_sweep(now).await
-            }
-
-            async fn server_secret(&self, name: &str, candidate: &[u8], now: i64) -> $crate::StoreResult<Vec<u8>> {
-                self.auth_server_secret(name, candidate, now).await
-            }
-        }
-
-        fn bind_refresh<'q>(
-            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
-            record: &$crate::RefreshTokenRecord,
-        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
-            query
-                .bind(record.token_hash.clone())
-                .bind(record.family_id.clone())
-                .bind(record.integration_key.clone())
-                .bind(record.user_id.clone())
-                .bind($crate::rows::to_json(&record.scopes))
-                .bind(record.access_jti.clone())
-                .bind(record.access_expires_at)
-                .bind(record.created_at)
-                .bind(record.expires_at)
-        }
-    };
+/// Which refresh tokens a revocation reaches, with the values its `$2` (and `$3`)
+/// stand for (`$1` is the time).
+enum Chains<'a> {
+    Family(&'a str),
+    Grant {
+        user_id: &'a str,
+        integration_key: &'a str,
+    },
 }
 
-pub(crate) use authorization_methods;
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+{
+    async fn user_login_where(
+        &self,
+        email: Option<&str>,
+        user_id: Option<&str>,
+    ) -> StoreResult<Option<UserLogin>> {
+        let row = sqlx::query(
+            "SELECT user_id, email, name, given_name, family_name, active, created_at, password_hash
+             FROM users WHERE ($1 IS NULL OR lower(email) = lower($1)) AND ($2 IS NULL OR user_id = $2)
+             LIMIT 1",
+        )
+        .bind(email)
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(UserLogin {
+            user: user_from_row(&row)?,
+            password_hash: row.opt_text("password_hash")?,
+        }))
+    }
+
+    /// Marks one row used (`mark`, binding `now` as `$1` and `hash` as `$2`) and,
+    /// when it changed, stores `next`, in one transaction.
+    async fn mark_and_insert_refresh(
+        &self,
+        mark: &'static str,
+        hash: &str,
+        now: i64,
+        next: &RefreshTokenRecord,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin_with(D::BEGIN).await?;
+        let done = sqlx::query(mark)
+            .bind(now)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(INSERT_REFRESH)
+            .bind(next.token_hash.as_str())
+            .bind(next.family_id.as_str())
+            .bind(next.integration_key.as_str())
+            .bind(next.user_id.as_str())
+            .bind(to_json(&next.scopes))
+            .bind(next.access_jti.as_str())
+            .bind(next.access_expires_at)
+            .bind(next.created_at)
+            .bind(next.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Revokes the refresh tokens of `chains`, the access tokens issued with them,
+    /// and the unredeemed codes of the same grants.
+    async fn revoke_chains(&self, chains: Chains<'_>, now: i64) -> StoreResult<u64> {
+        let (filter, first, second) = match chains {
+            Chains::Family(family_id) => ("family_id = $2", family_id, None),
+            Chains::Grant {
+                user_id,
+                integration_key,
+            } => (
+                "user_id = $2 AND integration_key = $3",
+                user_id,
+                Some(integration_key),
+            ),
+        };
+        let mut tx = self.writer.begin_with(D::BEGIN).await?;
+        let bind = |sql: String| {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(first);
+            match second {
+                Some(value) => query.bind(value),
+                None => query,
+            }
+        };
+        bind(format!(
+            "INSERT INTO revoked_tokens (jti, expires_at)
+             SELECT access_jti, access_expires_at FROM refresh_tokens
+             WHERE {filter} AND access_expires_at > $1
+             ON CONFLICT (jti) DO NOTHING"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let done = bind(format!(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE {filter} AND revoked_at IS NULL"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        bind(format!(
+            "UPDATE authorization_codes SET used_at = $1 WHERE {filter} AND used_at IS NULL"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> AuthorizationStore for SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
+{
+    async fn set_integration_secret(
+        &self,
+        integration_key: &str,
+        hash: Option<&str>,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE integrations SET client_secret_hash = $1 WHERE integration_key = $2",
+        )
+        .bind(hash)
+        .bind(integration_key)
+        .execute(&self.writer)
+        .await?;
+        require_changed(done.rows_affected(), "integration")
+    }
+
+    async fn set_user_password(&self, user_id: &str, hash: Option<&str>) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE user_id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
+        require_changed(done.rows_affected(), "user")
+    }
+
+    async fn user_login_by_email(&self, email: &str) -> StoreResult<Option<UserLogin>> {
+        self.user_login_where(Some(email), None).await
+    }
+
+    async fn user_login(&self, user_id: &str) -> StoreResult<Option<UserLogin>> {
+        self.user_login_where(None, Some(user_id)).await
+    }
+
+    async fn create_authorization_code(&self, code: &AuthorizationCodeRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(code.code_hash.as_str())
+        .bind(code.integration_key.as_str())
+        .bind(code.user_id.as_str())
+        .bind(code.redirect_uri.as_str())
+        .bind(to_json(&code.scopes))
+        .bind(code.code_challenge.as_deref())
+        .bind(code.family_id.as_str())
+        .bind(code.created_at)
+        .bind(code.expires_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn authorization_code(
+        &self,
+        code_hash: &str,
+    ) -> StoreResult<Option<AuthorizationCodeRecord>> {
+        // From the writer: a code is read right after it was written, and a reuse
+        // must see the first redemption.
+        sqlx::query(
+            "SELECT code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at, used_at
+             FROM authorization_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.writer)
+        .await?
+        .as_ref()
+        .map(code_from_row)
+        .transpose()
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        first: &RefreshTokenRecord,
+    ) -> StoreResult<bool> {
+        self.mark_and_insert_refresh(
+            "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+            code_hash,
+            now,
+            first,
+        )
+        .await
+    }
+
+    async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        sqlx::query(
+            "SELECT token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at, rotated_at, revoked_at
+             FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.writer)
+        .await?
+        .as_ref()
+        .map(refresh_from_row)
+        .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        now: i64,
+        next: &RefreshTokenRecord,
+    ) -> StoreResult<bool> {
+        self.mark_and_insert_refresh(
+            "UPDATE refresh_tokens SET rotated_at = $1
+             WHERE token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL",
+            old_hash,
+            now,
+            next,
+        )
+        .await
+    }
+
+    async fn revoke_token_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {
+        self.revoke_chains(Chains::Family(family_id), now).await
+    }
+
+    async fn revoke_grants(
+        &self,
+        user_id: &str,
+        integration_key: &str,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let chains = Chains::Grant {
+            user_id,
+            integration_key,
+        };
+        self.revoke_chains(chains, now).await
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoked_tokens_since(&self, seq: i64) -> StoreResult<Vec<RevokedToken>> {
+        let rows = sqlx::query(
+            "SELECT seq, jti, expires_at FROM revoked_tokens WHERE seq > $1 ORDER BY seq LIMIT 10000",
+        )
+        .bind(seq)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevokedToken {
+                    seq: row.int("seq")?,
+                    jti: row.text("jti")?,
+                    expires_at: row.int("expires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn sweep_authorizations(&self, now: i64) -> StoreResult<u64> {
+        let codes = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+            .bind(now - CODE_KEPT_AFTER_EXPIRY_SECS)
+            .execute(&self.writer)
+            .await?;
+        let refresh = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        let revoked = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        Ok(codes.rows_affected() + refresh.rows_affected() + revoked.rows_affected())
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(row.bytes("value")?)
+    }
+}

@@ -1,20 +1,25 @@
 //! Storage for jwtgrant: the [`Store`] trait every backend implements, the records
 //! it holds, and its two backends: SQLite (one instance, embedded) and PostgreSQL
-//! (several instances sharing one database). Domain code holds an `Arc<dyn Store>` and never
-//! asks which backend it runs on.
+//! (several instances sharing one database), one SQL body over both. [`open`] opens
+//! either from a [`StoreLocation`]; domain code holds the `Arc<dyn Store>` it returns
+//! and never asks which backend it runs on, only what the store allows
+//! ([`Store::replay_journal_dir`], [`Store::is_shared`]).
 
 mod authorization;
+mod open;
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
+
+use std::path::Path;
 
 use async_trait::async_trait;
 
 pub use authorization::{
     AuthorizationCodeRecord, AuthorizationStore, RefreshTokenRecord, RevokedToken, UserLogin,
 };
-pub use postgres::{PostgresOptions, PostgresStore};
-pub use sqlite::SqliteStore;
+pub use open::{OpenOptions, StoreLocation, UnsupportedUrl, open};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +321,17 @@ pub trait Store: AuthorizationStore + Send + Sync + 'static {
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     /// Adds a signing key.
     async fn add_signing_key(&self, key: SigningKeyRecord) -> StoreResult<()>;
+
+    /// Where a single instance may keep the replay record in memory, with its
+    /// journal: the data directory of a store that no other instance opens. `None`:
+    /// the replay record stays in the store.
+    fn replay_journal_dir(&self) -> Option<&Path>;
+    /// Whether several instances may share this store, so that what it holds (the
+    /// signing keys among it) reaches all of them.
+    fn is_shared(&self) -> bool;
+    /// Closes the store, waiting for its connections to finish; every later call
+    /// fails as unavailable.
+    async fn close(&self);
 }
 
 #[cfg(test)]

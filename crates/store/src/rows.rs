@@ -1,13 +1,11 @@
 //! The record shapes both SQL backends read and write: row mapping over a small
 //! column-reading trait, and the JSON columns (scope and redirect URI lists).
 
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::{
-    AccountRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord, StoreError, StoreResult,
-    UserRecord,
+    AccountRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord, JtiRecord,
+    SigningKeyRecord, StoreError, StoreResult, UserRecord,
 };
 
 /// Reads a column of one of the types the records use, whatever the backend.
@@ -17,32 +15,36 @@ pub(crate) trait RecordRow {
     fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error>;
 }
 
-macro_rules! record_row {
-    ($row:ty) => {
-        impl RecordRow for $row {
-            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
-                self.try_get(column)
-            }
-        }
-    };
+impl<R: Row> RecordRow for R
+where
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'c> &'c str: ColumnIndex<R>,
+{
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+        self.try_get(column)
+    }
 }
-
-record_row!(SqliteRow);
-record_row!(PgRow);
 
 pub(crate) fn json_list(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -106,6 +108,24 @@ pub(crate) fn consent_from_row(row: &impl RecordRow) -> StoreResult<ConsentRecor
         integration_key: row.text("integration_key")?,
         scopes: json_list(&row.text("scopes")?)?,
         granted_at: row.int("granted_at")?,
+    })
+}
+
+pub(crate) fn jti_from_row(row: &impl RecordRow) -> StoreResult<JtiRecord> {
+    Ok(JtiRecord {
+        issuer: row.text("issuer")?,
+        jti: row.text("jti")?,
+        remember_until: row.int("expires_at")?,
+    })
+}
+
+pub(crate) fn signing_key_from_row(row: &impl RecordRow) -> StoreResult<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: row.text("kid")?,
+        alg: row.text("alg")?,
+        private_key_pkcs8: row.bytes("private_key")?,
+        created_at: row.int("created_at")?,
+        activates_at: row.int("activates_at")?,
     })
 }
 

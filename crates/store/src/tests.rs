@@ -8,10 +8,11 @@ use crate::*;
 
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
-    let store = SqliteStore::open(&dir.path().join("jwtgrant.db"))
+    let location = StoreLocation::DataDir(dir.path().to_path_buf());
+    let store = open(&location, &OpenOptions::default())
         .await
         .unwrap_or_else(|e| unreachable!("{e}"));
-    (dir, Arc::new(store))
+    (dir, store)
 }
 
 /// The PostgreSQL named by `JWTGRANT_TEST_DATABASE_URL`, in a fresh schema; `None`
@@ -22,15 +23,15 @@ async fn postgres() -> Option<(Schema, Arc<dyn Store>)> {
         url: url.clone(),
         name: format!("t_{}", uuid::Uuid::new_v4().simple()),
     };
-    let options = PostgresOptions {
+    let options = OpenOptions {
         schema: Some(schema.name.clone()),
-        max_connections: 4,
-        ..PostgresOptions::new(url)
+        max_connections: Some(4),
+        ..OpenOptions::default()
     };
-    let store = PostgresStore::open(options)
+    let store = open(&StoreLocation::Postgres(url), &options)
         .await
         .unwrap_or_else(|e| unreachable!("{e}"));
-    Some((schema, Arc::new(store)))
+    Some((schema, store))
 }
 
 /// A test's PostgreSQL schema.
@@ -100,7 +101,67 @@ on_every_backend!(
     signing_keys_round_trip,
     live_jtis_are_the_unexpired_ones,
     every_registry_change_bumps_the_version,
+    a_closed_store_is_unavailable,
 );
+
+#[test]
+fn a_database_url_names_its_backend() {
+    let location = |url: &str| StoreLocation::from_url(url);
+    assert_eq!(
+        location("sqlite://data/jwtgrant.db"),
+        Ok(StoreLocation::Sqlite("sqlite://data/jwtgrant.db".into()))
+    );
+    assert_eq!(
+        location("sqlite::memory:"),
+        Ok(StoreLocation::Sqlite("sqlite::memory:".into()))
+    );
+    for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
+        assert_eq!(location(url), Ok(StoreLocation::Postgres(url.into())));
+    }
+    for url in ["mysql://u@h/db", "postgres:/h", "jwtgrant.db", ""] {
+        let refused = location(url).map_err(|e| e.to_string());
+        assert_eq!(
+            refused,
+            Err("must be a sqlite:// or postgres:// URL".to_owned()),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_a_data_dir_store_keeps_the_replay_record_beside_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+    let data_dir = dir.path().join("data");
+    let store = ok(open(
+        &StoreLocation::DataDir(data_dir.clone()),
+        &OpenOptions::default(),
+    )
+    .await);
+    assert_eq!(store.replay_journal_dir(), Some(data_dir.as_path()));
+    assert!(!store.is_shared());
+
+    let url = format!("sqlite://{}", dir.path().join("by-url.db").display());
+    let store = ok(open(&StoreLocation::Sqlite(url), &OpenOptions::default()).await);
+    assert_eq!(
+        store.replay_journal_dir(),
+        None,
+        "a URL names no data directory"
+    );
+    assert!(!store.is_shared());
+
+    match postgres().await {
+        Some((schema, store)) => {
+            let (journal, shared) = (store.replay_journal_dir().is_none(), store.is_shared());
+            drop(store);
+            schema.drop_now().await;
+            assert!(
+                journal && shared,
+                "a database is shared and keeps no journal"
+            );
+        }
+        None => eprintln!("JWTGRANT_TEST_DATABASE_URL unset: PostgreSQL not tested"),
+    }
+}
 
 fn new_integration(key: &str) -> NewIntegration {
     NewIntegration {
@@ -283,9 +344,9 @@ async fn concurrent_duplicate_jtis_get_exactly_one_recording(store: Arc<dyn Stor
 #[tokio::test]
 async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
-    let path = dir.path().join("nested/jwtgrant.db");
+    let location = StoreLocation::DataDir(dir.path().join("nested"));
     {
-        let store = ok(SqliteStore::open(&path).await);
+        let store = ok(open(&location, &OpenOptions::default()).await);
         ok(store.record_jti("i1", "j", 100, 0).await);
         ok(store
             .add_signing_key(SigningKeyRecord {
@@ -298,7 +359,7 @@ async fn data_survives_reopening() {
             .await);
         store.close().await;
     }
-    let store = ok(SqliteStore::open(&path).await);
+    let store = ok(open(&location, &OpenOptions::default()).await);
     assert_eq!(
         ok(store.record_jti("i1", "j", 100, 1).await),
         JtiOutcome::Replayed
@@ -664,4 +725,17 @@ async fn every_registry_change_bumps_the_version(store: Arc<dyn Store>) {
     moved("revoke_consent", ok(store.registry_version().await));
     ok(store.add_signing_key(signing_key("s1", 0)).await);
     moved("add_signing_key", ok(store.registry_version().await));
+}
+
+async fn a_closed_store_is_unavailable(store: Arc<dyn Store>) {
+    ok(store.ping().await);
+    store.close().await;
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.record_jti("i1", "j", 100, 0).await,
+        Err(StoreError::Unavailable(_))
+    ));
 }

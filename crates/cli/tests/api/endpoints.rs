@@ -318,7 +318,7 @@ async fn signing_keys_are_encrypted_at_rest_with_a_master_key() {
         ..Default::default()
     })
     .unwrap();
-    let store = jwtgrant_server::open_store(&config.store, true)
+    let store = jwtgrant_store::open(&config.store, &Default::default())
         .await
         .unwrap();
     let refused =

@@ -18,7 +18,7 @@ async fn stored_keys(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         ..Default::default()
     })
     .unwrap();
-    let store = jwtgrant_server::open_store(&config.store, true)
+    let store = jwtgrant_store::open(&config.store, &Default::default())
         .await
         .unwrap();
     store

@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use jwtgrant_core::jws::sign_compact;
 use jwtgrant_core::{JwsAlgorithm, SigningKey};
-use jwtgrant_server::{AppState, RawConfig, ServerConfig, StoreLocation};
+use jwtgrant_server::{AppState, RawConfig, ServerConfig};
 use jwtgrant_store::{
-    AccountRecord, IntegrationKeyRecord, NewIntegration, PostgresOptions, PostgresStore,
-    SqliteStore, Store, UserRecord,
+    AccountRecord, IntegrationKeyRecord, NewIntegration, OpenOptions, Store, UserRecord,
 };
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -25,7 +24,6 @@ pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
-    pub backend: Backend,
     pub state: Arc<AppState>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -52,20 +50,9 @@ impl TestServer {
             ..raw
         };
         let config = ServerConfig::from_raw(raw).expect("config");
-        let backend = match &config.store {
-            StoreLocation::DataDir(data_dir) => Backend::Sqlite(
-                SqliteStore::open(&data_dir.join("jwtgrant.db"))
-                    .await
-                    .expect("store"),
-            ),
-            StoreLocation::Postgres(url) => Backend::Postgres(
-                PostgresStore::open(PostgresOptions::new(url.clone()))
-                    .await
-                    .expect("store"),
-            ),
-            other => panic!("unexpected store {other:?}"),
-        };
-        let store = backend.store();
+        let store = jwtgrant_store::open(&config.store, &OpenOptions::default())
+            .await
+            .expect("store");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .expect("bind");
@@ -87,7 +74,6 @@ impl TestServer {
             url: format!("{scheme}://{bound}"),
             dir,
             store,
-            backend,
             state,
             http: reqwest::Client::new(),
             stop: Some(stop),
@@ -103,7 +89,7 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        self.backend.close().await;
+        self.store.close().await;
         let dir = tempfile::tempdir().expect("tempdir");
         std::mem::replace(&mut self.dir, dir)
     }
@@ -346,30 +332,6 @@ pub fn oauth_error(body: &Value) -> (&str, &str) {
         body["error"].as_str().unwrap_or_default(),
         body["error_description"].as_str().unwrap_or_default(),
     )
-}
-
-/// The store under a test server: SQLite by default, PostgreSQL when
-/// `JWTGRANT_TEST_BACKEND=postgres` (with `JWTGRANT_TEST_DATABASE_URL`).
-pub enum Backend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
-}
-
-impl Backend {
-    pub fn store(&self) -> Arc<dyn Store> {
-        match self {
-            Backend::Sqlite(store) => Arc::new(store.clone()),
-            Backend::Postgres(store) => Arc::new(store.clone()),
-        }
-    }
-
-    /// Takes the store away from the server (its pool refuses every query).
-    pub async fn close(&self) {
-        match self {
-            Backend::Sqlite(store) => store.close().await,
-            Backend::Postgres(store) => store.close().await,
-        }
-    }
 }
 
 fn postgres_base() -> Option<String> {

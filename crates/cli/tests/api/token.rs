@@ -614,7 +614,7 @@ async fn a_failing_store_gives_503_and_no_token() {
     // works, but once the poll has seen the store fail, no token is issued from
     // cached data: with a jti or without.
     assert_eq!(f.token_for(&f.claims()).await.0, 200);
-    f.server.backend.close().await;
+    f.server.store.close().await;
     assert!(f.server.state.registry.refresh().await.is_err());
     let (status, body) = f.token_for(&f.claims()).await;
     assert_eq!(

@@ -12,9 +12,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jwtgrant_client::PrivateKey;
 use jwtgrant_core::{JwsAlgorithm, SigningKey};
-use jwtgrant_server::{AppState, RawConfig, ServerConfig, StoreLocation};
+use jwtgrant_server::{AppState, RawConfig, ServerConfig};
 use jwtgrant_store::{
-    AccountRecord, IntegrationKeyRecord, NewIntegration, SqliteStore, Store, UserRecord,
+    AccountRecord, IntegrationKeyRecord, NewIntegration, OpenOptions, Store, UserRecord,
 };
 use tokio::sync::oneshot;
 
@@ -45,13 +45,9 @@ impl TestServer {
             ..raw
         };
         let config = ServerConfig::from_raw(raw).expect("config");
-        let StoreLocation::DataDir(data_dir) = &config.store else {
-            panic!("data dir")
-        };
-        let sqlite = SqliteStore::open(&data_dir.join("jwtgrant.db"))
+        let store = jwtgrant_store::open(&config.store, &OpenOptions::default())
             .await
             .expect("store");
-        let store: Arc<dyn Store> = Arc::new(sqlite);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .expect("bind");
