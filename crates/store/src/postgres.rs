@@ -8,9 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{
-    PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow, Postgres,
-};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow, Postgres};
 
 use crate::sql::{Dialect, RowsAffected, SqlStore, migrate, migrator};
 use crate::{JtiRecord, OpenOptions, StoreError, StoreResult};
@@ -21,9 +19,6 @@ pub(crate) struct PostgresDialect;
 
 impl Dialect for PostgresDialect {
     type Db = Postgres;
-    type Row = PgRow;
-    type Arguments = PgArguments;
-    type Done = PgQueryResult;
 
     const BEGIN: &'static str = "BEGIN";
     const ROW_LOCK: &'static str = " FOR UPDATE";

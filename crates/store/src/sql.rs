@@ -23,14 +23,9 @@ use crate::{
 
 /// What one database does its own way; everything else is [`SqlStore`]'s.
 pub(crate) trait Dialect: Send + Sync + 'static {
-    /// The sqlx driver.
-    type Db: Database<Row = Self::Row, Arguments = Self::Arguments, QueryResult = Self::Done>;
-    /// Its rows, read through [`RecordRow`].
-    type Row: RecordRow + Send + Sync;
-    /// Its bound parameters.
-    type Arguments: IntoArguments<Self::Db>;
-    /// What a statement that returns no rows tells.
-    type Done: RowsAffected + Send;
+    /// The sqlx driver: its rows read through [`RecordRow`], its statements tell
+    /// how many rows they changed.
+    type Db: Database<Row: RecordRow, Arguments: IntoArguments<Self::Db>, QueryResult: RowsAffected>;
 
     /// The statement that opens a write transaction (SQLite takes the write lock at
     /// once, so that two writers never deadlock on an upgrade).
@@ -48,7 +43,7 @@ pub(crate) trait Dialect: Send + Sync + 'static {
         writer: &Pool<Self::Db>,
         batch: &[JtiRecord],
         now: i64,
-    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<<Self::Db as Database>::Row>, sqlx::Error>> + Send;
     /// Housekeeping off the write path (see [`Store::maintain`]).
     fn maintain(&self) -> impl Future<Output = StoreResult<()>> + Send;
     /// Closes what the dialect holds beside the two pools.

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteQueryResult, SqliteRow, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteRow, SqliteSynchronous,
 };
 
 use crate::sql::{Dialect, RowsAffected, SqlStore, migrate, migrator};
@@ -26,9 +26,6 @@ pub(crate) struct SqliteDialect {
 
 impl Dialect for SqliteDialect {
     type Db = Sqlite;
-    type Row = SqliteRow;
-    type Arguments = SqliteArguments;
-    type Done = SqliteQueryResult;
 
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const ROW_LOCK: &'static str = "";
