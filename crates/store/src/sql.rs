@@ -151,6 +151,10 @@ fn conflict_as(conflict: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) ->
     }
 }
 
+// The bounds below say the driver executes on its connections and encodes each
+// type the SQL binds. Rust does not carry them over from `Dialect` (they bound
+// other types than its own), so each impl names those it uses; both drivers meet
+// them all.
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D>
 where
