@@ -26,3 +26,17 @@ pub fn pick() -> u16 {
 pub fn taken(output: &str) -> bool {
     output.contains("Address already in use") || output.contains("address already in use")
 }
+
+/// `http://127.0.0.1:PORT` where nothing listens, and nothing will: the port is
+/// bound by a socket that never listens (so a connection is refused) and is kept
+/// for the rest of the test process, so no other program can take it meanwhile.
+pub async fn closed_port_url() -> String {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let addr = socket.local_addr().expect("address");
+    // Held, never listened on, until the test process exits.
+    std::mem::forget(socket);
+    format!("http://{addr}")
+}
