@@ -211,3 +211,32 @@ impl Drop for TestRedis {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{RedisServer, Started};
+
+    /// The start is tried again elsewhere only when the port was taken, which
+    /// `redis-server`'s own words must show.
+    #[tokio::test]
+    async fn a_taken_port_is_told_apart() {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let redis = RedisServer {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            durable: false,
+            port: holder.local_addr().unwrap().port(),
+            url: String::new(),
+        };
+        assert!(matches!(redis.spawn().await, Started::PortTaken));
+        let mut started = RedisServer::start(false).await;
+        assert_ne!(started.port, redis.port);
+        started.kill();
+        started.restart().await;
+        let ping = std::process::Command::new("redis-cli")
+            .args(["-u", &started.url, "PING"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&ping.stdout).trim(), "PONG");
+    }
+}
