@@ -1,145 +1,15 @@
 //! The binary end to end: admin commands on the store of a running `jwtgrant serve`
 //! process, changes taking effect within 5 seconds, SIGTERM, restart, config errors.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::*;
 
-struct ServerProcess {
-    child: Child,
-    url: String,
-}
-
-impl ServerProcess {
-    async fn start(dir: &Path, extra: &[&str]) -> ServerProcess {
-        Self::start_with_env(dir, extra, &[]).await
-    }
-
-    async fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(binary())
-            .args(store_args(dir))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if reqwest::get(format!("{url}/readyz"))
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
-            {
-                return ServerProcess { child, url };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut child = child;
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("server did not become ready");
-    }
-
-    async fn token(&self, assertion: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .post(format!("{}/oauth/token", self.url))
-            .form(&[("grant_type", JWT_BEARER), ("assertion", assertion)])
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An integration allowed application tokens (plus `flags` for `integration create`)
-/// with a generated key: the created integration, its key and the private key's path.
-fn app_integration(dir: &Path, flags: &[&str]) -> (Value, String, std::path::PathBuf) {
-    let mut args = vec![
-        "integration",
-        "create",
-        "--name",
-        "App",
-        "--allow-application-tokens",
-    ];
-    args.extend_from_slice(flags);
-    let created = admin(dir, &args);
-    let ik = created["integration_key"].as_str().unwrap().to_owned();
-    let key = dir.join(format!("{ik}.pem"));
-    admin(
-        dir,
-        &[
-            "integration",
-            "generate-key",
-            &ik,
-            "--out",
-            key.to_str().unwrap(),
-        ],
-    );
-    (created, ik, key)
-}
-
-fn mint(dir: &Path, integration_key: &str, user_id: Option<&str>, key: &Path, aud: &str) -> String {
-    mint_with(dir, integration_key, user_id, key, aud, &[])
-}
-
-/// [`mint`] with more `jwtgrant assertion` flags (`--lifetime`, `--no-jti`, ...).
-fn mint_with(
-    dir: &Path,
-    integration_key: &str,
-    user_id: Option<&str>,
-    key: &Path,
-    aud: &str,
-    flags: &[&str],
-) -> String {
-    let mut command = Command::new(binary());
-    command
-        .args([
-            "assertion",
-            "--integration-key",
-            integration_key,
-            "--aud",
-            aud,
-        ])
-        .arg("--key")
-        .arg(key);
-    if let Some(user) = user_id {
-        command.args(["--user-id", user]);
-    }
-    let output = command.args(flags).current_dir(dir).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
 /// Sends fresh assertions until one is refused, returning how long that took.
-async fn seconds_until_refused(server: &ServerProcess, mint: impl Fn() -> String) -> (f64, Value) {
+async fn seconds_until_refused(server: &Serving, mint: impl Fn() -> String) -> (f64, Value) {
     let start = Instant::now();
     loop {
         let (status, body) = server.token(&mint()).await;
@@ -155,7 +25,7 @@ async fn seconds_until_refused(server: &ServerProcess, mint: impl Fn() -> String
 }
 
 /// Sends fresh assertions until one is accepted (a change undone within 5 s).
-async fn until_accepted(server: &ServerProcess, mint: impl Fn() -> String) -> String {
+async fn until_accepted(server: &Serving, mint: impl Fn() -> String) -> String {
     let start = Instant::now();
     loop {
         let assertion = mint();
@@ -189,7 +59,7 @@ async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
     // A fixed public URL, so that assertions minted before a restart (on another
     // port) still name an accepted audience.
     const PUBLIC: [&str; 2] = ["--public-url", "http://jwtgrant.test"];
-    let server = ServerProcess::start(dir, &PUBLIC).await;
+    let server = serve_store(dir, &PUBLIC).await;
     let host = "jwtgrant.test".to_owned();
 
     let integration = admin(
@@ -412,7 +282,7 @@ async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
     let jwks_before = get_json(format!("{}/oauth/jwks", server.url), None).await.1;
     let status = server.terminate();
     assert!(status.success(), "exit status {status:?}");
-    let server = ServerProcess::start(dir, &PUBLIC).await;
+    let server = serve_store(dir, &PUBLIC).await;
     let (status, body) = server.token(&used).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
@@ -438,7 +308,7 @@ async fn readme_flow_then_revocations_within_five_seconds_then_restart() {
 async fn require_jti_from_the_command_line() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let server = ServerProcess::start(dir, &["--public-url", "http://jwtgrant.test"]).await;
+    let server = serve_store(dir, &["--public-url", "http://jwtgrant.test"]).await;
     let (created, ik, key) = app_integration(dir, &["--require-jti"]);
     assert_eq!(created["require_jti"], true);
     let mint = |extra: &[&str]| mint_with(dir, &ik, None, &key, "jwtgrant.test", extra);
@@ -472,7 +342,7 @@ fn token_kid(token: &str) -> String {
 async fn keys_rotate_keeps_the_servers_algorithm_and_signs_after_the_delay() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let server = ServerProcess::start(
+    let server = serve_store(
         dir,
         &[
             "--access-token-alg",
@@ -493,7 +363,8 @@ async fn keys_rotate_keeps_the_servers_algorithm_and_signs_after_the_delay() {
     let first = signed_by().await;
 
     // No --alg: the kind of the key signing now. The delay from the environment.
-    let output = Command::new(binary())
+    let output = binary()
+        .command()
         .args(store_args(dir))
         .args(["keys", "rotate", "--json"])
         .env("JWTGRANT_KEY_ROTATION_DELAY_SECS", "3")
@@ -528,7 +399,7 @@ async fn sigterm_and_ctrl_c_let_the_request_in_flight_finish() {
     let dir = data.path();
     let (_, ik, key) = app_integration(dir, &[]);
     for signal in ["-TERM", "-INT"] {
-        let server = ServerProcess::start(dir, &["--public-url", "http://jwtgrant.test"]).await;
+        let server = serve_store(dir, &["--public-url", "http://jwtgrant.test"]).await;
         let assertion = mint(dir, &ik, None, &key, "jwtgrant.test");
         let body = format!("grant_type={JWT_BEARER}&assertion={assertion}");
         let (head, tail) = body.split_at(body.len() / 2);
@@ -549,7 +420,7 @@ async fn sigterm_and_ctrl_c_let_the_request_in_flight_finish() {
             .unwrap();
         // The request is in flight (half its body sent) when the signal comes.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let pid = server.child.id().to_string();
+        let pid = server.pid().to_string();
         assert!(
             Command::new("kill")
                 .args([signal, &pid])
@@ -577,7 +448,7 @@ async fn sigterm_and_ctrl_c_let_the_request_in_flight_finish() {
         assert!(answer.contains("\"access_token\""), "{signal}: {answer}");
         drop(stream);
         let mut server = server;
-        let status = server.child.wait().unwrap();
+        let status = server.wait();
         assert!(status.success(), "{signal}: exit status {status:?}");
     }
 }
@@ -586,7 +457,7 @@ async fn sigterm_and_ctrl_c_let_the_request_in_flight_finish() {
 async fn keys_rotate_publishes_a_new_key() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let server = ServerProcess::start(dir, &[]).await;
+    let server = serve_store(dir, &[]).await;
     let jwks = || async {
         reqwest::get(format!("{}/oauth/jwks", server.url))
             .await
@@ -624,7 +495,8 @@ fn admin_errors_are_clear_and_change_nothing() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
     let run = |args: &[&str]| {
-        Command::new(binary())
+        binary()
+            .command()
             .args(store_args(dir))
             .args(args)
             .output()
@@ -708,7 +580,7 @@ async fn flags_win_over_the_environment_which_wins_over_the_config_file() {
     )
     .unwrap();
     let (_, ik, key) = app_integration(dir, &[]);
-    let server = ServerProcess::start_with_env(
+    let server = serve_store_with_env(
         dir,
         &[
             "--config",
@@ -768,7 +640,8 @@ fn bad_configuration_is_refused_at_start_naming_the_field() {
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("jwtgrant.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_port = 9\n").unwrap();
-    let out = Command::new(binary())
+    let out = binary()
+        .command()
         .arg("--config")
         .arg(&config)
         .arg("serve")
@@ -778,7 +651,8 @@ fn bad_configuration_is_refused_at_start_naming_the_field() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_port"));
 
     std::fs::write(&config, "clock_leeway_secs = 100000\n").unwrap();
-    let out = Command::new(binary())
+    let out = binary()
+        .command()
         .arg("--config")
         .arg(&config)
         .arg("serve")
@@ -786,7 +660,8 @@ fn bad_configuration_is_refused_at_start_naming_the_field() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("clock_leeway_secs"));
 
-    let out = Command::new(binary())
+    let out = binary()
+        .command()
         .arg("--data-dir")
         .arg(data.path())
         .arg("serve")
@@ -796,7 +671,8 @@ fn bad_configuration_is_refused_at_start_naming_the_field() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("access_token_alg"));
 
-    let out = Command::new(binary())
+    let out = binary()
+        .command()
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent.pem"])
         .output()

@@ -909,7 +909,7 @@ async fn metadata_lists_the_flow() {
 
 #[tokio::test]
 async fn with_redis_failed_sign_ins_are_counted_where_every_instance_sees_them() {
-    let redis = crate::redis::TestRedis::start().await;
+    let redis = TestRedis::start().await;
     let flow = Flow::on(TestServer::start_with(redis.config()).await).await;
     let mut browser = Browser::new();
     let mut page = browser.get(&flow.auth_url(&flow.confidential, &[])).await;

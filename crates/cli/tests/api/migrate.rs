@@ -6,102 +6,20 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, jwtgrant, run, serve_until_ready};
-
-/// The PostgreSQL server to create databases on, or `None` with a note.
-fn database_server(test: &str) -> Option<String> {
-    match std::env::var("JWTGRANT_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "note: {test} not run: set JWTGRANT_TEST_DATABASE_URL=postgres://... (as .ci/run does)"
-            );
-            None
-        }
-    }
-}
-
-/// An empty database of this test's own, dropped when this goes out of scope.
-struct FreshDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl FreshDatabase {
-    async fn create(server: &str) -> FreshDatabase {
-        let name = format!("jg_mig_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(server).await.expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        admin.close().await;
-        let (prefix, _) = server.rsplit_once('/').expect("database URL");
-        FreshDatabase {
-            server: server.to_owned(),
-            url: format!("{prefix}/{name}"),
-            name,
-        }
-    }
-
-    /// The migration versions recorded as applied.
-    async fn applied(&self) -> Vec<i64> {
-        let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
-        let recorded: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        let applied = if recorded {
-            sqlx::query_scalar(
-                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-        } else {
-            Vec::new()
-        };
-        pool.close().await;
-        applied
-    }
-}
-
-impl Drop for FreshDatabase {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&server).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
+use crate::support::{TestDatabase, database_server, jwtgrant, run, serve_until_ready};
 
 #[tokio::test]
 async fn serve_no_migrate_refuses_a_fresh_database_until_migrate_runs() {
     let Some(server) = database_server("serve_no_migrate_refuses_a_fresh_database") else {
         return;
     };
-    let db = FreshDatabase::create(&server).await;
+    let db = TestDatabase::create(&server).await;
     let dir = tempfile::tempdir().unwrap();
 
     // Not migrated, migrations off: serve stops at once and says what to run.
     let mut command = jwtgrant(dir.path());
     command.args(["--database", &db.url, "serve", "--no-migrate", "--listen"]);
-    command.arg(format!("127.0.0.1:{}", free_port()));
+    command.arg("127.0.0.1:0");
     let started = Instant::now();
     let refused = tokio::task::spawn_blocking(move || run(command))
         .await
@@ -152,7 +70,7 @@ async fn the_database_comes_from_the_environment() {
     let Some(server) = database_server("the_database_comes_from_the_environment") else {
         return;
     };
-    let db = FreshDatabase::create(&server).await;
+    let db = TestDatabase::create(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let mut command = jwtgrant(dir.path());
     command.env("JWTGRANT_DATABASE_URL", &db.url).arg("migrate");
@@ -181,7 +99,7 @@ async fn the_database_comes_from_the_config_file() {
     let Some(server) = database_server("the_database_comes_from_the_config_file") else {
         return;
     };
-    let db = FreshDatabase::create(&server).await;
+    let db = TestDatabase::create(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("jwtgrant.toml");
     std::fs::write(
@@ -192,11 +110,10 @@ async fn the_database_comes_from_the_config_file() {
 
     // migrate_on_start = false in the file: serve refuses the fresh database.
     let mut command = jwtgrant(dir.path());
-    command.arg("--config").arg(&config).args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-    ]);
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"]);
     let refused = run(command);
     assert!(!refused.status.success(), "served an unmigrated database");
     assert!(

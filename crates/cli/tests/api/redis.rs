@@ -4,7 +4,6 @@
 //! `JWTGRANT_TEST_REDIS_URL` (as `.ci/run` sets it), each under a key prefix of its
 //! own, or else start one too.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use jwtgrant_server::RawConfig;
@@ -12,132 +11,6 @@ use jwtgrant_store::{NewIntegration, Store};
 use serde_json::json;
 
 use crate::support::*;
-
-pub(crate) struct RedisServer {
-    child: Child,
-    pub(crate) url: String,
-}
-
-impl RedisServer {
-    pub(crate) async fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian's redis-server package)");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return RedisServer {
-                    child,
-                    url: format!("redis://127.0.0.1:{port}"),
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let mut child = child;
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start");
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-pub(crate) fn with_redis(url: &str) -> RawConfig {
-    RawConfig {
-        redis: Some(url.to_owned()),
-        ..Default::default()
-    }
-}
-
-/// A Redis for one test that does not stop it: the shared one named by
-/// `JWTGRANT_TEST_REDIS_URL`, or a redis-server of the test's own. Either way the
-/// servers use a key prefix of this test's own, and its keys are deleted at the end.
-pub(crate) struct TestRedis {
-    pub(crate) url: String,
-    pub(crate) prefix: String,
-    own: Option<RedisServer>,
-}
-
-impl TestRedis {
-    pub(crate) async fn start() -> TestRedis {
-        let prefix = format!("jgtest:{}:", uuid::Uuid::new_v4().simple());
-        match std::env::var("JWTGRANT_TEST_REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => TestRedis {
-                url,
-                prefix,
-                own: None,
-            },
-            _ => {
-                let own = RedisServer::start().await;
-                TestRedis {
-                    url: own.url.clone(),
-                    prefix,
-                    own: Some(own),
-                }
-            }
-        }
-    }
-
-    /// Server settings using this Redis under this test's prefix.
-    pub(crate) fn config(&self) -> RawConfig {
-        RawConfig {
-            redis_key_prefix: Some(self.prefix.clone()),
-            ..with_redis(&self.url)
-        }
-    }
-
-    /// Runs a redis-cli command against it; returns its output.
-    pub(crate) fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-u", &self.url])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        // Keys of this test only; a Redis of the test's own goes away anyway.
-        if self.own.is_none() {
-            self.cli(&[
-                "EVAL",
-                "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end",
-                "0",
-                &format!("{}*", self.prefix),
-            ]);
-        }
-    }
-}
 
 #[tokio::test]
 async fn the_jti_is_kept_in_redis_with_its_expiry() {
@@ -228,14 +101,14 @@ async fn concurrent_copies_get_one_token_with_redis() {
 
 #[tokio::test]
 async fn redis_stopped_means_503_never_a_token() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start(false).await;
     let f = Fixture::with(
         TestServer::start_with(with_redis(&redis.url)).await,
         IntegrationSpec::default(),
     )
     .await;
     assert_eq!(f.token_for(&f.claims()).await.0, 200);
-    redis.stop();
+    redis.kill();
     let (status, body) = f.token_for(&f.claims()).await;
     assert_eq!(
         (status, oauth_error(&body).0),

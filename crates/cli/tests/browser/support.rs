@@ -1,19 +1,20 @@
 //! Test support for the page tests: one test at a time, the real `jwtgrant serve`
-//! on a loopback port over a SQLite data directory, fixtures made with the real
+//! (the kit's: on a port it picks) over a SQLite data directory, fixtures made with the real
 //! admin commands, a redirect listener standing in for the client application, and
 //! the browser (or a skip when there is no `chromedriver`).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jwtgrant_testkit::{Admin, Jwtgrant, Serving, serve_until_ready};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::webdriver::{Browser, ChromeDriver, Element, Viewport, locate_chromedriver};
 
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub use jwtgrant_testkit::JWT_BEARER;
 
 /// The integration's name, as the consent page must show it.
 pub const INTEGRATION_NAME: &str = "Acme Contract Signer";
@@ -27,145 +28,28 @@ pub const SCOPES: [&str; 2] = ["signature", "impersonation"];
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The `jwtgrant` binary built for these tests.
-pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_jwtgrant"))
+pub fn binary() -> Jwtgrant {
+    Jwtgrant::at(env!("CARGO_BIN_EXE_jwtgrant"))
 }
 
-/// A `jwtgrant` command with no `JWTGRANT_*` variable of the test's environment.
-fn jwtgrant_command() -> Command {
-    let mut command = Command::new(binary());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("JWTGRANT_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
-/// Runs an admin command on `data_dir` to completion, `stdin` fed to it; panics
-/// with its stderr when it fails. Returns stdout.
-pub fn run(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = jwtgrant_command()
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run jwtgrant");
-    if let Some(input) = stdin {
-        use std::io::Write as _;
-        let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(input.as_bytes()).expect("write stdin");
-    }
-    let output = child.wait_with_output().expect("jwtgrant output");
-    assert!(
-        output.status.success(),
-        "jwtgrant {args:?} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+/// The admin commands on `data_dir`.
+fn admin_on(data_dir: &Path) -> Admin {
+    let mut store = vec![OsString::from("--data-dir")];
+    store.push(data_dir.into());
+    Admin::new(&binary(), store)
 }
 
 /// Runs an admin command with `--json` and parses its one JSON object.
 pub fn admin(data_dir: &Path, args: &[&str]) -> Value {
-    let mut with_json = args.to_vec();
-    with_json.push("--json");
-    let stdout = run(data_dir, &with_json, None);
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("jwtgrant {args:?}: not JSON ({e}): {stdout}"))
+    admin_on(data_dir).json(args)
 }
 
-/// `jwtgrant serve` on a loopback port over a data directory of its own.
-pub struct Server {
-    child: Option<Child>,
-    /// `http://127.0.0.1:PORT`, also the public URL.
-    pub url: String,
-    /// `127.0.0.1:PORT`, the audience assertions name.
-    pub host: String,
-    log: PathBuf,
-}
-
-impl Server {
-    pub async fn start(data_dir: &Path, log_dir: &Path, http: &reqwest::Client) -> Server {
-        let port = free_port();
-        let host = format!("127.0.0.1:{port}");
-        let url = format!("http://{host}");
-        let log = log_dir.join("serve.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = jwtgrant_command()
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["serve", "--listen", &host, "--public-url", &url])
-            .args(["--registry-poll-ms", "100"])
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("jwtgrant serve");
-        let mut server = Server {
-            child: Some(child),
-            url,
-            host,
-            log,
-        };
-        let start = Instant::now();
-        loop {
-            let ready = http
-                .get(format!("{}/readyz", server.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 200);
-            if ready {
-                return server;
-            }
-            let exited = server
-                .child
-                .as_mut()
-                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
-            if exited || start.elapsed() > Duration::from_secs(30) {
-                server.stop();
-                panic!(
-                    "jwtgrant serve not ready (exited: {exited}); log:\n{}",
-                    server.log_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A loopback port nothing listens on (now).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// `jwtgrant serve` on a port of its own over `data_dir`, its log in `log_dir`;
+/// its public URL is the one it listens on.
+async fn serve(data_dir: &Path, log_dir: &Path) -> Serving {
+    let mut command = binary().command();
+    command.arg("--data-dir").arg(data_dir);
+    serve_until_ready(command, log_dir, &["--registry-poll-ms", "100"]).await
 }
 
 /// The client application's side of the redirect: answers every GET with a small
@@ -293,62 +177,20 @@ pub struct Fixture {
 
 impl Fixture {
     fn create(data_dir: &Path, redirect_uri: &str) -> Fixture {
-        let integration = admin(
-            data_dir,
-            &[
-                "integration",
-                "create",
-                "--name",
-                INTEGRATION_NAME,
-                "--redirect-uri",
-                redirect_uri,
-            ],
-        );
-        let integration_key = integration["integration_key"]
-            .as_str()
-            .expect("integration_key")
-            .to_owned();
+        let admin = admin_on(data_dir);
+        let integration_key =
+            admin.create_integration(&["--name", INTEGRATION_NAME, "--redirect-uri", redirect_uri]);
         let key_file = data_dir.join("integration.pem");
-        admin(
-            data_dir,
-            &[
-                "integration",
-                "generate-key",
-                &integration_key,
-                "--alg",
-                "RS256",
-                "--out",
-                key_file.to_str().expect("UTF-8 path"),
-            ],
-        );
-        let secret = admin(data_dir, &["integration", "set-secret", &integration_key]);
+        admin.generate_key(&integration_key, Some("RS256"), &key_file);
+        let secret = admin.json(&["integration", "set-secret", &integration_key]);
         let client_secret = secret["client_secret"]
             .as_str()
             .expect("client_secret")
             .to_owned();
-        let user = admin(
-            data_dir,
-            &["user", "create", "--email", USER_EMAIL, "--name", USER_NAME],
-        );
-        let user_id = user["user_id"].as_str().expect("user_id").to_owned();
-        run(
-            data_dir,
+        let user_id = admin.create_user(USER_EMAIL, USER_NAME);
+        admin.run(
             &["user", "set-password", &user_id],
             Some(&format!("{PASSWORD}\n")),
-        );
-        admin(
-            data_dir,
-            &[
-                "account",
-                "create",
-                "--user",
-                &user_id,
-                "--name",
-                "Ada's account",
-                "--base-uri",
-                "https://demo.example.com",
-                "--default",
-            ],
         );
         Fixture {
             integration_key,
@@ -364,7 +206,7 @@ impl Fixture {
 pub struct Harness {
     pub browser: Browser,
     _driver: ChromeDriver,
-    pub server: Server,
+    pub server: Serving,
     pub listener: RedirectListener,
     pub fixture: Fixture,
     pub http: reqwest::Client,
@@ -403,7 +245,7 @@ impl Harness {
             .build()
             .expect("HTTP client");
         let listener = RedirectListener::start().await;
-        let server = Server::start(&data_dir, dir.path(), &http).await;
+        let server = serve(&data_dir, dir.path()).await;
         let fixture = Fixture::create(&data_dir, &listener.redirect_uri);
         let driver = ChromeDriver::start(&chromedriver, dir.path()).await;
         let browser = driver.session(viewport).await;
@@ -471,23 +313,14 @@ impl Harness {
 
     /// A fresh assertion for the fixture's user, minted by `jwtgrant assertion`.
     pub fn assertion(&self) -> String {
-        run(
+        binary().mint(
             &self.data_dir(),
-            &[
-                "assertion",
-                "--integration-key",
-                &self.fixture.integration_key,
-                "--user-id",
-                &self.fixture.user_id,
-                "--key",
-                self.fixture.key_file.to_str().expect("UTF-8 path"),
-                "--aud",
-                &self.server.host,
-            ],
-            None,
+            &self.fixture.integration_key,
+            Some(&self.fixture.user_id),
+            &self.fixture.key_file,
+            &self.server.host(),
+            &[],
         )
-        .trim()
-        .to_owned()
     }
 
     /// POSTs a form to `/oauth/token`, with HTTP Basic client authentication when

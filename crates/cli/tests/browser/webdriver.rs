@@ -1,5 +1,5 @@
 //! A small W3C WebDriver client over reqwest: a `chromedriver` process of the test's
-//! own on a loopback port, one headless Chromium session per test, and the handful
+//! own on a loopback port it picks, one headless Chromium session per test, and the handful
 //! of commands the page tests use (navigate, find, type, click, read, screenshot).
 
 use std::io::{Read as _, Write as _};
@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use jwtgrant_testkit::log::Output;
 use serde_json::{Value, json};
 
 /// The key W3C WebDriver puts an element reference under.
@@ -67,7 +68,7 @@ impl Viewport {
     }
 }
 
-/// A `chromedriver` process on a free loopback port, killed on drop.
+/// A `chromedriver` process on a loopback port it picked, killed on drop.
 pub struct ChromeDriver {
     child: Option<Child>,
     url: String,
@@ -76,32 +77,51 @@ pub struct ChromeDriver {
 }
 
 impl ChromeDriver {
-    /// Starts `path --port=P` and waits until `/status` says it is ready.
+    /// Starts `path --port=0`, reads the port it took from what it prints, and waits
+    /// until `/status` says it is ready.
     pub async fn start(path: &Path, log_dir: &Path) -> ChromeDriver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let log = log_dir.join("chromedriver.log");
+        let said = log_dir.join("chromedriver.out");
         let file = std::fs::File::create(&log).expect("chromedriver log file");
-        let child = Command::new(path)
-            .arg(format!("--port={port}"))
+        let out = std::fs::File::create(&said).expect("chromedriver output file");
+        let mut child = Command::new(path)
+            .arg("--port=0")
             .arg(format!("--log-path={}", log.display()))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+        let start = Instant::now();
+        let said = Output::from_now(&said);
+        let port = said
+            .wait_for(&mut child, Duration::from_secs(20), |line| {
+                line.strip_prefix("ChromeDriver was started successfully on port ")?
+                    .trim_end_matches('.')
+                    .parse::<u16>()
+                    .ok()
+            })
+            .await;
         let mut driver = ChromeDriver {
             child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
+            url: String::new(),
             log,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(90))
                 .build()
                 .expect("HTTP client"),
         };
-        let start = Instant::now();
+        match port {
+            Ok(port) => driver.url = format!("http://127.0.0.1:{port}"),
+            Err(gave) => {
+                driver.stop();
+                panic!(
+                    "chromedriver said no port ({gave:?}): {}\nlog:\n{}",
+                    said.text(),
+                    driver.log_text()
+                );
+            }
+        }
         loop {
             if driver.ready().await {
                 return driver;

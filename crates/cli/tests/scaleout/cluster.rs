@@ -1,6 +1,6 @@
 //! Three `jwtgrant serve` processes on three ports sharing one PostgreSQL database
-//! (and, in the second test, one Redis), all with the first one's URL as their
-//! public URL, as instances behind one load balancer would be: one issuer, one
+//! (and, in the second test, one Redis), all with one public URL (a load balancer's),
+//! as instances behind it would be: one issuer, one
 //! replay record, one registry, one set of signing keys, kept encrypted in the
 //! database under the master key every instance is given.
 
@@ -49,8 +49,7 @@ async fn three_instances(server: &str, with_redis: bool) {
     };
     let dir = tempfile::tempdir().unwrap();
     let http = http();
-    let ports = free_ports(3);
-    let issuer = format!("http://127.0.0.1:{}", ports[0]);
+    let issuer = PUBLIC_URL.to_owned();
     let aud = issuer.trim_start_matches("http://").to_owned();
     let mut extra = vec!["--public-url".to_owned(), issuer.clone()];
     if let Some(redis) = &redis {
@@ -60,13 +59,7 @@ async fn three_instances(server: &str, with_redis: bool) {
 
     // All three at once on the empty database, as a fresh deployment starts them.
     let started = Instant::now();
-    let mut instances: Vec<Instance> = ports
-        .iter()
-        .map(|port| Instance::spawn_with_env(&db.url, *port, &extra, &sealed, dir.path()))
-        .collect();
-    for instance in &mut instances {
-        instance.wait_ready(&http, Duration::from_secs(60)).await;
-    }
+    let instances = start_instances(3, &db.url, &extra, &sealed, dir.path()).await;
     let ready_after = started.elapsed();
 
     // Registered through the admin commands after the instances started.

@@ -25,17 +25,10 @@ async fn postgresql_stopped_under_load_then_restarted() {
     let db = TestDatabase::create(&cluster.url()).await;
     let dir = tempfile::tempdir().unwrap();
     let http = http();
-    let ports = free_ports(2);
-    let issuer = format!("http://127.0.0.1:{}", ports[0]);
+    let issuer = PUBLIC_URL.to_owned();
     let aud = issuer.trim_start_matches("http://").to_owned();
     let extra = ["--public-url".to_owned(), issuer.clone()];
-    let mut instances: Vec<Instance> = ports
-        .iter()
-        .map(|port| Instance::spawn(&db.url, *port, &extra, dir.path()))
-        .collect();
-    for instance in &mut instances {
-        instance.wait_ready(&http, Duration::from_secs(60)).await;
-    }
+    let instances = start_instances(2, &db.url, &extra, &[], dir.path()).await;
     let reg = Arc::new(Registration::create(&db.url, dir.path()).await);
     wait_serving(&http, &instances, &reg, &aud, Duration::from_secs(5)).await;
 
@@ -94,8 +87,7 @@ async fn redis_stopped_under_load_then_restarted() {
     let redis = RedisServer::start(true).await;
     let dir = tempfile::tempdir().unwrap();
     let http = http();
-    let ports = free_ports(2);
-    let issuer = format!("http://127.0.0.1:{}", ports[0]);
+    let issuer = PUBLIC_URL.to_owned();
     let aud = issuer.trim_start_matches("http://").to_owned();
     let extra = [
         "--public-url".to_owned(),
@@ -103,13 +95,7 @@ async fn redis_stopped_under_load_then_restarted() {
         "--redis".to_owned(),
         redis.url.clone(),
     ];
-    let mut instances: Vec<Instance> = ports
-        .iter()
-        .map(|port| Instance::spawn(&db.url, *port, &extra, dir.path()))
-        .collect();
-    for instance in &mut instances {
-        instance.wait_ready(&http, Duration::from_secs(60)).await;
-    }
+    let instances = start_instances(2, &db.url, &extra, &[], dir.path()).await;
     let reg = Arc::new(Registration::create(&db.url, dir.path()).await);
     wait_serving(&http, &instances, &reg, &aud, Duration::from_secs(5)).await;
     let used = reg.assertion(&aud);

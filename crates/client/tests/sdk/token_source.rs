@@ -89,9 +89,10 @@ async fn application_token_has_the_integration_as_subject() {
 async fn every_key_type_and_algorithm() {
     let server = TestServer::start().await;
     let first = key_file("rsa-2048-pkcs1.pem");
-    let (integration_key, _) =
-        add_integration(&server, IntegrationSpec::default(), first.signing_key()).await;
-    let user_id = add_user(&server, Some(&integration_key)).await;
+    let (integration_key, _) = server
+        .add_integration(IntegrationSpec::applications(), first.signing_key())
+        .await;
+    let user_id = server.add_user(Some(&integration_key)).await;
 
     // A private JWK whose `kid` is the one it is registered under (its thumbprint).
     let ed = SigningKey::generate(JwsAlgorithm::EdDsa, 0).unwrap();
@@ -121,7 +122,7 @@ async fn every_key_type_and_algorithm() {
     for (key, alg) in cases {
         let kid = key.public_key().thumbprint().to_owned();
         if !registered.contains(&kid) {
-            add_key(&server, &integration_key, key.signing_key()).await;
+            server.add_key(&integration_key, key.signing_key()).await;
             registered.push(kid.clone());
         }
         // Half the cases name their key, half leave the server to try each key.
@@ -448,7 +449,7 @@ async fn invalid_grant_is_not_retried() {
 #[tokio::test]
 async fn consent_required_carries_the_consent_url() {
     let f = Fixture::new().await;
-    let stranger = add_user(&f.server, None).await;
+    let stranger = f.server.add_user(None).await;
     let source = Jwtgrant::new(&f.server.url)
         .unwrap()
         .token_source(&f.integration_key, f.key.clone())
