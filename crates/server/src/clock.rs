@@ -1,13 +1,80 @@
-//! The adapters' clock: Unix seconds for the core, and RFC 3339 for display.
+//! The adapters' clock: the [`Clock`] every server path reads `now` from (held in
+//! the app state, so tests can move it), and RFC 3339 for display.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch by the system clock, for code that runs without a
+/// server (the admin commands). Server paths read [`Clock::now`] instead.
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// Marks a clock that follows the system time (no pinned instant).
+const FOLLOWS_SYSTEM: i64 = i64::MIN;
+
+/// Where a server reads the time, in Unix seconds. Cloning shares it: the app
+/// state, the registry and the background tasks read the same clock.
+///
+/// It follows the system clock unless moved. A test moves it with
+/// [`Clock::advance`] (time jumps forward and goes on running) or pins it with
+/// [`Clock::set`] (time stands until set or advanced again); nothing in the server
+/// moves it.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    shared: Arc<Readings>,
+}
+
+#[derive(Debug)]
+struct Readings {
+    /// Seconds added to the system time.
+    offset: AtomicI64,
+    /// The pinned instant, or [`FOLLOWS_SYSTEM`].
+    pinned: AtomicI64,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock {
+            shared: Arc::new(Readings {
+                offset: AtomicI64::new(0),
+                pinned: AtomicI64::new(FOLLOWS_SYSTEM),
+            }),
+        }
+    }
+
+    /// Now, in seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        match self.shared.pinned.load(Ordering::Relaxed) {
+            FOLLOWS_SYSTEM => now().saturating_add(self.shared.offset.load(Ordering::Relaxed)),
+            pinned => pinned,
+        }
+    }
+
+    /// Moves the clock `secs` forward (backward when negative).
+    pub fn advance(&self, secs: i64) {
+        let readings = &self.shared;
+        let moved = readings
+            .pinned
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |pinned| {
+                (pinned != FOLLOWS_SYSTEM).then(|| pinned.saturating_add(secs))
+            });
+        if moved.is_err() {
+            readings.offset.fetch_add(secs, Ordering::Relaxed);
+        }
+    }
+
+    /// Pins the clock at `unix` seconds: it reads that until moved again.
+    pub fn set(&self, unix: i64) {
+        self.shared
+            .pinned
+            .store(unix.max(FOLLOWS_SYSTEM + 1), Ordering::Relaxed);
+    }
 }
 
 /// Formats Unix seconds as RFC 3339 UTC, e.g. `2026-11-25T18:01:16Z`.
@@ -34,10 +101,36 @@ pub fn rfc3339(unix: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::Clock;
+
     #[test]
     fn formats_known_instants() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_629_676), "2026-11-25T18:01:16Z");
+    }
+
+    #[test]
+    fn follows_the_system_until_moved() {
+        let clock = Clock::system();
+        let before = super::now();
+        let read = clock.now();
+        assert!(read >= before && read <= super::now());
+
+        let shared = clock.clone();
+        shared.advance(3600);
+        let read = clock.now();
+        assert!(read >= before + 3600 && read <= super::now() + 3600);
+    }
+
+    #[test]
+    fn a_set_clock_stands_and_advances() {
+        let clock = Clock::system();
+        clock.set(1_000);
+        assert_eq!(clock.now(), 1_000);
+        clock.advance(5);
+        assert_eq!(clock.now(), 1_005);
+        clock.advance(-10);
+        assert_eq!(clock.now(), 995);
     }
 }

@@ -13,6 +13,7 @@ use jwtgrant_core::model::{Consent, Integration, IntegrationKey};
 use jwtgrant_core::{PublicKey, User};
 use jwtgrant_store::{AccountRecord, IntegrationRecord, Store, StoreResult, UserRecord};
 
+use crate::clock::Clock;
 use crate::sealing::KeySealer;
 use crate::signing::{SigningKeyError, load_keyring};
 
@@ -55,6 +56,8 @@ pub struct Registry {
     /// False from a failed poll until a successful one: while the store does not
     /// answer, no grant is issued from cached data alone.
     store_reachable: std::sync::atomic::AtomicBool,
+    /// The server's clock: revocations of expired tokens are forgotten by it.
+    clock: Clock,
 }
 
 impl Registry {
@@ -62,6 +65,7 @@ impl Registry {
     pub async fn load(
         store: Arc<dyn Store>,
         sealer: Arc<KeySealer>,
+        clock: Clock,
     ) -> Result<Self, SigningKeyError> {
         let version = store.registry_version().await?;
         let keyring = load_keyring(store.as_ref(), &sealer).await?;
@@ -74,6 +78,7 @@ impl Registry {
             revoked: RwLock::new(HashMap::new()),
             revoked_seq: tokio::sync::Mutex::new(0),
             store_reachable: std::sync::atomic::AtomicBool::new(true),
+            clock,
         };
         registry.poll_revocations().await?;
         Ok(registry)
@@ -97,7 +102,7 @@ impl Registry {
                 break;
             }
         }
-        let now = crate::clock::now();
+        let now = self.clock.now();
         if let Ok(mut revoked) = self.revoked.write() {
             revoked.retain(|_, expires_at| *expires_at + 3600 > now);
         }

@@ -10,7 +10,6 @@ use jwtgrant_core::JwsAlgorithm;
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::AuthorizationServerMetadata;
 
-use crate::clock;
 use crate::state::AppState;
 
 /// The metadata document.
@@ -63,7 +62,7 @@ pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     let set = state
         .registry
         .keyring()
-        .jwks(clock::now(), state.key_retirement_secs());
+        .jwks(state.clock.now(), state.key_retirement_secs());
     let mut response = Json(set).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
