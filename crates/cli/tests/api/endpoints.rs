@@ -175,6 +175,47 @@ async fn metadata_jwks_health_and_metrics() {
 }
 
 #[tokio::test]
+async fn metadata_claims_only_what_works() {
+    let f = Fixture::new().await;
+    let spec = |scopes: &[&str]| IntegrationSpec {
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        ..IntegrationSpec::default()
+    };
+    let store = f.server.store.as_ref();
+    add_integration(
+        store,
+        spec(&["extended", "admin_read", "signature"]),
+        &f.key,
+    )
+    .await;
+    let (disabled, _) = add_integration(store, spec(&["only_when_enabled"]), &f.key).await;
+    store
+        .set_integration_active(&disabled, false)
+        .await
+        .unwrap();
+    f.server.refresh().await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let metadata: Value = f.server.get(path).await.json().await.unwrap();
+        assert_eq!(
+            metadata["scopes_supported"],
+            json!(["admin_read", "extended", "impersonation", "signature"]),
+            "{path}: the default scopes and the active integrations', sorted"
+        );
+        // No signed client authentication and no ID token exist yet.
+        for absent in [
+            "token_endpoint_auth_signing_alg_values_supported",
+            "id_token_signing_alg_values_supported",
+        ] {
+            assert!(metadata.get(absent).is_none(), "{path} claims {absent}");
+        }
+        assert_eq!(metadata["subject_types_supported"], json!(["public"]));
+    }
+}
+
+#[tokio::test]
 async fn configured_algorithms_sign_access_tokens() {
     for alg in ["RS256", "EdDSA"] {
         let server = TestServer::start_with(RawConfig {
