@@ -113,7 +113,8 @@ async fn expired_access_tokens_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Two seconds later by the server's clock: past the one-second lifetime.
+    f.server.state.clock.advance(2);
     let response = f
         .server
         .http
@@ -282,7 +283,8 @@ async fn rotated_key_is_published_at_once_and_signs_after_its_delay() {
         "not signing before its time"
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    // Three seconds later by the server's clock: past the new key's delay.
+    f.server.state.clock.advance(3);
     assert_eq!(kid_of(&access_token(&f).await), new_kid);
     let response = f
         .server
