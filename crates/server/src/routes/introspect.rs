@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::client_auth::ClientAuthError;
 use serde_json::{Value, json};
@@ -19,6 +19,7 @@ use crate::client_auth::authenticate_client;
 use crate::credentials::token_hash;
 use crate::error::{RequestError, TokenEndpointError};
 use crate::form::Form;
+use crate::routes::no_store;
 use crate::routes::userinfo::verify_access_token;
 use crate::state::AppState;
 
@@ -148,11 +149,4 @@ async fn revocation(
     }
     // Unknown, expired or already revoked: nothing to do, and RFC 7009 says 200.
     Ok(())
-}
-
-fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }

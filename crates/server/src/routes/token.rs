@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, ExtensionRejection};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::JwtGrantResponse;
@@ -18,6 +18,7 @@ use crate::client_auth::code_flow_client;
 use crate::error::{RequestError, TokenEndpointError};
 use crate::form::Form;
 use crate::grants;
+use crate::routes::no_store;
 use crate::state::AppState;
 use crate::token_request::{
     AuthorizationCodeRequest, JwtBearerRequest, RefreshTokenRequest, grant_type,
@@ -37,11 +38,7 @@ pub async fn token(
     match result {
         Ok((grant, issued)) => {
             state.metrics.grant_issued(grant);
-            let mut response = axum::Json(issued).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
+            no_store(axum::Json(issued).into_response())
         }
         Err(error) => {
             state.metrics.grant_refused(error.code());
