@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use jwtgrant_core::{JwsAlgorithm, PublicKey, SigningKey};
-use jwtgrant_proto::Jwk;
+use jwtgrant_proto::{DEFAULT_SCOPES, Jwk};
 use jwtgrant_server::signing::{add_signing_key, load_keyring};
 use jwtgrant_server::{clock, credentials};
 use jwtgrant_store::{
@@ -13,9 +13,6 @@ use serde_json::{Value, json};
 
 use crate::args::{AccountCommand, ConsentCommand, IntegrationCommand, KeysCommand, UserCommand};
 use crate::output::{emit, set, write_private_file};
-
-/// Scopes an integration gets when none are given: DocuSign's pair.
-const DEFAULT_SCOPES: [&str; 2] = ["signature", "impersonation"];
 
 fn integration_json(record: &IntegrationRecord) -> Value {
     json!({

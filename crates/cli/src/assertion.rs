@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use jwtgrant_client::assertion::MAX_LIFETIME;
 use jwtgrant_client::{AssertionBuilder, JwsAlgorithm, PrivateKey};
+use jwtgrant_proto::DEFAULT_SCOPES;
 
 use crate::args::AssertionArgs;
 
@@ -20,7 +21,7 @@ pub fn run(args: AssertionArgs) -> Result<()> {
         );
     }
     let scopes = if args.scopes.is_empty() {
-        vec!["signature".to_owned(), "impersonation".to_owned()]
+        DEFAULT_SCOPES.map(str::to_owned).to_vec()
     } else {
         args.scopes
     };

@@ -19,6 +19,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use jwtgrant_core::jws::sign_compact;
 use jwtgrant_core::{JwsAlgorithm, SigningKey};
+use jwtgrant_proto::DEFAULT_SCOPES;
 use jwtgrant_server::clock;
 use jwtgrant_store::{IntegrationKeyRecord, NewIntegration, Store, UserRecord};
 use serde_json::{Value, json};
@@ -223,7 +224,7 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
         .create_integration(NewIntegration {
             integration_key: integration_key.clone(),
             name: "jwtgrant bench".into(),
-            scopes: vec!["signature".into(), "impersonation".into()],
+            scopes: DEFAULT_SCOPES.map(str::to_owned).to_vec(),
             redirect_uris: vec![],
             allow_application_tokens: false,
             require_jti: true,
@@ -254,7 +255,7 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
             created_at: now,
         })
         .await?;
-    let scopes = vec!["signature".to_string(), "impersonation".to_string()];
+    let scopes = DEFAULT_SCOPES.map(str::to_owned).to_vec();
     store
         .grant_consent(&user_id, &integration_key, &scopes, now)
         .await?;
@@ -276,6 +277,8 @@ fn mint_bodies(subject: &Subject, audience: &str, count: usize) -> Result<Vec<By
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = count.div_ceil(threads);
     let now = clock::now();
+    let scope_claim = DEFAULT_SCOPES.join(" ");
+    let scope_claim = scope_claim.as_str();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -290,7 +293,7 @@ fn mint_bodies(subject: &Subject, audience: &str, count: usize) -> Result<Vec<By
                                 "aud": audience,
                                 "iat": now,
                                 "exp": now + 3000,
-                                "scope": "signature impersonation",
+                                "scope": scope_claim,
                                 "jti": uuid::Uuid::new_v4().to_string(),
                             });
                             let assertion = sign_compact(&subject.key, JwsAlgorithm::Rs256, Some("JWT"), None, &claims)?;

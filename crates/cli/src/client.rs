@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use jwtgrant_client::{Jwtgrant, PrivateKey, TokenSourceBuilder, TokenSourceError, Verifier};
+use jwtgrant_proto::DEFAULT_SCOPES;
 use serde_json::json;
 
 use crate::args::{TokenArgs, VerifyArgs};
@@ -27,7 +28,7 @@ pub async fn token(args: TokenArgs) -> Result<()> {
         builder = builder.assertion(|assertion| assertion.audiences(audiences));
     }
     let scopes = match (&args.user_id, args.scopes.is_empty()) {
-        (Some(_), true) => vec!["signature".to_owned(), "impersonation".to_owned()],
+        (Some(_), true) => DEFAULT_SCOPES.map(str::to_owned).to_vec(),
         _ => args.scopes.clone(),
     };
     if let Some(user) = &args.user_id {

@@ -65,7 +65,7 @@ impl DocuSign {
     /// The production account server.
     pub const PRODUCTION_HOST: &str = "account.docusign.com";
     /// The scopes a JWT grant for eSignature asks for.
-    pub const DEFAULT_SCOPES: [&str; 2] = ["signature", "impersonation"];
+    pub const DEFAULT_SCOPES: [&str; 2] = jwtgrant_proto::DEFAULT_SCOPES;
 
     /// The developer account server, `account-d.docusign.com`.
     pub fn demo() -> Self {

@@ -109,7 +109,9 @@ pub enum GrantError {
     UserDisabled,
     /// Rule 6: a user token without `impersonation`.
     #[error(
-        "consent_required: acting as a user needs the 'impersonation' scope; ask for 'signature impersonation' and {marker}{consent_url}",
+        "consent_required: acting as a user needs the '{impersonation}' scope; ask for '{defaults}' and {marker}{consent_url}",
+        impersonation = crate::grants::jwt_bearer::IMPERSONATION_SCOPE,
+        defaults = jwtgrant_proto::DEFAULT_SCOPES.join(" "),
         marker = jwtgrant_proto::CONSENT_URL_MARKER
     )]
     ImpersonationScopeMissing {
@@ -197,7 +199,48 @@ impl GrantError {
             GrantError::ImpersonationScopeMissing { .. } | GrantError::ConsentRequired { .. } => {
                 ErrorCode::ConsentRequired
             }
-            _ => ErrorCode::InvalidGrant,
+            // Listed one by one: a new refusal must choose its code here.
+            GrantError::AssertionTooLarge { .. }
+            | GrantError::EncryptedAssertion
+            | GrantError::NotCompactJws(_)
+            | GrantError::BadBase64(_)
+            | GrantError::NotJsonObject(_)
+            | GrantError::AlgorithmMissing
+            | GrantError::AlgorithmNone
+            | GrantError::AlgorithmHmac(_)
+            | GrantError::AlgorithmUnknown(_)
+            | GrantError::CriticalHeader
+            | GrantError::AlgorithmKeyMismatch(_)
+            | GrantError::UnknownKeyId(_)
+            | GrantError::NoValidKeysOrSignatures
+            | GrantError::WrongType { .. }
+            | GrantError::MissingClaim(_)
+            | GrantError::IssuerNotFound
+            | GrantError::IntegrationDisabled
+            | GrantError::AudienceMismatch
+            | GrantError::Expired
+            | GrantError::NotYetValid
+            | GrantError::IssuedInFuture
+            | GrantError::LifetimeTooLong { .. }
+            | GrantError::JtiRequired
+            | GrantError::JtiReplayed
+            | GrantError::UserNotFound
+            | GrantError::UserDisabled
+            | GrantError::ApplicationTokensNotAllowed
+            | GrantError::CodeInvalid
+            | GrantError::CodeReused
+            | GrantError::CodeExpired
+            | GrantError::CodeClientMismatch
+            | GrantError::RedirectUriMismatch
+            | GrantError::PkceVerifierMissing
+            | GrantError::PkceMismatch
+            | GrantError::PkceVerifierUnexpected
+            | GrantError::RefreshTokenInvalid
+            | GrantError::RefreshTokenRevoked
+            | GrantError::RefreshTokenReused
+            | GrantError::RefreshTokenClientMismatch
+            | GrantError::RefreshTokenExpired
+            | GrantError::ConsentWithdrawn => ErrorCode::InvalidGrant,
         }
     }
 
@@ -208,5 +251,25 @@ impl GrantError {
             | GrantError::ConsentRequired { consent_url, .. } => Some(consent_url),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GrantError;
+    use jwtgrant_proto::ErrorCode;
+
+    #[test]
+    fn the_impersonation_refusal_names_the_default_scopes() {
+        let error = GrantError::ImpersonationScopeMissing {
+            consent_url: "https://as.example/oauth/auth".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "consent_required: acting as a user needs the 'impersonation' scope; ask for \
+             'signature impersonation' and send the user to https://as.example/oauth/auth"
+        );
+        assert_eq!(error.code(), ErrorCode::ConsentRequired);
+        assert_eq!(error.consent_url(), Some("https://as.example/oauth/auth"));
     }
 }

@@ -20,10 +20,9 @@ pub use host::bare_host;
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-/// The `grant_type` of the authorization code grant (RFC 6749 section 4.1.3).
-pub const AUTHORIZATION_CODE_GRANT_TYPE: &str = "authorization_code";
-/// The `grant_type` of the refresh token grant (RFC 6749 section 6).
-pub const REFRESH_TOKEN_GRANT_TYPE: &str = "refresh_token";
+/// The scopes of a DocuSign eSignature JWT grant: what a client asks for when it
+/// names none, and what an integration may request when created without any.
+pub const DEFAULT_SCOPES: [&str; 2] = ["signature", "impersonation"];
 /// The JOSE `typ` of an RFC 9068 access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
@@ -179,17 +178,18 @@ pub struct AuthorizationServerMetadata {
     /// How clients authenticate at the token endpoint.
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
-    /// Signature algorithms accepted on assertions and client JWTs.
-    #[serde(default)]
+    /// Signature algorithms accepted on signed client authentication (client JWTs);
+    /// absent while the token endpoint takes none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Scopes the server knows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
     /// OIDC subject types, for clients that read the OpenID configuration.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subject_types_supported: Vec<String>,
-    /// Algorithms of issued tokens, for clients that read the OpenID configuration.
-    #[serde(default)]
+    /// Algorithms of issued ID tokens (OIDC); absent while the server issues none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// jwtgrant's extension (RFC 8414 section 2 allows additional members): the
     /// longest assertion lifetime (`exp - iat`, in seconds) the token endpoint

@@ -2,10 +2,12 @@
 //! store. [`app`] builds the router (tests drive it without a socket); [`serve`] runs
 //! it on a bound listener, with native TLS when configured, until `shutdown`.
 
+pub mod client_auth;
 pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod form;
 pub mod grants;
 pub mod metrics;
 pub mod pages;
@@ -17,6 +19,7 @@ pub mod sealing;
 pub mod session;
 pub mod signing;
 pub mod state;
+pub mod token_request;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -121,7 +124,7 @@ pub async fn serve(
 async fn background_tasks(state: Arc<AppState>) {
     let mut poll = tokio::time::interval(state.config.registry_poll);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sweep = clock::now();
+    let mut last_sweep = state.clock.now();
     loop {
         poll.tick().await;
         if let Err(error) = state.registry.refresh().await {
@@ -130,7 +133,7 @@ async fn background_tasks(state: Arc<AppState>) {
         if let Err(error) = state.store.maintain().await {
             tracing::warn!(%error, "store maintenance failed");
         }
-        let now = clock::now();
+        let now = state.clock.now();
         if now - last_sweep >= 60 {
             last_sweep = now;
             state.rate_limiter.forget_idle();

@@ -4,15 +4,17 @@
 //! the poll interval; a generation number keeps a load that raced a drop from
 //! putting stale data back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use jwtgrant_core::access_token::AccessTokenClaims;
 use jwtgrant_core::keyring::Keyring;
 use jwtgrant_core::model::{Consent, Integration, IntegrationKey};
 use jwtgrant_core::{PublicKey, User};
+use jwtgrant_proto::DEFAULT_SCOPES;
 use jwtgrant_store::{AccountRecord, IntegrationRecord, Store, StoreResult, UserRecord};
 
+use crate::clock::Clock;
 use crate::sealing::KeySealer;
 use crate::signing::{SigningKeyError, load_keyring};
 
@@ -39,6 +41,8 @@ struct Maps {
     /// Access tokens whose signature, issuer and audience were verified, keyed by
     /// the whole token; expiry is still checked on every use.
     verified_tokens: HashMap<Arc<str>, Arc<AccessTokenClaims>>,
+    /// The metadata's `scopes_supported`, once listed.
+    known_scopes: Option<Arc<Vec<String>>>,
 }
 
 /// The cache.
@@ -55,6 +59,8 @@ pub struct Registry {
     /// False from a failed poll until a successful one: while the store does not
     /// answer, no grant is issued from cached data alone.
     store_reachable: std::sync::atomic::AtomicBool,
+    /// The server's clock: revocations of expired tokens are forgotten by it.
+    clock: Clock,
 }
 
 impl Registry {
@@ -62,6 +68,7 @@ impl Registry {
     pub async fn load(
         store: Arc<dyn Store>,
         sealer: Arc<KeySealer>,
+        clock: Clock,
     ) -> Result<Self, SigningKeyError> {
         let version = store.registry_version().await?;
         let keyring = load_keyring(store.as_ref(), &sealer).await?;
@@ -74,6 +81,7 @@ impl Registry {
             revoked: RwLock::new(HashMap::new()),
             revoked_seq: tokio::sync::Mutex::new(0),
             store_reachable: std::sync::atomic::AtomicBool::new(true),
+            clock,
         };
         registry.poll_revocations().await?;
         Ok(registry)
@@ -97,7 +105,7 @@ impl Registry {
                 break;
             }
         }
-        let now = crate::clock::now();
+        let now = self.clock.now();
         if let Ok(mut revoked) = self.revoked.write() {
             revoked.retain(|_, expires_at| *expires_at + 3600 > now);
         }
@@ -278,6 +286,26 @@ impl Registry {
             }
             maps.accounts
                 .insert(user_id.to_owned(), Arc::clone(&loaded));
+        });
+        Ok(loaded)
+    }
+
+    /// The scopes this server knows, sorted: the default ones and those some active
+    /// integration may request (the metadata's `scopes_supported`).
+    pub async fn known_scopes(&self) -> StoreResult<Arc<Vec<String>>> {
+        if let Some(hit) = self.maps.read().ok().and_then(|m| m.known_scopes.clone()) {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let mut scopes: BTreeSet<String> = DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        for integration in self.store.list_integrations().await? {
+            if integration.active {
+                scopes.extend(integration.scopes);
+            }
+        }
+        let loaded = Arc::new(scopes.into_iter().collect::<Vec<_>>());
+        self.insert(generation, |maps| {
+            maps.known_scopes = Some(Arc::clone(&loaded));
         });
         Ok(loaded)
     }

@@ -8,7 +8,7 @@ use jwtgrant_core::AssertionPolicy;
 use jwtgrant_core::access_token::AccessTokenSettings;
 use jwtgrant_store::Store;
 
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::credentials::VerifiedSecrets;
 use crate::error::TokenEndpointError;
@@ -49,6 +49,9 @@ pub struct AppState {
     pub login_throttle: LoginThrottle,
     /// Client secrets verified before.
     pub verified_secrets: VerifiedSecrets,
+    /// Where every request and background task reads `now`: the system clock,
+    /// which tests move forward instead of sleeping.
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -100,15 +103,17 @@ impl AppState {
                  database: set JWTGRANT_MASTER_KEY (or master_key_file) on every instance"
             );
         }
+        let clock = Clock::system();
         ensure_signing_key(
             store.as_ref(),
             &sealer,
             config.access_token_alg,
-            clock::now(),
+            clock.now(),
         )
         .await?;
-        let registry = Registry::load(Arc::clone(&store), Arc::clone(&sealer)).await?;
-        let session_keys = SessionKeys::load(store.as_ref(), &sealer, clock::now()).await?;
+        let registry =
+            Registry::load(Arc::clone(&store), Arc::clone(&sealer), clock.clone()).await?;
+        let session_keys = SessionKeys::load(store.as_ref(), &sealer, clock.now()).await?;
         let (replay, rate_limiter, login_throttle): (
             Arc<dyn ReplayCache>,
             Arc<dyn RateLimiter>,
@@ -131,7 +136,7 @@ impl AppState {
                     // One instance on a store of its own: the in-memory set and its
                     // journal, carrying over what the store remembered.
                     Some(dir) => {
-                        let now = clock::now();
+                        let now = clock.now();
                         // Rows an older version wrote: the expired ones go, the live
                         // ones are carried over into a new journal.
                         store.sweep_jtis(now).await?;
@@ -170,6 +175,7 @@ impl AppState {
             session_keys,
             login_throttle,
             verified_secrets: VerifiedSecrets::default(),
+            clock,
         }))
     }
 

@@ -113,7 +113,8 @@ async fn expired_access_tokens_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Two seconds later by the server's clock: past the one-second lifetime.
+    f.server.state.clock.advance(2);
     let response = f
         .server
         .http
@@ -172,6 +173,47 @@ async fn metadata_jwks_health_and_metrics() {
     );
     assert!(metrics.contains("jwtgrant_grants_refused_total{error=\"invalid_grant\"} 1"));
     assert!(metrics.contains("jwtgrant_token_request_duration_seconds_count 2"));
+}
+
+#[tokio::test]
+async fn metadata_claims_only_what_works() {
+    let f = Fixture::new().await;
+    let spec = |scopes: &[&str]| IntegrationSpec {
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        ..IntegrationSpec::default()
+    };
+    let store = f.server.store.as_ref();
+    add_integration(
+        store,
+        spec(&["extended", "admin_read", "signature"]),
+        &f.key,
+    )
+    .await;
+    let (disabled, _) = add_integration(store, spec(&["only_when_enabled"]), &f.key).await;
+    store
+        .set_integration_active(&disabled, false)
+        .await
+        .unwrap();
+    f.server.refresh().await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let metadata: Value = f.server.get(path).await.json().await.unwrap();
+        assert_eq!(
+            metadata["scopes_supported"],
+            json!(["admin_read", "extended", "impersonation", "signature"]),
+            "{path}: the default scopes and the active integrations', sorted"
+        );
+        // No signed client authentication and no ID token exist yet.
+        for absent in [
+            "token_endpoint_auth_signing_alg_values_supported",
+            "id_token_signing_alg_values_supported",
+        ] {
+            assert!(metadata.get(absent).is_none(), "{path} claims {absent}");
+        }
+        assert_eq!(metadata["subject_types_supported"], json!(["public"]));
+    }
 }
 
 #[tokio::test]
@@ -241,7 +283,8 @@ async fn rotated_key_is_published_at_once_and_signs_after_its_delay() {
         "not signing before its time"
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    // Three seconds later by the server's clock: past the new key's delay.
+    f.server.state.clock.advance(3);
     assert_eq!(kid_of(&access_token(&f).await), new_kid);
     let response = f
         .server

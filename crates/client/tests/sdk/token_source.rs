@@ -14,6 +14,15 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// Moves tokio's clock, which the SDK's cache reads, `by` forward at once and lets
+/// it run on from there: what sleeping `by` would do, without the wait. (The server
+/// in this process reads the system clock, which does not move.)
+async fn jump(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
 fn user_source(f: &Fixture) -> TokenSource {
     Jwtgrant::new(&f.server.url)
         .unwrap()
@@ -227,7 +236,7 @@ async fn refreshes_near_expiry() {
     assert_eq!(source.access_token().await.unwrap(), first.as_str());
     assert_eq!(f.server.issued(), 1);
 
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    jump(Duration::from_millis(2200)).await;
     // Inside the margin the still-valid token comes back at once while a refresh runs.
     assert_eq!(source.access_token().await.unwrap(), first.as_str());
     let second = new_token_within(&source, first.as_str(), Duration::from_secs(1)).await;
@@ -268,7 +277,7 @@ async fn a_valid_token_is_handed_out_at_once_while_a_slow_refresh_runs() {
     let first = source.access_token().await.unwrap();
     // Inside the refresh margin (3 s of 6), the refresh takes 1.5 s.
     proxy.push(Canned::forward_after(Duration::from_millis(1500)));
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    jump(Duration::from_millis(3200)).await;
     let callers: Vec<_> = (0..50)
         .map(|_| {
             let source = source.clone();
@@ -317,7 +326,7 @@ async fn an_outage_at_refresh_time_keeps_the_still_valid_token() {
     }
     // Inside the refresh margin (3 s of 6) the token comes back at once, while the
     // refresh fails in the background until its deadline...
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    jump(Duration::from_millis(3200)).await;
     let started = Instant::now();
     assert_eq!(source.access_token().await.unwrap(), first);
     assert!(started.elapsed() < Duration::from_millis(300));

@@ -12,6 +12,15 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
+/// Moves tokio's clock, which the SDK's cache reads, `by` forward at once and lets
+/// it run on from there: what sleeping `by` would do, without the wait. (The server
+/// in this process reads the system clock, which does not move.)
+async fn jump(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
 struct Setup {
     f: Fixture,
     verifier: Verifier,
@@ -221,7 +230,7 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
     assert_eq!(proxy.jwks_requests(), 1);
 
     // After the interval, one refetch for the next unknown kid, then none again.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    jump(Duration::from_millis(350)).await;
     for i in 0..10 {
         assert!(verifier.verify(&unknown(&format!("j{i}"))).await.is_err());
     }
@@ -264,10 +273,10 @@ async fn accepts_a_rotated_key_after_refetching() {
     .await
     .unwrap();
     s.f.server.state.registry.refresh().await.unwrap();
-    while now() < activates_at {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The server's clock reaches the new key's activation, and the verifier's
+    // refetch interval passes.
+    s.f.server.state.clock.advance(activates_at - now());
+    jump(Duration::from_millis(150)).await;
 
     let rotated = TokenSource::builder(&s.f.integration_key, s.f.key.clone())
         .server(&s.f.server.url)

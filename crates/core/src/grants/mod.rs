@@ -20,34 +20,48 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    /// Parses the `grant_type` form value; `None` means `unsupported_grant_type`.
-    pub fn from_form(value: &str) -> Option<Self> {
-        match value {
-            JWT_BEARER_GRANT_TYPE => Some(GrantType::JwtBearer),
-            "authorization_code" => Some(GrantType::AuthorizationCode),
-            "refresh_token" => Some(GrantType::RefreshToken),
-            _ => None,
-        }
-    }
-
-    /// Every grant type, in the order metrics count them.
+    /// Every grant type, in the order metrics count them and metadata lists them.
     pub const ALL: [GrantType; 3] = [
         GrantType::JwtBearer,
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
     ];
 
-    /// A short label for metrics: `jwt-bearer`, `authorization_code`, `refresh_token`.
-    pub fn label(self) -> &'static str {
+    /// The `grant_type` form value, as metadata lists it.
+    pub fn as_str(self) -> &'static str {
         match self {
-            GrantType::JwtBearer => "jwt-bearer",
+            GrantType::JwtBearer => JWT_BEARER_GRANT_TYPE,
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
         }
     }
 
-    /// The grant types, as metadata lists them.
-    pub fn supported() -> &'static [&'static str] {
-        &[JWT_BEARER_GRANT_TYPE, "authorization_code", "refresh_token"]
+    /// Parses the `grant_type` form value; `None` means `unsupported_grant_type`.
+    pub fn from_form(value: &str) -> Option<Self> {
+        GrantType::ALL
+            .into_iter()
+            .find(|grant| grant.as_str() == value)
+    }
+
+    /// A short label for metrics: `jwt-bearer`, `authorization_code`, `refresh_token`.
+    pub fn label(self) -> &'static str {
+        match self {
+            GrantType::JwtBearer => "jwt-bearer",
+            GrantType::AuthorizationCode | GrantType::RefreshToken => self.as_str(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GrantType;
+
+    #[test]
+    fn each_grant_type_reads_back_from_its_form_value() {
+        for grant in GrantType::ALL {
+            assert_eq!(GrantType::from_form(grant.as_str()), Some(grant));
+        }
+        assert_eq!(GrantType::from_form("client_credentials"), None);
+        assert_eq!(GrantType::from_form("jwt-bearer"), None);
     }
 }

@@ -7,9 +7,6 @@ use crate::error::GrantError;
 use crate::grants::jwt_bearer::{GrantDecision, TokenSubject};
 use crate::model::{Consent, User, split_scopes};
 
-/// Default lifetime of a refresh token: 30 days, as DocuSign's.
-pub const DEFAULT_REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 24 * 3600;
-
 /// A refresh token as the store keeps it (under the hash of the token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {

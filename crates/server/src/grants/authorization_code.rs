@@ -1,31 +1,28 @@
-//! The authorization code grant as the server runs it: authenticate the client,
-//! find the code by its hash, let the core decide, then redeem the code and store
-//! the first refresh token in one transaction. A code presented again revokes what
-//! its first redemption issued.
+//! The authorization code grant as the server runs it, for a client authenticated
+//! before: find the code by its hash, let the core decide, then redeem the code and
+//! store the first refresh token in one transaction. A code presented again revokes
+//! what its first redemption issued.
 
 use jwtgrant_core::GrantError;
+use jwtgrant_core::client_auth::AuthenticatedClient;
 use jwtgrant_core::grants::authorization_code::{AuthorizationCode, CodeExchange, decide};
 use jwtgrant_proto::JwtGrantResponse;
 
-use axum::http::HeaderMap;
-
-use crate::clock;
 use crate::credentials::token_hash;
 use crate::error::TokenEndpointError;
-use crate::grants::{code_flow_client, issue_with_refresh, refuse};
-use crate::routes::token::TokenForm;
+use crate::grants::{issue_with_refresh, refuse};
 use crate::state::AppState;
+use crate::token_request::AuthorizationCodeRequest;
 
-/// Runs the authorization code grant.
+/// Runs the authorization code grant for `client`, authenticated and set up for
+/// the browser flow.
 pub async fn grant(
     state: &AppState,
-    headers: &HeaderMap,
-    form: &TokenForm,
+    now: i64,
+    request: &AuthorizationCodeRequest<'_>,
+    client: &AuthenticatedClient,
 ) -> Result<JwtGrantResponse, TokenEndpointError> {
-    let now = clock::now();
-    let client = code_flow_client(state, headers, form).await?;
-    let code = form.require("code")?;
-    let code_hash = token_hash(code);
+    let code_hash = token_hash(request.code);
     let record = state.store.authorization_code(&code_hash).await?;
     let user = match &record {
         Some(r) => state.registry.user(&r.user_id).await?,
@@ -41,8 +38,8 @@ pub async fn grant(
         used: r.used_at.is_some(),
     });
     let exchange = CodeExchange {
-        redirect_uri: form.get("redirect_uri"),
-        code_verifier: form.get("code_verifier"),
+        redirect_uri: request.redirect_uri,
+        code_verifier: request.code_verifier,
     };
     let decided = decide(
         stored.as_ref(),

@@ -1,24 +1,23 @@
 //! The JWT bearer grant (RFC 7523) as the server runs it: parse, look up the issuer,
 //! verify, look up user and consent, decide, record the `jti`, sign.
 
-use jwtgrant_core::access_token;
 use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, decide};
 use jwtgrant_core::{GrantError, UnverifiedAssertion};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::JtiOutcome;
 
-use crate::clock;
 use crate::error::TokenEndpointError;
-use crate::routes::token::TokenForm;
+use crate::grants::issue;
 use crate::state::AppState;
+use crate::token_request::JwtBearerRequest;
 
-/// Runs the JWT bearer grant for a parsed form.
+/// Runs the JWT bearer grant. It takes no client: the assertion's signature
+/// authenticates its issuer, and client credentials in the request are not read.
 pub async fn grant(
     state: &AppState,
-    form: &TokenForm,
+    now: i64,
+    request: &JwtBearerRequest<'_>,
 ) -> Result<JwtGrantResponse, TokenEndpointError> {
-    let assertion = form.require("assertion")?;
-    let now = clock::now();
     // Every grant needs a store that answers, even one whose checks the caches could
     // serve (an assertion without `jti`): an outage refuses all of them alike.
     if !state.registry.store_reachable() {
@@ -27,7 +26,7 @@ pub async fn grant(
         ));
     }
 
-    let unverified = UnverifiedAssertion::parse(assertion)?;
+    let unverified = UnverifiedAssertion::parse(request.assertion)?;
     let integration = state
         .registry
         .integration(unverified.issuer())
@@ -56,7 +55,7 @@ pub async fn grant(
     let redirect_uri = integration.redirect_uris.first().map(String::as_str);
     let decision = decide(
         &verified,
-        form.get("scope"),
+        request.scope,
         &integration,
         records,
         state.config.clock_leeway_secs,
@@ -70,24 +69,5 @@ pub async fn grant(
         }
     }
 
-    let keyring = state.registry.keyring();
-    let key = keyring
-        .signing_key(state.config.access_token_alg, now)
-        .ok_or_else(|| TokenEndpointError::Internal("no signing key is active".into()))?;
-    let issued = access_token::issue(
-        &decision,
-        &state.token_settings,
-        key,
-        uuid::Uuid::new_v4().to_string(),
-        now,
-    )
-    .map_err(|e| TokenEndpointError::Internal(e.to_string()))?;
-
-    Ok(JwtGrantResponse {
-        access_token: issued.token,
-        token_type: "Bearer".to_owned(),
-        expires_in: state.config.access_token_lifetime_secs as u64,
-        scope: (!decision.scopes().is_empty()).then(|| decision.scopes().join(" ")),
-        refresh_token: None,
-    })
+    issue(state, &decision, now)
 }

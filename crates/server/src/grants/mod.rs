@@ -1,58 +1,31 @@
-//! The token endpoint's grants, one file each: each runs the core's decision with
-//! what it needs from the store. What several share lives here: client
-//! authentication and signing an access token with a refresh token beside it.
+//! The token endpoint's grants, one file each. A grant takes the state, `now`, its
+//! typed request and (where it authenticates one) the client; it runs the core's
+//! decision with what it needs from the store and never sees HTTP. What they share
+//! lives here: [`issue`] and [`issue_with_refresh`], the one place an access token
+//! is signed and a token response built, and [`refuse`] for the code and refresh
+//! grants.
 
 pub mod authorization_code;
 pub mod jwt_bearer;
 pub mod refresh_token;
 
-use axum::http::{HeaderMap, header};
 use jwtgrant_core::access_token::{self, IssuedAccessToken};
-use jwtgrant_core::client_auth::{AuthenticatedClient, authenticate, read_credentials};
 use jwtgrant_core::{GrantDecision, GrantError};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::RefreshTokenRecord;
 
 use crate::credentials::{random_token, token_hash};
 use crate::error::TokenEndpointError;
-use crate::routes::token::TokenForm;
 use crate::state::AppState;
 
-/// Authenticates the client of a token, introspection or revocation request: HTTP
-/// Basic, `client_secret` in the form, or a public client's `client_id`.
-pub async fn authenticate_client(
+/// An access token for `decision`, as the token endpoint answers it.
+pub fn issue(
     state: &AppState,
-    headers: &HeaderMap,
-    form: &TokenForm,
-) -> Result<AuthenticatedClient, TokenEndpointError> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let credentials = read_credentials(
-        authorization,
-        form.get("client_id"),
-        form.get("client_secret"),
-    )?;
-    let integration = match credentials.client_id() {
-        Some(id) => state.registry.integration(id).await?,
-        None => None,
-    };
-    let secret_ok = match (
-        &credentials,
-        integration
-            .as_deref()
-            .and_then(|i| i.client_secret_hash.as_deref()),
-    ) {
-        (jwtgrant_core::client_auth::ClientCredentials::Secret { secret, .. }, Some(hash)) => {
-            state.verified_secrets.verify(hash, secret).await
-        }
-        _ => false,
-    };
-    Ok(authenticate(
-        &credentials,
-        integration.as_deref(),
-        |_, _| secret_ok,
-    )?)
+    decision: &GrantDecision,
+    now: i64,
+) -> Result<JwtGrantResponse, TokenEndpointError> {
+    let issued = sign(state, decision, now)?;
+    Ok(response(state, decision, issued, None))
 }
 
 /// An access token for `decision` and a fresh refresh token of chain `family_id`:
@@ -78,18 +51,11 @@ pub fn issue_with_refresh(
         rotated_at: None,
         revoked_at: None,
     };
-    let response = JwtGrantResponse {
-        access_token: issued.token,
-        token_type: "Bearer".to_owned(),
-        expires_in: state.config.access_token_lifetime_secs as u64,
-        scope: (!decision.scopes().is_empty()).then(|| decision.scopes().join(" ")),
-        refresh_token: Some(refresh),
-    };
-    Ok((response, record))
+    Ok((response(state, decision, issued, Some(refresh)), record))
 }
 
-/// Signs the access token for `decision` with the current key.
-pub fn sign(
+/// Signs the access token for `decision` with the key active at `now`.
+fn sign(
     state: &AppState,
     decision: &GrantDecision,
     now: i64,
@@ -108,22 +74,20 @@ pub fn sign(
     .map_err(|e| TokenEndpointError::Internal(e.to_string()))
 }
 
-/// The client of an authorization code or refresh grant: authenticated, and set up
-/// for the browser flow (with a redirect URI); others get `unauthorized_client`.
-pub async fn code_flow_client(
+/// The token response (RFC 6749 section 5.1) for a signed access token.
+fn response(
     state: &AppState,
-    headers: &HeaderMap,
-    form: &TokenForm,
-) -> Result<AuthenticatedClient, TokenEndpointError> {
-    let client = authenticate_client(state, headers, form).await?;
-    let integration = state.registry.integration(&client.client_id).await?;
-    if integration.is_some_and(|i| i.redirect_uris.is_empty()) {
-        return Err(TokenEndpointError::UnauthorizedClient(
-            "this integration has no redirect URI, so it may not use the authorization code flow"
-                .into(),
-        ));
+    decision: &GrantDecision,
+    issued: IssuedAccessToken,
+    refresh_token: Option<String>,
+) -> JwtGrantResponse {
+    JwtGrantResponse {
+        access_token: issued.token,
+        token_type: "Bearer".to_owned(),
+        expires_in: state.config.access_token_lifetime_secs as u64,
+        scope: (!decision.scopes().is_empty()).then(|| decision.scopes().join(" ")),
+        refresh_token,
     }
-    Ok(client)
 }
 
 /// Refuses a code or refresh grant. A reused code or refresh token (RFC 6749

@@ -1,30 +1,28 @@
-//! The refresh token grant as the server runs it: authenticate the client, find the
-//! token by its hash, let the core decide (consent must still hold), then rotate:
-//! the old token is marked used and its successor stored in one transaction. An old
-//! token presented again revokes the whole chain.
+//! The refresh token grant as the server runs it, for a client authenticated
+//! before: find the token by its hash, let the core decide (consent must still
+//! hold), then rotate: the old token is marked used and its successor stored in one
+//! transaction. An old token presented again revokes the whole chain.
 
-use axum::http::HeaderMap;
 use jwtgrant_core::GrantError;
+use jwtgrant_core::client_auth::AuthenticatedClient;
 use jwtgrant_core::grants::refresh_token::{RefreshToken, decide};
 use jwtgrant_proto::JwtGrantResponse;
 
-use crate::clock;
 use crate::credentials::token_hash;
 use crate::error::TokenEndpointError;
-use crate::grants::{code_flow_client, issue_with_refresh, refuse};
-use crate::routes::token::TokenForm;
+use crate::grants::{issue_with_refresh, refuse};
 use crate::state::AppState;
+use crate::token_request::RefreshTokenRequest;
 
-/// Runs the refresh token grant.
+/// Runs the refresh token grant for `client`, authenticated and set up for the
+/// browser flow.
 pub async fn grant(
     state: &AppState,
-    headers: &HeaderMap,
-    form: &TokenForm,
+    now: i64,
+    request: &RefreshTokenRequest<'_>,
+    client: &AuthenticatedClient,
 ) -> Result<JwtGrantResponse, TokenEndpointError> {
-    let now = clock::now();
-    let client = code_flow_client(state, headers, form).await?;
-    let presented = form.require("refresh_token")?;
-    let hash = token_hash(presented);
+    let hash = token_hash(request.refresh_token);
     let record = state.store.refresh_token(&hash).await?;
     let (user, consent) = match &record {
         Some(r) => (
@@ -44,7 +42,7 @@ pub async fn grant(
     });
     let decided = decide(
         stored.as_ref(),
-        form.get("scope"),
+        request.scope,
         &client.client_id,
         user.as_ref().map(|u| &u.user),
         consent.as_ref(),

@@ -55,7 +55,7 @@ pub async fn authorize(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let now = clock::now();
+    let now = state.clock.now();
     let query = query.unwrap_or_default();
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
@@ -125,7 +125,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = clock::now();
+    let now = state.clock.now();
     let fields = Fields::parse(&body);
     let return_to = safe_return_to(fields.get("return_to"));
     let email = fields.get("email").trim().to_owned();
@@ -231,7 +231,7 @@ pub async fn decision(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = clock::now();
+    let now = state.clock.now();
     let fields = Fields::parse(&body);
     let request = match AuthorizationRequest::from_pairs(
         fields
@@ -299,7 +299,7 @@ pub async fn decision(
 
 /// `GET /account/consents`.
 pub async fn consents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let now = clock::now();
+    let now = state.clock.now();
     let (session, user) = match visitor(&state, &headers, now).await {
         Ok(visitor) => visitor,
         Err(response) => return response,
@@ -364,7 +364,7 @@ pub async fn revoke_consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = clock::now();
+    let now = state.clock.now();
     let fields = Fields::parse(&body);
     let (session, user) = match visitor(&state, &headers, now).await {
         Ok(visitor) => visitor,
@@ -406,7 +406,7 @@ pub async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = clock::now();
+    let now = state.clock.now();
     let fields = Fields::parse(&body);
     let valid = current_session(&state, &headers, now)
         .is_some_and(|s| state.session_keys.csrf_ok(&s, fields.get("csrf")));

@@ -6,16 +6,23 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use jwtgrant_core::JwsAlgorithm;
 use jwtgrant_core::grants::GrantType;
-use jwtgrant_proto::AuthorizationServerMetadata;
+use jwtgrant_proto::{AuthorizationServerMetadata, DEFAULT_SCOPES};
 
-use crate::clock;
 use crate::state::AppState;
 
-/// The metadata document.
+/// The metadata document. It claims only what works: no signed client
+/// authentication and no ID token yet, so neither's algorithms are listed.
 pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationServerMetadata> {
     let issuer = &state.issuer;
+    let scopes_supported = match state.registry.known_scopes().await {
+        Ok(scopes) => scopes.as_ref().clone(),
+        // RFC 8414 lets a server leave scopes out; the next request lists them all.
+        Err(error) => {
+            tracing::warn!(%error, "metadata lists the default scopes only: the store did not answer");
+            DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect()
+        }
+    };
     Json(AuthorizationServerMetadata {
         issuer: issuer.clone(),
         token_endpoint: state.token_endpoint(),
@@ -24,9 +31,9 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationS
         authorization_endpoint: Some(format!("{issuer}/oauth/auth")),
         introspection_endpoint: Some(format!("{issuer}/oauth/introspect")),
         revocation_endpoint: Some(format!("{issuer}/oauth/revoke")),
-        grant_types_supported: GrantType::supported()
+        grant_types_supported: GrantType::ALL
             .iter()
-            .map(|g| g.to_string())
+            .map(|g| g.as_str().to_owned())
             .collect(),
         code_challenge_methods_supported: vec![jwtgrant_core::pkce::S256.into()],
         introspection_endpoint_auth_methods_supported: vec![
@@ -44,15 +51,11 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationS
             "client_secret_post".into(),
             "none".into(),
         ],
-        token_endpoint_auth_signing_alg_values_supported: JwsAlgorithm::ALL
-            .iter()
-            .map(|alg| alg.as_str().to_owned())
-            .collect(),
-        scopes_supported: Vec::new(),
+        token_endpoint_auth_signing_alg_values_supported: Vec::new(),
+        scopes_supported,
+        // Userinfo's `sub` is the user's id, the same for every client.
         subject_types_supported: vec!["public".into()],
-        id_token_signing_alg_values_supported: vec![
-            state.config.access_token_alg.as_str().to_owned(),
-        ],
+        id_token_signing_alg_values_supported: Vec::new(),
         jwtgrant_max_assertion_lifetime: u64::try_from(state.config.max_assertion_lifetime_secs)
             .ok(),
     })
@@ -63,7 +66,7 @@ pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     let set = state
         .registry
         .keyring()
-        .jwks(clock::now(), state.key_retirement_secs());
+        .jwks(state.clock.now(), state.key_retirement_secs());
     let mut response = Json(set).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -10,16 +10,16 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::client_auth::ClientAuthError;
 use serde_json::{Value, json};
 
-use crate::clock;
+use crate::client_auth::authenticate_client;
 use crate::credentials::token_hash;
 use crate::error::{RequestError, TokenEndpointError};
-use crate::grants::authenticate_client;
-use crate::routes::token::TokenForm;
+use crate::form::Form;
+use crate::routes::no_store;
 use crate::routes::userinfo::verify_access_token;
 use crate::state::AppState;
 
@@ -27,9 +27,9 @@ fn read_form(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<TokenForm, TokenEndpointError> {
+) -> Result<Form, TokenEndpointError> {
     let body = body.map_err(|_| RequestError::TooLarge(state.config.body_limit_bytes))?;
-    Ok(TokenForm::parse(headers, &body)?)
+    Ok(Form::parse(headers, &body)?)
 }
 
 /// The introspection endpoint.
@@ -50,13 +50,13 @@ async fn introspection(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Value, TokenEndpointError> {
     let form = read_form(state, headers, body)?;
-    let client = authenticate_client(state, headers, &form).await?;
+    let client = authenticate_client(state, &form.client_credentials(headers)?).await?;
     if !client.confidential {
         return Err(ClientAuthError::SecretRequired.into());
     }
     let token = form.require("token")?;
-    let now = clock::now();
-    if let Ok(claims) = verify_access_token(state, token) {
+    let now = state.clock.now();
+    if let Ok(claims) = verify_access_token(state, token, now) {
         let username = state
             .registry
             .user(&claims.sub)
@@ -116,9 +116,9 @@ async fn revocation(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(), TokenEndpointError> {
     let form = read_form(state, headers, body)?;
-    let client = authenticate_client(state, headers, &form).await?;
+    let client = authenticate_client(state, &form.client_credentials(headers)?).await?;
     let token = form.require("token")?;
-    let now = clock::now();
+    let now = state.clock.now();
     let not_yours = || {
         TokenEndpointError::UnauthorizedClient(
             "the token was not issued to this client; a client may revoke only its own tokens"
@@ -126,7 +126,7 @@ async fn revocation(
         )
     };
     // An access token: its signature must hold (we revoke only what we issued).
-    if let Ok(claims) = verify_access_token(state, token) {
+    if let Ok(claims) = verify_access_token(state, token, now) {
         if claims.client_id != client.client_id {
             return Err(not_yours());
         }
@@ -149,11 +149,4 @@ async fn revocation(
     }
     // Unknown, expired or already revoked: nothing to do, and RFC 7009 says 200.
     Ok(())
-}
-
-fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }

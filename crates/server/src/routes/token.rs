@@ -1,85 +1,28 @@
-//! `POST /oauth/token`: reads the form strictly (content type, UTF-8, no repeated
-//! parameters) and dispatches on `grant_type` to the grant's own file.
+//! `POST /oauth/token`: reads the form strictly, dispatches on `grant_type`, and
+//! for each grant reads its typed request (authenticating the client first where
+//! the grant has one) and hands it to the grant's own file.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::ConnectInfo;
 use axum::extract::rejection::{BytesRejection, ExtensionRejection};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::JwtGrantResponse;
 
+use crate::client_auth::code_flow_client;
 use crate::error::{RequestError, TokenEndpointError};
+use crate::form::Form;
 use crate::grants;
+use crate::routes::no_store;
 use crate::state::AppState;
-
-/// A token request's form parameters, each present at most once.
-#[derive(Debug, Default)]
-pub struct TokenForm {
-    params: Vec<(String, String)>,
-}
-
-impl TokenForm {
-    /// Parses a form body after checking its content type.
-    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, RequestError> {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let media_type = content_type.split(';').next().unwrap_or_default().trim();
-        if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(RequestError::WrongContentType);
-        }
-        if std::str::from_utf8(body).is_err() {
-            return Err(RequestError::NotUtf8);
-        }
-        let mut params: Vec<(String, String)> = Vec::new();
-        for pair in body.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = match pair.iter().position(|b| *b == b'=') {
-                Some(at) => (pair.get(..at), pair.get(at + 1..)),
-                None => (Some(pair), None),
-            };
-            let name = decode_component(name.unwrap_or_default())?;
-            let value = decode_component(value.unwrap_or_default())?;
-            if params.iter().any(|(known, _)| *known == name) {
-                return Err(RequestError::Repeated(name.chars().take(64).collect()));
-            }
-            params.push((name, value));
-        }
-        Ok(TokenForm { params })
-    }
-
-    /// A parameter's value; empty values count as absent (RFC 6749 section 3.1).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(known, value)| known == name && !value.is_empty())
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// A parameter that must be present.
-    pub fn require(&self, name: &'static str) -> Result<&str, RequestError> {
-        self.get(name).ok_or(RequestError::Missing(name))
-    }
-}
-
-/// Decodes one `application/x-www-form-urlencoded` name or value strictly: `+` is a
-/// space, and the percent-decoded bytes must be UTF-8 (a lossy decode would turn
-/// `%FF` into U+FFFD and hide a malformed request behind a later rule).
-fn decode_component(raw: &[u8]) -> Result<String, RequestError> {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
-    String::from_utf8(bytes).map_err(|_| RequestError::NotUtf8)
-}
+use crate::token_request::{
+    AuthorizationCodeRequest, JwtBearerRequest, RefreshTokenRequest, grant_type,
+};
 
 /// The token endpoint.
 pub async fn token(
@@ -95,11 +38,7 @@ pub async fn token(
     match result {
         Ok((grant, issued)) => {
             state.metrics.grant_issued(grant);
-            let mut response = axum::Json(issued).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
+            no_store(axum::Json(issued).into_response())
         }
         Err(error) => {
             state.metrics.grant_refused(error.code());
@@ -127,71 +66,26 @@ async fn handle(
         }
         _ => RequestError::Body,
     })?;
-    let form = TokenForm::parse(headers, &body)?;
-    let grant_type = form.require("grant_type")?;
-    let grant = GrantType::from_form(grant_type).ok_or_else(|| {
-        TokenEndpointError::UnsupportedGrantType(grant_type.chars().take(64).collect())
-    })?;
+    let form = Form::parse(headers, &body)?;
+    let grant = grant_type(&form)?;
+    let now = state.clock.now();
+    // The grants that take a client authenticate it before reading their own
+    // parameters; the JWT bearer grant's assertion is its credential.
     let issued = match grant {
-        GrantType::JwtBearer => grants::jwt_bearer::grant(state, &form).await,
-        GrantType::AuthorizationCode => {
-            grants::authorization_code::grant(state, headers, &form).await
+        GrantType::JwtBearer => {
+            let request = JwtBearerRequest::from_form(&form)?;
+            grants::jwt_bearer::grant(state, now, &request).await
         }
-        GrantType::RefreshToken => grants::refresh_token::grant(state, headers, &form).await,
+        GrantType::AuthorizationCode => {
+            let client = code_flow_client(state, &form.client_credentials(headers)?).await?;
+            let request = AuthorizationCodeRequest::from_form(&form)?;
+            grants::authorization_code::grant(state, now, &request, &client).await
+        }
+        GrantType::RefreshToken => {
+            let client = code_flow_client(state, &form.client_credentials(headers)?).await?;
+            let request = RefreshTokenRequest::from_form(&form)?;
+            grants::refresh_token::grant(state, now, &request, &client).await
+        }
     }?;
     Ok((grant, issued))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn form(content_type: &str, body: &[u8]) -> Result<TokenForm, RequestError> {
-        let mut headers = HeaderMap::new();
-        if let Ok(value) = HeaderValue::from_str(content_type) {
-            headers.insert(header::CONTENT_TYPE, value);
-        }
-        TokenForm::parse(&headers, body)
-    }
-
-    #[test]
-    fn content_type_may_carry_a_charset() {
-        let parsed = form(
-            "application/x-www-form-urlencoded;charset=UTF-8",
-            b"a=1&b=x%20y&c=x+y%2B",
-        );
-        let parsed = parsed.ok();
-        let get = |name| parsed.as_ref().and_then(|f| f.get(name).map(str::to_owned));
-        assert_eq!(get("b").as_deref(), Some("x y"));
-        assert_eq!(get("c").as_deref(), Some("x y+"));
-    }
-
-    #[test]
-    fn refuses_wrong_type_non_utf8_and_repeats() {
-        assert_eq!(
-            form("application/json", b"{}").err(),
-            Some(RequestError::WrongContentType)
-        );
-        assert_eq!(
-            form("application/x-www-form-urlencoded", b"a=\xff").err(),
-            Some(RequestError::NotUtf8)
-        );
-        assert_eq!(
-            form("application/x-www-form-urlencoded", b"a=%FF%FE").err(),
-            Some(RequestError::NotUtf8)
-        );
-        assert_eq!(
-            form("application/x-www-form-urlencoded", b"%C3=1").err(),
-            Some(RequestError::NotUtf8)
-        );
-        assert_eq!(
-            form("application/x-www-form-urlencoded", b"a=1&a=2").err(),
-            Some(RequestError::Repeated("a".into()))
-        );
-        let empty = form("application/x-www-form-urlencoded", b"a=");
-        assert_eq!(
-            empty.ok().map(|f| f.require("a").err()),
-            Some(Some(RequestError::Missing("a")))
-        );
-    }
 }

@@ -27,8 +27,8 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
 pub fn verify_access_token(
     state: &AppState,
     token: &str,
+    now: i64,
 ) -> Result<Arc<AccessTokenClaims>, BearerError> {
-    let now = clock::now();
     let claims = verified(state, token, now)?;
     if state.registry.is_revoked(&claims.jti) {
         return Err(BearerError::InvalidToken(
@@ -78,7 +78,7 @@ pub async fn userinfo(
     headers: HeaderMap,
 ) -> Result<Json<UserInfo>, BearerError> {
     let token = bearer_token(&headers)?;
-    let claims = verify_access_token(&state, token)?;
+    let claims = verify_access_token(&state, token, state.clock.now())?;
     let user = state.registry.user(&claims.sub).await?.ok_or_else(|| {
         BearerError::InvalidToken("the access token does not belong to a user".into())
     })?;
