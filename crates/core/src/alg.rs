@@ -58,8 +58,11 @@ impl JwsAlgorithm {
     /// The algorithms the server signs access tokens with, one per key type: what
     /// `serve --access-token-alg` and `keys rotate --alg` accept, and the keys
     /// `keygen` and `integration generate-key` make.
-    pub const ACCESS_TOKEN: [JwsAlgorithm; 3] =
-        [JwsAlgorithm::Es256, JwsAlgorithm::Rs256, JwsAlgorithm::EdDsa];
+    pub const ACCESS_TOKEN: [JwsAlgorithm; 3] = [
+        JwsAlgorithm::Es256,
+        JwsAlgorithm::Rs256,
+        JwsAlgorithm::EdDsa,
+    ];
 
     /// The `alg` header value.
     pub const fn as_str(self) -> &'static str {

@@ -387,7 +387,10 @@ fn number<T: TryFrom<u64>>(opt: &Opt, value: Option<u64>) -> Result<T, ConfigErr
     if let Some((min, max)) = opt.range
         && !(min..=max).contains(&value)
     {
-        return Err(invalid(opt.name, format!("{value} is outside {min}..={max}")));
+        return Err(invalid(
+            opt.name,
+            format!("{value} is outside {min}..={max}"),
+        ));
     }
     T::try_from(value).map_err(|_| invalid(opt.name, format!("{value} is too large")))
 }
@@ -497,7 +500,10 @@ mod tests {
     #[test]
     fn defaults_need_no_second_copy() {
         let config = ServerConfig::from_raw(RawConfig::default()).unwrap();
-        assert_eq!(config.store, StoreLocation::DataDir(DEFAULT_DATA_DIR.into()));
+        assert_eq!(
+            config.store,
+            StoreLocation::DataDir(DEFAULT_DATA_DIR.into())
+        );
         assert_eq!(config.access_token_alg, JwsAlgorithm::Es256);
         assert_eq!(config.clock_leeway_secs, 60);
         assert_eq!(config.refresh_token_lifetime_secs, 30 * 86_400);
@@ -506,7 +512,10 @@ mod tests {
         assert!(config.migrate_on_start);
         assert_eq!(config.redis_key_prefix, DEFAULT_REDIS_KEY_PREFIX);
         assert_eq!(config.rate_limit_per_client, DEFAULT_RATE_LIMIT_PER_CLIENT);
-        assert_eq!((config.worker_threads, config.log_format), (None, LogFormat::Text));
+        assert_eq!(
+            (config.worker_threads, config.log_format),
+            (None, LogFormat::Text)
+        );
     }
 
     #[test]

@@ -213,9 +213,20 @@ impl Opt {
             (Field::Number(field), Value::Number(n)) => *field = Some(n),
             (Field::Switch(field), Value::Switch(on)) => *field = Some(on),
             (Field::List(field), Value::List(items)) => *field = Some(items),
-            (field, _) => return Err(format!("expects {}", field.describe())),
+            _ => return Err(format!("expects {}", self.kind().describe())),
         }
         Ok(())
+    }
+
+    /// Whether `value` is of the kind this option takes.
+    pub fn accepts(&self, value: &Value) -> Result<(), String> {
+        match (self.kind(), value) {
+            (Kind::Text | Kind::Path, Value::Text(_))
+            | (Kind::Number, Value::Number(_))
+            | (Kind::Switch, Value::Switch(_))
+            | (Kind::List, Value::List(_)) => Ok(()),
+            (kind, _) => Err(format!("expects {}", kind.describe())),
+        }
     }
 
     /// Its value in `raw`, if set.
@@ -242,14 +253,20 @@ impl Opt {
     }
 }
 
-impl Field<'_> {
-    fn describe(&self) -> &'static str {
+impl std::fmt::Debug for Opt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Opt({})", self.name)
+    }
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
         match self {
-            Field::Text(_) => "a string",
-            Field::Path(_) => "a path (a string)",
-            Field::Number(_) => "a whole number",
-            Field::Switch(_) => "true or false",
-            Field::List(_) => "a list of strings",
+            Kind::Text => "a string",
+            Kind::Path => "a path (a string)",
+            Kind::Number => "a whole number",
+            Kind::Switch => "true or false",
+            Kind::List => "a list of strings",
         }
     }
 }
@@ -275,7 +292,6 @@ pub const DATABASE: Opt = Opt {
     name: "database",
     help: "Database URL (sqlite://... or postgres://...), instead of the data directory",
     value_name: "URL",
-    default: DefaultValue::Derived("the data directory's"),
     scope: Scope::Global,
     secrecy: Secrecy::UrlPassword,
     aliases: &[Alias::Variable("JWTGRANT_DATABASE_URL")],
@@ -592,7 +608,10 @@ mod tests {
             );
             assert!(!opt.help.is_empty(), "{} has no help", opt.name);
             assert!(
-                OPTIONS.iter().skip(i + 1).all(|other| other.name != opt.name),
+                OPTIONS
+                    .iter()
+                    .skip(i + 1)
+                    .all(|other| other.name != opt.name),
                 "{} twice",
                 opt.name
             );
@@ -636,7 +655,10 @@ mod tests {
 
     #[test]
     fn flags_variables_and_keys_follow_the_name() {
-        assert_eq!(CLOCK_LEEWAY_SECS.long().as_deref(), Some("clock-leeway-secs"));
+        assert_eq!(
+            CLOCK_LEEWAY_SECS.long().as_deref(),
+            Some("clock-leeway-secs")
+        );
         assert_eq!(CLOCK_LEEWAY_SECS.variable(), "JWTGRANT_CLOCK_LEEWAY_SECS");
         assert_eq!(CLOCK_LEEWAY_SECS.key(), Some("clock_leeway_secs"));
         assert_eq!(DATABASE.variable(), "JWTGRANT_DATABASE");
