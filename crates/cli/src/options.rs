@@ -92,15 +92,10 @@ impl Flags {
 }
 
 fn short_help(opt: &Opt) -> String {
-    let mut help = opt.help.to_owned();
-    let choices = (opt.choices)();
-    if !choices.is_empty() {
-        help.push_str(&format!(": {}", choices.join(", ")));
+    match opt.default_text().filter(|_| opt.kind() != Kind::Switch) {
+        Some(default) => format!("{} [default: {default}]", opt.description()),
+        None => opt.description(),
     }
-    if let Some(default) = opt.default_text().filter(|_| opt.kind() != Kind::Switch) {
-        help.push_str(&format!(" [default: {default}]"));
-    }
-    help
 }
 
 fn long_help(opt: &Opt) -> String {

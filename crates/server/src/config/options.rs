@@ -177,6 +177,19 @@ impl Opt {
         }
     }
 
+    /// The help with the choices or the range: what `--help` and the README say.
+    pub fn description(&self) -> String {
+        let mut text = self.help.to_owned();
+        let choices = (self.choices)();
+        if !choices.is_empty() {
+            text.push_str(&format!(": {}", choices.join(", ")));
+        }
+        if let Some((min, max)) = self.range {
+            text.push_str(&format!(" ({min} to {max})"));
+        }
+        text
+    }
+
     /// The default as the README and `--help` show it; `None` when there is none.
     pub fn default_text(&self) -> Option<String> {
         match self.default {
@@ -393,7 +406,7 @@ pub const ACCESS_TOKEN_LIFETIME_SECS: Opt = Opt {
 /// Refresh token lifetime.
 pub const REFRESH_TOKEN_LIFETIME_SECS: Opt = Opt {
     name: "refresh_token_lifetime_secs",
-    help: "Refresh token lifetime in seconds (30 days)",
+    help: "Refresh token lifetime in seconds",
     value_name: "SECS",
     default: DefaultValue::Number(30 * 86_400),
     range: Some((60, 365 * 86_400)),
@@ -436,7 +449,7 @@ pub const BODY_LIMIT_BYTES: Opt = Opt {
 /// Delay of a rotated key.
 pub const KEY_ROTATION_DELAY_SECS: Opt = Opt {
     name: "key_rotation_delay_secs",
-    help: "Seconds from `keys rotate` until the new key signs (its --activate-after default)",
+    help: "Seconds from `keys rotate` until the new key signs: its --activate-after default",
     value_name: "SECS",
     default: DefaultValue::Number(300),
     range: Some((0, 30 * 86_400)),
@@ -512,7 +525,6 @@ pub const RATE_LIMIT_PER_CLIENT: Opt = Opt {
     help: "Token requests per second from one client address; 0 for none",
     value_name: "N",
     default: DefaultValue::Number(DEFAULT_RATE_LIMIT_PER_CLIENT as u64),
-    range: Some((0, u32::MAX as u64)),
     field: |raw| Field::Number(&mut raw.rate_limit_per_client),
     ..Opt::BASE
 };
@@ -523,7 +535,6 @@ pub const RATE_LIMIT_PER_INTEGRATION: Opt = Opt {
     help: "Token requests per second for one integration; 0 for none",
     value_name: "N",
     default: DefaultValue::Number(DEFAULT_RATE_LIMIT_PER_INTEGRATION as u64),
-    range: Some((0, u32::MAX as u64)),
     field: |raw| Field::Number(&mut raw.rate_limit_per_integration),
     ..Opt::BASE
 };
