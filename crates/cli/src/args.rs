@@ -324,7 +324,7 @@ pub enum KeysCommand {
         alg: Option<String>,
         /// Seconds until it signs [default: the key_rotation_delay_secs option, from
         /// JWTGRANT_KEY_ROTATION_DELAY_SECS or the config file; 300].
-        #[arg(long)]
+        #[arg(long, value_name = "SECS")]
         activate_after: Option<u64>,
         /// Print one JSON object.
         #[arg(long)]

@@ -43,7 +43,8 @@ impl Flags {
             };
             let arg = Arg::new(opt.name)
                 .long(long)
-                .display_order(order)
+                // A command's own flags first, then the global ones.
+                .display_order(order + if scope == Scope::Global { 1000 } else { 0 })
                 .help(short_help(opt))
                 .long_help(long_help(opt))
                 .global(scope == Scope::Global);
@@ -165,27 +166,23 @@ impl Settings {
     /// Flags first, then `JWTGRANT_*` variables, then the config file, then defaults;
     /// `serve` is `None` for the commands that take only the global flags.
     pub fn resolve(global: &GlobalOptions, serve: Option<&ServeOptions>) -> Result<Settings> {
-        let flags = |opt: &Opt| global.0.get(opt).or_else(|| serve?.0.get(opt));
         let mut warnings = Vec::new();
+        // What the command line, else the environment, says of each option.
         let mut given = Vec::new();
         for opt in OPTIONS {
-            given.push(match flags(opt) {
-                Some(typed) => {
-                    let flag = format!("--{}", opt.long().unwrap_or_default());
-                    Some((typed_value(opt, typed, &flag)?, Origin::Flag(flag)))
-                }
+            given.push(match global.0.get(opt).or_else(|| serve?.0.get(opt)) {
+                Some(typed) => Some(flag_value(opt, typed)?),
                 None => variable(opt, &mut warnings)?,
             });
         }
-        let file = given
-            .iter()
-            .zip(OPTIONS)
-            .find(|(_, opt)| opt.name == CONFIG.name)
-            .and_then(|(given, _)| match given {
-                Some((Value::Text(path), _)) => Some(PathBuf::from(path)),
+        // The config file is named there.
+        let file = OPTIONS.into_iter().zip(&given).find_map(|(opt, given)| {
+            match (opt.name == CONFIG.name, given) {
+                (true, Some((Value::Text(path), _))) => Some(PathBuf::from(path)),
                 _ => None,
-            });
-        let mut from_file = match &file {
+            }
+        });
+        let in_file = match &file {
             Some(path) => read_file(path, &mut warnings)?,
             None => Vec::new(),
         };
@@ -193,24 +190,19 @@ impl Settings {
         let mut raw = RawConfig::default();
         let mut origins = Vec::new();
         for (opt, given) in OPTIONS.into_iter().zip(given) {
-            let in_file = from_file
-                .iter()
-                .position(|(named, _)| named.name == opt.name)
-                .map(|i| from_file.swap_remove(i).1);
-            let (value, origin) = match (given, in_file, &file) {
-                (Some(given), _, _) => given,
-                (None, Some(value), Some(path)) => (value, Origin::File(path.clone())),
-                _ => match opt.default_value() {
-                    Some(value) => (value, Origin::Default),
-                    None => {
-                        origins.push(Origin::Unset);
-                        continue;
-                    }
-                },
+            let from_file = || {
+                let (_, value) = in_file.iter().find(|(named, _)| named.name == opt.name)?;
+                Some((value.clone(), Origin::File(file.clone()?)))
             };
-            opt.set(&mut raw, value)
-                .map_err(|reason| invalid(opt, reason, &origin))?;
-            origins.push(origin);
+            let from_default = || Some((opt.default_value()?, Origin::Default));
+            match given.or_else(from_file).or_else(from_default) {
+                Some((value, origin)) => {
+                    opt.set(&mut raw, value)
+                        .map_err(|reason| invalid(opt, reason, &origin))?;
+                    origins.push(origin);
+                }
+                None => origins.push(Origin::Unset),
+            }
         }
         let config = ServerConfig::from_raw(raw.clone())?;
         Ok(Settings {
@@ -296,13 +288,16 @@ fn invalid(opt: &Opt, reason: String, origin: &Origin) -> ConfigError {
     }
 }
 
-fn typed_value(opt: &Opt, typed: &Typed, flag: &str) -> Result<Value, ConfigError> {
-    match typed {
-        Typed::Many(items) => Ok(Value::List(items.clone())),
+/// The option's value from its flag.
+fn flag_value(opt: &Opt, typed: &Typed) -> Result<(Value, Origin), ConfigError> {
+    let origin = Origin::Flag(format!("--{}", opt.long().unwrap_or_default()));
+    let value = match typed {
+        Typed::Many(items) => Value::List(items.clone()),
         Typed::One(text) => opt
             .parse(text)
-            .map_err(|reason| invalid(opt, reason, &Origin::Flag(flag.to_owned()))),
-    }
+            .map_err(|reason| invalid(opt, reason, &origin))?,
+    };
+    Ok((value, origin))
 }
 
 /// The option's value from its variable, or from a deprecated one (with a warning).
