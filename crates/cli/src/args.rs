@@ -2,39 +2,33 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
+use jwtgrant_core::JwsAlgorithm;
+
+use crate::options::{GlobalOptions, ServeOptions};
 
 /// jwtgrant: an OAuth 2.0 JWT bearer grant (RFC 7523) authorization server.
 #[derive(Debug, Parser)]
 #[command(name = "jwtgrant", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Where the store is, for the server and the admin commands alike.
+    /// Where the store and the config file are, for the server and the admin
+    /// commands alike.
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub global: GlobalOptions,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Options every command takes.
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
-    /// Data directory of the embedded SQLite store.
-    #[arg(long, global = true, env = "JWTGRANT_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL (sqlite://... or postgres://...), instead of the data directory.
-    #[arg(long, global = true, env = "JWTGRANT_DATABASE_URL", value_name = "URL")]
-    pub database: Option<String>,
-    /// TOML file with the same options as the flags (flags and env win).
-    #[arg(long, global = true, env = "JWTGRANT_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the authorization server.
-    Serve(ServeArgs),
+    Serve(ServeOptions),
+    /// Print the configuration `serve` would run with and where each value comes
+    /// from (flag, environment, config file or default), secrets hidden.
+    Config(ConfigArgs),
     /// Register and manage integrations (client applications).
     #[command(subcommand)]
     Integration(IntegrationCommand),
@@ -68,73 +62,20 @@ pub enum Command {
     },
 }
 
-/// `jwtgrant serve`.
+/// `jwtgrant config`.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "JWTGRANT_LISTEN")]
-    pub listen: Option<String>,
-    /// Public base URL: the issuer [default: from the listen address].
-    #[arg(long, env = "JWTGRANT_PUBLIC_URL")]
-    pub public_url: Option<String>,
-    /// An extra audience assertions may name (repeatable).
-    #[arg(
-        long = "accept-audience",
-        env = "JWTGRANT_ACCEPT_AUDIENCE",
-        value_delimiter = ','
-    )]
-    pub accept_audience: Vec<String>,
-    /// PEM certificate chain: serve HTTPS.
-    #[arg(long, env = "JWTGRANT_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, env = "JWTGRANT_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
-    /// Clock leeway in seconds [default: 60].
-    #[arg(long, env = "JWTGRANT_CLOCK_LEEWAY_SECS")]
-    pub clock_leeway_secs: Option<u64>,
-    /// Longest accepted assertion lifetime in seconds [default: 3600].
-    #[arg(long, env = "JWTGRANT_MAX_ASSERTION_LIFETIME_SECS")]
-    pub max_assertion_lifetime_secs: Option<u64>,
-    /// Access token lifetime in seconds [default: 3600].
-    #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_LIFETIME_SECS")]
-    pub access_token_lifetime_secs: Option<u64>,
-    /// Refresh token lifetime in seconds [default: 2592000, 30 days].
-    #[arg(long, env = "JWTGRANT_REFRESH_TOKEN_LIFETIME_SECS")]
-    pub refresh_token_lifetime_secs: Option<u64>,
-    /// Access token algorithm: ES256, RS256 or EdDSA [default: ES256].
-    #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_ALG")]
-    pub access_token_alg: Option<String>,
-    /// The `aud` of access tokens [default: the issuer URL].
-    #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_AUDIENCE")]
-    pub access_token_audience: Option<String>,
-    /// Largest request body in bytes [default: 65536].
-    #[arg(long, env = "JWTGRANT_BODY_LIMIT_BYTES")]
-    pub body_limit_bytes: Option<usize>,
-    /// How often to poll for registry changes, in ms [default: 1000].
-    #[arg(long, env = "JWTGRANT_REGISTRY_POLL_MS")]
-    pub registry_poll_ms: Option<u64>,
-    /// Token requests per second from one client address; 0 for none [default: 20000].
-    #[arg(long, env = "JWTGRANT_RATE_LIMIT_PER_CLIENT")]
-    pub rate_limit_per_client: Option<u32>,
-    /// Token requests per second for one integration; 0 for none [default: 20000].
-    #[arg(long, env = "JWTGRANT_RATE_LIMIT_PER_INTEGRATION")]
-    pub rate_limit_per_integration: Option<u32>,
-    /// Redis URL: the replay cache (and rate limits) shared by every instance.
-    #[arg(long, env = "JWTGRANT_REDIS_URL")]
-    pub redis: Option<String>,
-    /// What every Redis key starts with, to share one Redis [default: jwtgrant:].
-    #[arg(long, env = "JWTGRANT_REDIS_KEY_PREFIX")]
-    pub redis_key_prefix: Option<String>,
-    /// Do not run pending PostgreSQL migrations at start (run `jwtgrant migrate`).
-    #[arg(long, env = "JWTGRANT_NO_MIGRATE")]
-    pub no_migrate: bool,
-    /// Runtime worker threads [default: one per core].
-    #[arg(long, env = "JWTGRANT_WORKER_THREADS")]
-    pub worker_threads: Option<usize>,
-    /// Log format.
-    #[arg(long, env = "JWTGRANT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+pub struct ConfigArgs {
+    /// The same options as `serve`.
+    #[command(flatten)]
+    pub serve: ServeOptions,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The algorithms a server-side key is made for: [`JwsAlgorithm::ACCESS_TOKEN`].
+fn key_algorithm() -> PossibleValuesParser {
+    PossibleValuesParser::new(JwsAlgorithm::ACCESS_TOKEN.map(JwsAlgorithm::as_str))
 }
 
 /// `jwtgrant integration ...`.
@@ -180,7 +121,7 @@ pub enum IntegrationCommand {
         /// Integration key.
         integration_key: String,
         /// Algorithm.
-        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
+        #[arg(long, default_value = JwsAlgorithm::Rs256.as_str(), value_parser = key_algorithm())]
         alg: String,
         /// Write the private key to this file (mode 0600) instead of printing it.
         #[arg(long)]
@@ -379,10 +320,11 @@ pub enum KeysCommand {
     /// Add a new signing key: published at once, signing after the delay.
     Rotate {
         /// Algorithm [default: that of the key signing now].
-        #[arg(long, env = "JWTGRANT_ACCESS_TOKEN_ALG", value_parser = ["ES256", "RS256", "EdDSA"])]
+        #[arg(long, value_parser = key_algorithm())]
         alg: Option<String>,
-        /// Seconds until it signs [default: key_rotation_delay_secs of the config file, 300].
-        #[arg(long, env = "JWTGRANT_KEY_ROTATION_DELAY_SECS")]
+        /// Seconds until it signs [default: the key_rotation_delay_secs option, from
+        /// JWTGRANT_KEY_ROTATION_DELAY_SECS or the config file; 300].
+        #[arg(long, value_name = "SECS")]
         activate_after: Option<u64>,
         /// Print one JSON object.
         #[arg(long)]
@@ -473,7 +415,7 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Algorithm the key is for.
-    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
+    #[arg(long, default_value = JwsAlgorithm::Rs256.as_str(), value_parser = key_algorithm())]
     pub alg: String,
     /// RSA modulus size.
     #[arg(long, default_value_t = 2048, value_parser = rsa_bits)]

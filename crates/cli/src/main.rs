@@ -7,17 +7,20 @@ mod assertion;
 mod bench;
 mod client;
 mod keygen;
+mod options;
 mod output;
 
-use std::path::Path;
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser as _;
-use jwtgrant_server::{AppState, RawConfig, ServerConfig};
+use jwtgrant_server::config::LogFormat;
+use jwtgrant_server::{AppState, ServerConfig};
 use jwtgrant_store::{OpenOptions, Store};
 
-use crate::args::{Cli, Command, GlobalArgs, ServeArgs};
+use crate::args::{Cli, Command};
+use crate::options::{GlobalOptions, Settings};
 
 /// mimalloc: fewer cycles per allocation than glibc's malloc on the request path
 /// (see docs/PERFORMANCE.md).
@@ -25,23 +28,7 @@ use crate::args::{Cli, Command, GlobalArgs, ServeArgs};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Serve(ServeArgs {
-        worker_threads: Some(threads),
-        ..
-    }) = &cli.command
-    {
-        builder.worker_threads((*threads).max(1));
-    }
-    let runtime = match builder.enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
+    match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -50,74 +37,36 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Reads `--config` (if any) as a TOML [`RawConfig`].
-fn config_file(path: Option<&Path>) -> Result<RawConfig> {
-    let Some(path) = path else {
-        return Ok(RawConfig::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+/// A runtime, with `threads` workers or one per core.
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
 }
 
-/// Flags and environment first, then the file, then defaults.
-fn server_config(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Result<ServerConfig> {
-    let mut raw = RawConfig {
-        data_dir: global.data_dir.clone(),
-        database: global.database.clone(),
-        ..RawConfig::default()
-    };
-    if let Some(s) = serve {
-        raw.listen = s.listen.clone();
-        raw.public_url = s.public_url.clone();
-        raw.accept_audience = (!s.accept_audience.is_empty()).then(|| s.accept_audience.clone());
-        raw.tls_cert = s.tls_cert.clone();
-        raw.tls_key = s.tls_key.clone();
-        raw.clock_leeway_secs = s.clock_leeway_secs;
-        raw.max_assertion_lifetime_secs = s.max_assertion_lifetime_secs;
-        raw.access_token_lifetime_secs = s.access_token_lifetime_secs;
-        raw.refresh_token_lifetime_secs = s.refresh_token_lifetime_secs;
-        raw.access_token_alg = s.access_token_alg.clone();
-        raw.access_token_audience = s.access_token_audience.clone();
-        raw.body_limit_bytes = s.body_limit_bytes;
-        raw.registry_poll_ms = s.registry_poll_ms;
-        raw.migrate_on_start = s.no_migrate.then_some(false);
-        raw.redis = s.redis.clone();
-        raw.redis_key_prefix = s.redis_key_prefix.clone();
-        raw.rate_limit_per_client = s.rate_limit_per_client;
-        raw.rate_limit_per_integration = s.rate_limit_per_integration;
-    }
-    raw.master_key = std::env::var("JWTGRANT_MASTER_KEY").ok();
-    let raw = raw.or(config_file(global.config.as_deref())?);
-    Ok(ServerConfig::from_raw(raw)?)
+/// Runs `future` on a runtime of one worker per core.
+fn block_on(future: impl Future<Output = Result<()>>) -> Result<()> {
+    runtime(None)?.block_on(future)
 }
 
-/// `JWTGRANT_*` variables in the environment that no option reads (a typo would
-/// otherwise go unnoticed). The test harness's own `JWTGRANT_TEST_*` are left alone.
-fn unknown_environment() -> Vec<String> {
-    fn collect(command: &clap::Command, known: &mut Vec<String>) {
-        known.extend(
-            command
-                .get_arguments()
-                .filter_map(|arg| arg.get_env())
-                .map(|name| name.to_string_lossy().into_owned()),
-        );
-        for sub in command.get_subcommands() {
-            collect(sub, known);
-        }
+/// The configuration of a command that takes only the global flags; deprecated
+/// names it used are warned of on stderr.
+fn admin_settings(global: &GlobalOptions) -> Result<Settings> {
+    let settings = Settings::resolve(global, None)?;
+    for warning in &settings.warnings {
+        eprintln!("warning: {warning}");
     }
-    let mut known = vec!["JWTGRANT_MASTER_KEY".to_owned()];
-    collect(&<Cli as clap::CommandFactory>::command(), &mut known);
-    std::env::vars_os()
-        .filter_map(|(name, _)| name.into_string().ok())
-        .filter(|name| name.starts_with("JWTGRANT_") && !name.starts_with("JWTGRANT_TEST_"))
-        .filter(|name| !known.contains(name))
-        .collect()
+    Ok(settings)
 }
 
 /// The configuration and store an admin command works on.
-async fn admin_store(global: &GlobalArgs) -> Result<(ServerConfig, Arc<dyn Store>)> {
-    let config = server_config(global, None)?;
+async fn admin_store(global: &GlobalOptions) -> Result<(ServerConfig, Arc<dyn Store>)> {
+    let config = admin_settings(global)?.config;
     let store = jwtgrant_store::open(
         &config.store,
         &OpenOptions::migrate(config.migrate_on_start),
@@ -127,54 +76,70 @@ async fn admin_store(global: &GlobalArgs) -> Result<(ServerConfig, Arc<dyn Store
     Ok((config, store))
 }
 
-async fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
     match cli.command {
-        Command::Serve(args) => {
-            let config = server_config(global, Some(&args))?;
-            init_tracing(&args.log_format);
-            for name in unknown_environment() {
+        Command::Serve(flags) => {
+            // Read before the runtime starts: worker_threads sizes it.
+            let settings = Settings::resolve(global, Some(&flags))?;
+            init_tracing(settings.config.log_format);
+            for warning in &settings.warnings {
+                tracing::warn!("{warning}");
+            }
+            let command = <Cli as clap::CommandFactory>::command();
+            for name in options::unknown_variables(&command) {
                 tracing::warn!(variable = %name, "unknown JWTGRANT_ environment variable ignored");
             }
-            serve(config).await
+            runtime(settings.config.worker_threads)?.block_on(serve(settings.config))
+        }
+        Command::Config(args) => {
+            let settings = Settings::resolve(global, Some(&args.serve))?;
+            for warning in &settings.warnings {
+                eprintln!("warning: {warning}");
+            }
+            settings.print(args.json)
         }
         Command::Assertion(args) => assertion::run(args),
         Command::Keygen(args) => keygen::run(args),
-        Command::Token(args) => client::token(args).await,
-        Command::Verify(args) => client::verify(args).await,
+        Command::Token(args) => block_on(client::token(args)),
+        Command::Verify(args) => block_on(client::verify(args)),
         Command::Migrate { json } => {
-            let config = server_config(global, None)?;
-            jwtgrant_store::open(&config.store, &OpenOptions::default())
-                .await
-                .context("migration failed")?;
-            output::emit(
-                json,
-                serde_json::json!({"migrated": true}),
-                "migrations applied\n".into(),
-            )
+            let config = admin_settings(global)?.config;
+            block_on(async {
+                jwtgrant_store::open(&config.store, &OpenOptions::default())
+                    .await
+                    .context("migration failed")?;
+                output::emit(
+                    json,
+                    serde_json::json!({"migrated": true}),
+                    "migrations applied\n".into(),
+                )
+            })
         }
-        Command::Bench(args) => {
+        Command::Bench(args) => block_on(async {
             let store = if args.integration_key.is_some() {
                 None
             } else {
                 Some(admin_store(global).await?.1)
             };
             bench::run(args, store).await
-        }
-        Command::Integration(command) => {
+        }),
+        Command::Integration(command) => block_on(async {
             admin::integration(admin_store(global).await?.1.as_ref(), command).await
+        }),
+        Command::User(command) => {
+            block_on(async { admin::user(admin_store(global).await?.1.as_ref(), command).await })
         }
-        Command::User(command) => admin::user(admin_store(global).await?.1.as_ref(), command).await,
         Command::Account(command) => {
-            admin::account(admin_store(global).await?.1.as_ref(), command).await
+            block_on(async { admin::account(admin_store(global).await?.1.as_ref(), command).await })
         }
         Command::Consent(command) => {
-            admin::consent(admin_store(global).await?.1.as_ref(), command).await
+            block_on(async { admin::consent(admin_store(global).await?.1.as_ref(), command).await })
         }
-        Command::Keys(command) => {
+        Command::Keys(command) => block_on(async {
             let (config, store) = admin_store(global).await?;
             admin::keys(store.as_ref(), command, &config).await
-        }
+        }),
     }
 }
 
@@ -226,13 +191,13 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-fn init_tracing(format: &str) {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if format == "json" {
+    if format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();

@@ -55,8 +55,17 @@ impl JwsAlgorithm {
         JwsAlgorithm::EdDsa,
     ];
 
+    /// The algorithms the server signs access tokens with, one per key type: what
+    /// `serve --access-token-alg` and `keys rotate --alg` accept, and the keys
+    /// `keygen` and `integration generate-key` make.
+    pub const ACCESS_TOKEN: [JwsAlgorithm; 3] = [
+        JwsAlgorithm::Es256,
+        JwsAlgorithm::Rs256,
+        JwsAlgorithm::EdDsa,
+    ];
+
     /// The `alg` header value.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             JwsAlgorithm::Rs256 => "RS256",
             JwsAlgorithm::Rs384 => "RS384",

@@ -1,19 +1,22 @@
 //! Server configuration in two steps: [`RawConfig`] as read from flags, `JWTGRANT_*`
-//! variables and a TOML file (unknown keys refused), then [`ServerConfig::from_raw`]
-//! validates it into typed settings whose errors name the bad field.
+//! variables and a TOML file (each option defined once, in [`options`]), then
+//! [`ServerConfig::from_raw`] validates it into typed settings whose errors name the
+//! bad field.
+
+pub mod options;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use jwtgrant_core::JwsAlgorithm;
 use jwtgrant_store::StoreLocation;
-use serde::Deserialize;
 
 use crate::sealing::KeySealer;
+use options::Opt;
 
-/// Configuration as written by the operator; every field optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Configuration as written by the operator; every field optional. Each field is
+/// filled by the option of the same name in [`options::OPTIONS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawConfig {
     /// Address to listen on.
     pub listen: Option<String>,
@@ -23,6 +26,9 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     /// Database URL (`sqlite://...` or `postgres://...`), instead of the data directory.
     pub database: Option<String>,
+    /// The config file these settings were read from (for `jwtgrant config`; not
+    /// read by [`ServerConfig::from_raw`]).
+    pub config: Option<PathBuf>,
     /// Extra audiences an assertion's `aud` may name.
     pub accept_audience: Option<Vec<String>>,
     /// PEM certificate chain for native TLS.
@@ -37,19 +43,19 @@ pub struct RawConfig {
     pub access_token_lifetime_secs: Option<u64>,
     /// Refresh token lifetime in seconds.
     pub refresh_token_lifetime_secs: Option<u64>,
-    /// Access token algorithm: ES256, RS256 or EdDSA.
+    /// Access token algorithm, one of [`JwsAlgorithm::ACCESS_TOKEN`].
     pub access_token_alg: Option<String>,
     /// The `aud` of issued access tokens.
     pub access_token_audience: Option<String>,
     /// Largest request body in bytes.
-    pub body_limit_bytes: Option<usize>,
+    pub body_limit_bytes: Option<u64>,
     /// Seconds between a key rotation and the new key signing.
     pub key_rotation_delay_secs: Option<u64>,
     /// How often the registry version is polled, in milliseconds.
     pub registry_poll_ms: Option<u64>,
-    /// Run pending PostgreSQL migrations at start (default true; `jwtgrant migrate`
-    /// runs them by hand).
-    pub migrate_on_start: Option<bool>,
+    /// Leave pending PostgreSQL migrations alone when the store opens (`jwtgrant
+    /// migrate` runs them by hand).
+    pub no_migrate: Option<bool>,
     /// Redis URL for the replay cache and shared rate limits.
     pub redis: Option<String>,
     /// What every Redis key starts with, so deployments can share one Redis.
@@ -57,58 +63,17 @@ pub struct RawConfig {
     /// File holding the master key (base64 of 32 bytes) that encrypts the signing
     /// keys at rest.
     pub master_key_file: Option<PathBuf>,
-    /// The master key itself; only from `JWTGRANT_MASTER_KEY`, never from the file.
-    #[serde(skip)]
+    /// The master key itself; only from `JWTGRANT_MASTER_KEY`, never a flag or a
+    /// file key.
     pub master_key: Option<String>,
     /// Token requests per second from one client address (0: no limit).
-    pub rate_limit_per_client: Option<u32>,
+    pub rate_limit_per_client: Option<u64>,
     /// Token requests per second for one integration (0: no limit).
-    pub rate_limit_per_integration: Option<u32>,
-}
-
-impl RawConfig {
-    /// Fills every field unset here from `fallback` (flags and env over the file).
-    pub fn or(self, fallback: RawConfig) -> RawConfig {
-        RawConfig {
-            listen: self.listen.or(fallback.listen),
-            public_url: self.public_url.or(fallback.public_url),
-            data_dir: self.data_dir.or(fallback.data_dir),
-            database: self.database.or(fallback.database),
-            accept_audience: self.accept_audience.or(fallback.accept_audience),
-            tls_cert: self.tls_cert.or(fallback.tls_cert),
-            tls_key: self.tls_key.or(fallback.tls_key),
-            clock_leeway_secs: self.clock_leeway_secs.or(fallback.clock_leeway_secs),
-            max_assertion_lifetime_secs: self
-                .max_assertion_lifetime_secs
-                .or(fallback.max_assertion_lifetime_secs),
-            access_token_lifetime_secs: self
-                .access_token_lifetime_secs
-                .or(fallback.access_token_lifetime_secs),
-            refresh_token_lifetime_secs: self
-                .refresh_token_lifetime_secs
-                .or(fallback.refresh_token_lifetime_secs),
-            access_token_alg: self.access_token_alg.or(fallback.access_token_alg),
-            access_token_audience: self
-                .access_token_audience
-                .or(fallback.access_token_audience),
-            body_limit_bytes: self.body_limit_bytes.or(fallback.body_limit_bytes),
-            key_rotation_delay_secs: self
-                .key_rotation_delay_secs
-                .or(fallback.key_rotation_delay_secs),
-            registry_poll_ms: self.registry_poll_ms.or(fallback.registry_poll_ms),
-            migrate_on_start: self.migrate_on_start.or(fallback.migrate_on_start),
-            redis: self.redis.or(fallback.redis),
-            redis_key_prefix: self.redis_key_prefix.or(fallback.redis_key_prefix),
-            master_key_file: self.master_key_file.or(fallback.master_key_file),
-            master_key: self.master_key.or(fallback.master_key),
-            rate_limit_per_client: self
-                .rate_limit_per_client
-                .or(fallback.rate_limit_per_client),
-            rate_limit_per_integration: self
-                .rate_limit_per_integration
-                .or(fallback.rate_limit_per_integration),
-        }
-    }
+    pub rate_limit_per_integration: Option<u64>,
+    /// Runtime worker threads; unset, one per core.
+    pub worker_threads: Option<u64>,
+    /// `text` or `json` log lines.
+    pub log_format: Option<String>,
 }
 
 /// A configuration value that cannot be used, naming its field.
@@ -181,6 +146,33 @@ pub struct ServerConfig {
     pub rate_limit_per_client: u32,
     /// Token requests per second for one integration (0: no limit).
     pub rate_limit_per_integration: u32,
+    /// Runtime worker threads; `None`, one per core. Read by the binary before the
+    /// runtime starts.
+    pub worker_threads: Option<usize>,
+    /// How the binary writes its log lines.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// Every format, for [`options::LOG_FORMAT`].
+    pub const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+
+    /// The name operators write.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Default token requests per second per client address: generous, so that only
@@ -197,172 +189,129 @@ pub const DEFAULT_DATA_DIR: &str = "./jwtgrant-data";
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        // The defaults are valid by construction; from_raw only fails on bad input.
-        ServerConfig::from_raw(RawConfig::default()).unwrap_or_else(|_| ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            public_url: None,
-            store: StoreLocation::DataDir(PathBuf::from(DEFAULT_DATA_DIR)),
-            accept_audiences: Vec::new(),
-            tls: None,
-            clock_leeway_secs: 60,
-            max_assertion_lifetime_secs: 3600,
-            access_token_lifetime_secs: 3600,
-            refresh_token_lifetime_secs: 30 * 86_400,
-            access_token_alg: JwsAlgorithm::Es256,
-            access_token_audience: None,
-            body_limit_bytes: 64 * 1024,
-            key_rotation_delay_secs: 300,
-            registry_poll: std::time::Duration::from_secs(1),
-            migrate_on_start: true,
-            redis: None,
-            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
-            master_key: None,
-            rate_limit_per_client: DEFAULT_RATE_LIMIT_PER_CLIENT,
-            rate_limit_per_integration: DEFAULT_RATE_LIMIT_PER_INTEGRATION,
-        })
-    }
-}
-
 impl ServerConfig {
-    /// Validates raw settings, applying defaults.
+    /// Validates raw settings, applying the defaults of [`options::OPTIONS`].
     pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        use options::*;
+        let raw = raw.with_defaults()?;
+
+        let listen = raw.listen.unwrap_or_default();
         let listen: SocketAddr = listen.parse().map_err(|_| {
             invalid(
-                "listen",
+                LISTEN.name,
                 format!("'{listen}' is not an address like 127.0.0.1:8080"),
             )
         })?;
 
         let public_url = raw
             .public_url
-            .map(|url| validate_url("public_url", &url))
+            .map(|url| validate_url(PUBLIC_URL.name, &url))
             .transpose()?;
-
-        let store = match (raw.database, raw.data_dir) {
-            (Some(url), _) => {
-                StoreLocation::from_url(url).map_err(|e| invalid("database", e.to_string()))?
-            }
-            (None, Some(dir)) => StoreLocation::DataDir(dir),
-            (None, None) => StoreLocation::DataDir(PathBuf::from(DEFAULT_DATA_DIR)),
-        };
 
         let accept_audiences = raw.accept_audience.unwrap_or_default();
         if accept_audiences.iter().any(|a| a.trim().is_empty()) {
-            return Err(invalid("accept_audience", "must not be empty"));
+            return Err(invalid(ACCEPT_AUDIENCE.name, "must not be empty"));
         }
 
         let tls = match (raw.tls_cert, raw.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
-            (Some(_), None) => return Err(invalid("tls_key", "is required with tls_cert")),
-            (None, Some(_)) => return Err(invalid("tls_cert", "is required with tls_key")),
+            (Some(_), None) => return Err(invalid(TLS_KEY.name, "is required with tls_cert")),
+            (None, Some(_)) => return Err(invalid(TLS_CERT.name, "is required with tls_key")),
         };
-
-        let clock_leeway_secs = bounded("clock_leeway_secs", raw.clock_leeway_secs, 60, 0, 600)?;
-        let max_assertion_lifetime_secs = bounded(
-            "max_assertion_lifetime_secs",
-            raw.max_assertion_lifetime_secs,
-            3600,
-            1,
-            86_400,
-        )?;
-        let access_token_lifetime_secs = bounded(
-            "access_token_lifetime_secs",
-            raw.access_token_lifetime_secs,
-            3600,
-            1,
-            86_400,
-        )?;
-        let refresh_token_lifetime_secs = bounded(
-            "refresh_token_lifetime_secs",
-            raw.refresh_token_lifetime_secs,
-            30 * 86_400,
-            60,
-            365 * 86_400,
-        )?;
-        let key_rotation_delay_secs = bounded(
-            "key_rotation_delay_secs",
-            raw.key_rotation_delay_secs,
-            300,
-            0,
-            30 * 86_400,
-        )?;
-        let registry_poll_ms = bounded("registry_poll_ms", raw.registry_poll_ms, 1000, 50, 5000)?;
-
-        let access_token_alg = match raw.access_token_alg.as_deref() {
-            None => JwsAlgorithm::Es256,
-            Some(name) => match JwsAlgorithm::from_name(name) {
-                Some(alg @ (JwsAlgorithm::Es256 | JwsAlgorithm::Rs256 | JwsAlgorithm::EdDsa)) => {
-                    alg
-                }
-                _ => {
-                    return Err(invalid(
-                        "access_token_alg",
-                        format!("'{name}' is not one of ES256, RS256, EdDSA"),
-                    ));
-                }
-            },
-        };
-
-        let body_limit_bytes = raw.body_limit_bytes.unwrap_or(64 * 1024);
-        if !(1024..=16 * 1024 * 1024).contains(&body_limit_bytes) {
-            return Err(invalid(
-                "body_limit_bytes",
-                "must be between 1024 and 16777216",
-            ));
-        }
 
         let access_token_audience = match raw.access_token_audience {
             Some(aud) if aud.trim().is_empty() => {
-                return Err(invalid("access_token_audience", "must not be empty"));
+                return Err(invalid(ACCESS_TOKEN_AUDIENCE.name, "must not be empty"));
             }
             other => other,
         };
 
+        let redis = match raw.redis {
+            Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                return Err(invalid(REDIS.name, "must be a redis:// or rediss:// URL"));
+            }
+            other => other,
+        };
+
+        let redis_key_prefix = raw.redis_key_prefix.unwrap_or_default();
+        if redis_key_prefix.is_empty() || redis_key_prefix.contains(char::is_whitespace) {
+            return Err(invalid(
+                REDIS_KEY_PREFIX.name,
+                "must be non-empty, without whitespace",
+            ));
+        }
+
         Ok(ServerConfig {
             listen,
             public_url,
-            store,
+            store: store_location(raw.database, raw.data_dir)?,
             accept_audiences,
             tls,
-            clock_leeway_secs,
-            max_assertion_lifetime_secs,
-            access_token_lifetime_secs,
-            refresh_token_lifetime_secs,
-            access_token_alg,
+            clock_leeway_secs: seconds(&CLOCK_LEEWAY_SECS, raw.clock_leeway_secs)?,
+            max_assertion_lifetime_secs: seconds(
+                &MAX_ASSERTION_LIFETIME_SECS,
+                raw.max_assertion_lifetime_secs,
+            )?,
+            access_token_lifetime_secs: seconds(
+                &ACCESS_TOKEN_LIFETIME_SECS,
+                raw.access_token_lifetime_secs,
+            )?,
+            refresh_token_lifetime_secs: seconds(
+                &REFRESH_TOKEN_LIFETIME_SECS,
+                raw.refresh_token_lifetime_secs,
+            )?,
+            access_token_alg: one_of(
+                &ACCESS_TOKEN_ALG,
+                raw.access_token_alg,
+                &JwsAlgorithm::ACCESS_TOKEN,
+                JwsAlgorithm::as_str,
+            )?,
             access_token_audience,
-            body_limit_bytes,
-            key_rotation_delay_secs,
-            registry_poll: std::time::Duration::from_millis(registry_poll_ms as u64),
-            migrate_on_start: raw.migrate_on_start.unwrap_or(true),
-            redis: match raw.redis {
-                Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
-                    return Err(invalid("redis", "must be a redis:// or rediss:// URL"));
-                }
-                other => other,
-            },
-            redis_key_prefix: match raw.redis_key_prefix {
-                Some(prefix) if prefix.is_empty() || prefix.contains(char::is_whitespace) => {
-                    return Err(invalid(
-                        "redis_key_prefix",
-                        "must be non-empty, without whitespace",
-                    ));
-                }
-                Some(prefix) => prefix,
-                None => DEFAULT_REDIS_KEY_PREFIX.to_owned(),
-            },
+            body_limit_bytes: number(&BODY_LIMIT_BYTES, raw.body_limit_bytes)?,
+            key_rotation_delay_secs: seconds(
+                &KEY_ROTATION_DELAY_SECS,
+                raw.key_rotation_delay_secs,
+            )?,
+            registry_poll: std::time::Duration::from_millis(number(
+                &REGISTRY_POLL_MS,
+                raw.registry_poll_ms,
+            )?),
+            migrate_on_start: !raw.no_migrate.unwrap_or_default(),
+            redis,
+            redis_key_prefix,
             master_key: master_key(raw.master_key, raw.master_key_file)?,
-            rate_limit_per_client: raw
-                .rate_limit_per_client
-                .unwrap_or(DEFAULT_RATE_LIMIT_PER_CLIENT),
-            rate_limit_per_integration: raw
-                .rate_limit_per_integration
-                .unwrap_or(DEFAULT_RATE_LIMIT_PER_INTEGRATION),
+            rate_limit_per_client: number(&RATE_LIMIT_PER_CLIENT, raw.rate_limit_per_client)?,
+            rate_limit_per_integration: number(
+                &RATE_LIMIT_PER_INTEGRATION,
+                raw.rate_limit_per_integration,
+            )?,
+            worker_threads: raw
+                .worker_threads
+                .map(|n| {
+                    usize::try_from(n).map_err(|_| invalid(WORKER_THREADS.name, "is too large"))
+                })
+                .transpose()?,
+            log_format: one_of(
+                &LOG_FORMAT,
+                raw.log_format,
+                &LogFormat::ALL,
+                LogFormat::as_str,
+            )?,
         })
     }
+}
+
+/// Where the store is: the database URL if one is given, else the data directory.
+fn store_location(
+    database: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<StoreLocation, ConfigError> {
+    Ok(match database {
+        Some(url) => StoreLocation::from_url(url)
+            .map_err(|e| invalid(options::DATABASE.name, e.to_string()))?,
+        None => StoreLocation::DataDir(data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into())),
+    })
 }
 
 /// The master key, kept as given (base64) and checked once here.
@@ -401,7 +350,7 @@ fn master_key(
         (None, Some(path)) => {
             zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
                 invalid(
-                    "master_key_file",
+                    options::MASTER_KEY_FILE.name,
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?)
@@ -410,22 +359,47 @@ fn master_key(
     };
     let key = MasterKey(zeroize::Zeroizing::new(text.trim().to_owned()));
     key.sealer()
-        .map_err(|e| invalid("master_key", e.to_string()))?;
+        .map_err(|e| invalid(options::MASTER_KEY.name, e.to_string()))?;
     Ok(Some(key))
 }
 
-fn bounded(
-    field: &'static str,
-    value: Option<u64>,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<i64, ConfigError> {
-    let value = value.unwrap_or(default);
-    if value < min || value > max {
-        return Err(invalid(field, format!("{value} is outside {min}..={max}")));
+/// A number option's value, within its range, as the type the server keeps.
+fn number<T: TryFrom<u64>>(opt: &Opt, value: Option<u64>) -> Result<T, ConfigError> {
+    let value = value.ok_or_else(|| invalid(opt.name, "has no value"))?;
+    if let Some((min, max)) = opt.range
+        && !(min..=max).contains(&value)
+    {
+        return Err(invalid(
+            opt.name,
+            format!("{value} is outside {min}..={max}"),
+        ));
     }
-    Ok(value as i64)
+    T::try_from(value).map_err(|_| invalid(opt.name, format!("{value} is too large")))
+}
+
+/// A number of seconds, as the clock counts them.
+fn seconds(opt: &Opt, value: Option<u64>) -> Result<i64, ConfigError> {
+    number(opt, value)
+}
+
+/// The one of `all` whose name is `value`.
+fn one_of<T: Copy>(
+    opt: &Opt,
+    value: Option<String>,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, ConfigError> {
+    let value = value.unwrap_or_default();
+    all.iter()
+        .copied()
+        .find(|item| name(*item) == value)
+        .ok_or_else(|| {
+            let names: Vec<_> = all.iter().map(|item| name(*item)).collect();
+            invalid(
+                opt.name,
+                format!("'{value}' is not one of {}", names.join(", ")),
+            )
+        })
 }
 
 fn validate_url(field: &'static str, url: &str) -> Result<String, ConfigError> {
@@ -506,15 +480,62 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_in_a_file_are_refused() {
-        let parsed: Result<RawConfig, _> =
-            toml::from_str("listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
-        assert!(
-            parsed
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
-                .contains("listen_port")
+    fn defaults_need_no_second_copy() {
+        let config = ServerConfig::from_raw(RawConfig::default()).unwrap();
+        assert_eq!(
+            config.store,
+            StoreLocation::DataDir(DEFAULT_DATA_DIR.into())
         );
+        assert_eq!(config.access_token_alg, JwsAlgorithm::Es256);
+        assert_eq!(config.clock_leeway_secs, 60);
+        assert_eq!(config.refresh_token_lifetime_secs, 30 * 86_400);
+        assert_eq!(config.body_limit_bytes, 64 * 1024);
+        assert_eq!(config.registry_poll, std::time::Duration::from_secs(1));
+        assert!(config.migrate_on_start);
+        assert_eq!(config.redis_key_prefix, DEFAULT_REDIS_KEY_PREFIX);
+        assert_eq!(config.rate_limit_per_client, DEFAULT_RATE_LIMIT_PER_CLIENT);
+        assert_eq!(
+            (config.worker_threads, config.log_format),
+            (None, LogFormat::Text)
+        );
+    }
+
+    #[test]
+    fn more_bad_values_name_their_field() {
+        let field = |raw: RawConfig| ServerConfig::from_raw(raw).err().map(|e| e.field);
+        assert_eq!(
+            field(RawConfig {
+                log_format: Some("xml".into()),
+                ..Default::default()
+            }),
+            Some("log_format")
+        );
+        assert_eq!(
+            field(RawConfig {
+                database: Some("mysql://x".into()),
+                ..Default::default()
+            }),
+            Some("database")
+        );
+        assert_eq!(
+            field(RawConfig {
+                rate_limit_per_client: Some(u64::from(u32::MAX) + 1),
+                ..Default::default()
+            }),
+            Some("rate_limit_per_client")
+        );
+        assert_eq!(
+            field(RawConfig {
+                redis_key_prefix: Some("a b".into()),
+                ..Default::default()
+            }),
+            Some("redis_key_prefix")
+        );
+        let error = ServerConfig::from_raw(RawConfig {
+            access_token_alg: Some("HS256".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(error.reason, "'HS256' is not one of ES256, RS256, EdDSA");
     }
 }

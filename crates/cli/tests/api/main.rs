@@ -14,6 +14,7 @@ mod endpoints;
 mod limits;
 mod master_key;
 mod migrate;
+mod options;
 mod redis;
 mod support;
 mod tls;
