@@ -63,7 +63,7 @@ pub async fn grant(
     )?;
 
     if let Some(guard) = decision.replay_guard() {
-        let outcome = state.replay.record(guard).await?;
+        let outcome = state.replay.record(guard, now).await?;
         if outcome == JtiOutcome::Replayed {
             return Err(GrantError::JtiReplayed.into());
         }

@@ -24,7 +24,6 @@ use jwtgrant_store::{JtiOutcome, JtiRecord, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ReplayCache;
-use crate::clock;
 
 const HEADER: &[u8; 8] = b"JGJTI\x00\x00\x01";
 const RECORD_LEN: usize = 24;
@@ -52,6 +51,8 @@ fn unavailable(what: impl std::fmt::Display) -> StoreError {
 struct Pending {
     key: Key,
     remember_until: i64,
+    /// The request's `now` (compaction keeps what is live at the latest of them).
+    now: i64,
     reply: oneshot::Sender<Result<(), String>>,
 }
 
@@ -215,11 +216,12 @@ impl Writer {
                 }
             }
             let result = self.append(&batch).map_err(|e| e.to_string());
+            let now = batch.iter().map(|p| p.now).max().unwrap_or_default();
             for pending in batch.drain(..) {
                 let _ = pending.reply.send(result.clone());
             }
             if result.is_ok() {
-                self.maybe_compact();
+                self.maybe_compact(now);
             }
         }
     }
@@ -237,12 +239,11 @@ impl Writer {
         Ok(())
     }
 
-    fn maybe_compact(&mut self) {
+    fn maybe_compact(&mut self, now: i64) {
         let live_count = self.live.lock().map(|l| l.len() as u64).unwrap_or(0);
         if self.records < COMPACT_AFTER || self.records < 2 * live_count {
             return;
         }
-        let now = clock::now();
         let snapshot: HashMap<Key, i64> = match self.live.lock() {
             Ok(live) => live
                 .iter()
@@ -264,9 +265,8 @@ impl Writer {
 
 #[async_trait]
 impl ReplayCache for JournalReplay {
-    async fn record(&self, guard: &ReplayGuard) -> Result<JtiOutcome, StoreError> {
+    async fn record(&self, guard: &ReplayGuard, now: i64) -> Result<JtiOutcome, StoreError> {
         let key = key(&guard.issuer, &guard.jti);
-        let now = clock::now();
         {
             let mut live = self
                 .live
@@ -284,6 +284,7 @@ impl ReplayCache for JournalReplay {
             .send(Pending {
                 key,
                 remember_until: guard.remember_until,
+                now,
                 reply,
             })
             .await
@@ -318,6 +319,7 @@ impl ReplayCache for JournalReplay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock;
 
     fn guard(jti: &str, until: i64) -> ReplayGuard {
         ReplayGuard {
@@ -334,15 +336,24 @@ mod tests {
         {
             let journal = JournalReplay::open(dir.path(), &[], clock::now()).unwrap();
             assert_eq!(
-                journal.record(&guard("a", far)).await.unwrap(),
+                journal
+                    .record(&guard("a", far), clock::now())
+                    .await
+                    .unwrap(),
                 JtiOutcome::Recorded
             );
             assert_eq!(
-                journal.record(&guard("a", far)).await.unwrap(),
+                journal
+                    .record(&guard("a", far), clock::now())
+                    .await
+                    .unwrap(),
                 JtiOutcome::Replayed
             );
             assert_eq!(
-                journal.record(&guard("b", far)).await.unwrap(),
+                journal
+                    .record(&guard("b", far), clock::now())
+                    .await
+                    .unwrap(),
                 JtiOutcome::Recorded
             );
             // Another issuer's jti of the same value is another record.
@@ -350,7 +361,10 @@ mod tests {
                 issuer: "other".into(),
                 ..guard("a", far)
             };
-            assert_eq!(journal.record(&other).await.unwrap(), JtiOutcome::Recorded);
+            assert_eq!(
+                journal.record(&other, clock::now()).await.unwrap(),
+                JtiOutcome::Recorded
+            );
             // A second server on the same directory is refused while this one runs.
             assert!(JournalReplay::open(dir.path(), &[], clock::now()).is_err());
         }
@@ -358,11 +372,17 @@ mod tests {
         let reopened = JournalReplay::open(dir.path(), &[], clock::now()).unwrap();
         assert_eq!(reopened.len(), 3);
         assert_eq!(
-            reopened.record(&guard("a", far)).await.unwrap(),
+            reopened
+                .record(&guard("a", far), clock::now())
+                .await
+                .unwrap(),
             JtiOutcome::Replayed
         );
         assert_eq!(
-            reopened.record(&guard("c", far)).await.unwrap(),
+            reopened
+                .record(&guard("c", far), clock::now())
+                .await
+                .unwrap(),
             JtiOutcome::Recorded
         );
     }
@@ -373,12 +393,21 @@ mod tests {
         let now = clock::now();
         {
             let journal = JournalReplay::open(dir.path(), &[], now).unwrap();
-            journal.record(&guard("old", now + 1)).await.unwrap();
-            journal.record(&guard("new", now + 3600)).await.unwrap();
+            journal
+                .record(&guard("old", now + 1), clock::now())
+                .await
+                .unwrap();
+            journal
+                .record(&guard("new", now + 3600), clock::now())
+                .await
+                .unwrap();
             assert_eq!(journal.sweep(now + 2).await.unwrap(), 1);
             // Expired: accepted again.
             assert_eq!(
-                journal.record(&guard("old", now + 3600)).await.unwrap(),
+                journal
+                    .record(&guard("old", now + 3600), clock::now())
+                    .await
+                    .unwrap(),
                 JtiOutcome::Recorded
             );
         }
@@ -390,7 +419,10 @@ mod tests {
         let reopened = JournalReplay::open(dir.path(), &[], now + 2).unwrap();
         assert_eq!(reopened.len(), 2);
         assert_eq!(
-            reopened.record(&guard("new", now + 3600)).await.unwrap(),
+            reopened
+                .record(&guard("new", now + 3600), clock::now())
+                .await
+                .unwrap(),
             JtiOutcome::Replayed
         );
     }
@@ -413,15 +445,23 @@ mod tests {
         let far = clock::now() + 3600;
         // The request whose record could not be made durable gets no token...
         assert!(matches!(
-            journal.record(&guard("a", far)).await,
+            journal.record(&guard("a", far), clock::now()).await,
             Err(StoreError::Unavailable(_))
         ));
         // ...and the jti is never accepted afterwards (closed, never open).
         assert_eq!(
-            journal.record(&guard("a", far)).await.unwrap(),
+            journal
+                .record(&guard("a", far), clock::now())
+                .await
+                .unwrap(),
             JtiOutcome::Replayed
         );
-        assert!(journal.record(&guard("b", far)).await.is_err());
+        assert!(
+            journal
+                .record(&guard("b", far), clock::now())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -436,7 +476,7 @@ mod tests {
         let journal = JournalReplay::open(dir.path(), &imported, now).unwrap();
         assert_eq!(
             journal
-                .record(&guard("from-sqlite", now + 600))
+                .record(&guard("from-sqlite", now + 600), clock::now())
                 .await
                 .unwrap(),
             JtiOutcome::Replayed
@@ -452,7 +492,7 @@ mod tests {
         for _ in 0..16 {
             let journal = Arc::clone(&journal);
             tasks.push(tokio::spawn(async move {
-                journal.record(&guard("same", far)).await
+                journal.record(&guard("same", far), clock::now()).await
             }));
         }
         let mut recorded = 0;

@@ -19,8 +19,9 @@ pub use self::store::StoreReplay;
 #[async_trait]
 pub trait ReplayCache: Send + Sync + 'static {
     /// Records the guard's `jti` until its `remember_until`; returns once the record
-    /// is durable, or [`JtiOutcome::Replayed`] when it was already there.
-    async fn record(&self, guard: &ReplayGuard) -> Result<JtiOutcome, StoreError>;
+    /// is durable, or [`JtiOutcome::Replayed`] when it was already there and not yet
+    /// past at `now` (the app state's clock).
+    async fn record(&self, guard: &ReplayGuard, now: i64) -> Result<JtiOutcome, StoreError>;
     /// Checks that the cache answers (for readiness).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Forgets expired records where that needs doing by hand.

@@ -10,7 +10,6 @@ use jwtgrant_store::{JtiOutcome, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::ReplayCache;
-use crate::clock;
 
 /// The replay record on a Redis server (or a Redis-compatible one).
 #[derive(Clone)]
@@ -61,8 +60,8 @@ impl RedisReplay {
 
 #[async_trait]
 impl ReplayCache for RedisReplay {
-    async fn record(&self, guard: &ReplayGuard) -> Result<JtiOutcome, StoreError> {
-        let ttl_ms = (guard.remember_until - clock::now()).max(1) * 1000;
+    async fn record(&self, guard: &ReplayGuard, now: i64) -> Result<JtiOutcome, StoreError> {
+        let ttl_ms = (guard.remember_until - now).max(1) * 1000;
         let set: Option<String> = redis::cmd("SET")
             .arg(self.key(guard))
             .arg(1)

@@ -11,13 +11,14 @@ use jwtgrant_store::{JtiOutcome, JtiRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ReplayCache;
-use crate::clock;
 
 /// Most records written in one commit.
 const MAX_BATCH: usize = 512;
 
 struct Pending {
     record: JtiRecord,
+    /// The request's `now`: a row past it may be taken over.
+    now: i64,
     reply: oneshot::Sender<Result<JtiOutcome, StoreError>>,
 }
 
@@ -39,7 +40,7 @@ impl StoreReplay {
 
 #[async_trait]
 impl ReplayCache for StoreReplay {
-    async fn record(&self, guard: &ReplayGuard) -> Result<JtiOutcome, StoreError> {
+    async fn record(&self, guard: &ReplayGuard, now: i64) -> Result<JtiOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             record: JtiRecord {
@@ -47,6 +48,7 @@ impl ReplayCache for StoreReplay {
                 jti: guard.jti.clone(),
                 remember_until: guard.remember_until,
             },
+            now,
             reply,
         };
         self.queue
@@ -78,7 +80,9 @@ async fn commit_loop(store: Arc<dyn Store>, mut incoming: mpsc::Receiver<Pending
             }
         }
         let records: Vec<JtiRecord> = batch.iter().map(|p| p.record.clone()).collect();
-        match store.record_jtis(&records, clock::now()).await {
+        // One statement for the group: the latest of its requests' clocks.
+        let now = batch.iter().map(|p| p.now).max().unwrap_or_default();
+        match store.record_jtis(&records, now).await {
             Ok(outcomes) if outcomes.len() == batch.len() => {
                 for (pending, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = pending.reply.send(Ok(outcome));
