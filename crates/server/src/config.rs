@@ -13,68 +13,7 @@ use jwtgrant_store::StoreLocation;
 
 use crate::sealing::KeySealer;
 use options::Opt;
-
-/// Configuration as written by the operator; every field optional. Each field is
-/// filled by the option of the same name in [`options::OPTIONS`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawConfig {
-    /// Address to listen on.
-    pub listen: Option<String>,
-    /// The public URL clients use; the issuer.
-    pub public_url: Option<String>,
-    /// Directory of the embedded store.
-    pub data_dir: Option<PathBuf>,
-    /// Database URL (`sqlite://...` or `postgres://...`), instead of the data directory.
-    pub database: Option<String>,
-    /// The config file these settings were read from (for `jwtgrant config`; not
-    /// read by [`ServerConfig::from_raw`]).
-    pub config: Option<PathBuf>,
-    /// Extra audiences an assertion's `aud` may name.
-    pub accept_audience: Option<Vec<String>>,
-    /// PEM certificate chain for native TLS.
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for native TLS.
-    pub tls_key: Option<PathBuf>,
-    /// Clock leeway in seconds.
-    pub clock_leeway_secs: Option<u64>,
-    /// Longest accepted assertion lifetime in seconds.
-    pub max_assertion_lifetime_secs: Option<u64>,
-    /// Access token lifetime in seconds.
-    pub access_token_lifetime_secs: Option<u64>,
-    /// Refresh token lifetime in seconds.
-    pub refresh_token_lifetime_secs: Option<u64>,
-    /// Access token algorithm, one of [`JwsAlgorithm::ACCESS_TOKEN`].
-    pub access_token_alg: Option<String>,
-    /// The `aud` of issued access tokens.
-    pub access_token_audience: Option<String>,
-    /// Largest request body in bytes.
-    pub body_limit_bytes: Option<u64>,
-    /// Seconds between a key rotation and the new key signing.
-    pub key_rotation_delay_secs: Option<u64>,
-    /// How often the registry version is polled, in milliseconds.
-    pub registry_poll_ms: Option<u64>,
-    /// Leave pending PostgreSQL migrations alone when the store opens (`jwtgrant
-    /// migrate` runs them by hand).
-    pub no_migrate: Option<bool>,
-    /// Redis URL for the replay cache and shared rate limits.
-    pub redis: Option<String>,
-    /// What every Redis key starts with, so deployments can share one Redis.
-    pub redis_key_prefix: Option<String>,
-    /// File holding the master key (base64 of 32 bytes) that encrypts the signing
-    /// keys at rest.
-    pub master_key_file: Option<PathBuf>,
-    /// The master key itself; only from `JWTGRANT_MASTER_KEY`, never a flag or a
-    /// file key.
-    pub master_key: Option<String>,
-    /// Token requests per second from one client address (0: no limit).
-    pub rate_limit_per_client: Option<u64>,
-    /// Token requests per second for one integration (0: no limit).
-    pub rate_limit_per_integration: Option<u64>,
-    /// Runtime worker threads; unset, one per core.
-    pub worker_threads: Option<u64>,
-    /// `text` or `json` log lines.
-    pub log_format: Option<String>,
-}
+pub use options::RawConfig;
 
 /// A configuration value that cannot be used, naming its field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,7 +11,7 @@ use jwtgrant_core::JwsAlgorithm;
 
 use super::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_PER_CLIENT,
-    DEFAULT_RATE_LIMIT_PER_INTEGRATION, DEFAULT_REDIS_KEY_PREFIX, LogFormat, RawConfig,
+    DEFAULT_RATE_LIMIT_PER_INTEGRATION, DEFAULT_REDIS_KEY_PREFIX, LogFormat,
 };
 
 /// One option: what it is called, takes, defaults to and does.
@@ -289,285 +289,162 @@ fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|item| name(*item)).collect()
 }
 
-// The options, each once; `OPTIONS` below lists them in order.
+/// Defines every option once: from each entry come its constant, its place in
+/// [`OPTIONS`] and its [`RawConfig`] field (of the type its kind reads into).
+macro_rules! options {
+    ($($(#[$doc:meta])* $konst:ident $field:ident: $kind:ident = $help:literal { $($spec:tt)* })*) => {
+        /// Configuration as written by the operator, every field optional: each is
+        /// filled by the option of its name in [`OPTIONS`].
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct RawConfig {
+            $(#[doc = $help] pub $field: Option<field_type!($kind)>,)*
+        }
 
-pub(crate) const DATA_DIR: Opt = Opt {
-    name: "data_dir",
-    help: "Data directory of the embedded SQLite store",
-    value_name: "DIR",
-    default: DefaultValue::Text(DEFAULT_DATA_DIR),
-    scope: Scope::Global,
-    field: |raw| Field::Path(&mut raw.data_dir),
-    ..Opt::BASE
-};
+        $(#[doc = $help] $(#[$doc])* pub const $konst: Opt = Opt {
+            name: stringify!($field),
+            help: $help,
+            field: |raw| Field::$kind(&mut raw.$field),
+            $($spec)*
+            ..Opt::BASE
+        };)*
 
-pub(crate) const DATABASE: Opt = Opt {
-    name: "database",
-    help: "Database URL (sqlite://... or postgres://...), instead of the data directory",
-    value_name: "URL",
-    scope: Scope::Global,
-    secrecy: Secrecy::UrlPassword,
-    aliases: &[Alias::Variable("JWTGRANT_DATABASE_URL")],
-    field: |raw| Field::Text(&mut raw.database),
-    ..Opt::BASE
-};
+        /// Every option, in the order `--help` and the README list them.
+        pub const OPTIONS: [&Opt; [$(stringify!($field)),*].len()] = [$(&$konst),*];
+    };
+}
 
-/// The TOML file of these options.
-pub const CONFIG: Opt = Opt {
-    name: "config",
-    help: "TOML file with these options as keys (flags and variables win over it)",
-    value_name: "FILE",
-    reach: Reach::NotInFile,
-    scope: Scope::Global,
-    field: |raw| Field::Path(&mut raw.config),
-    ..Opt::BASE
-};
+/// The type of a [`RawConfig`] field whose option is of this kind.
+macro_rules! field_type {
+    (Text) => { String };
+    (Path) => { PathBuf };
+    (Number) => { u64 };
+    (Switch) => { bool };
+    (List) => { Vec<String> };
+}
 
-pub(crate) const LISTEN: Opt = Opt {
-    name: "listen",
-    help: "Address to listen on (port 0 picks one)",
-    value_name: "ADDR",
-    default: DefaultValue::Text(DEFAULT_LISTEN),
-    field: |raw| Field::Text(&mut raw.listen),
-    ..Opt::BASE
-};
-
-pub(crate) const PUBLIC_URL: Opt = Opt {
-    name: "public_url",
-    help: "Public base URL: the issuer",
-    value_name: "URL",
-    default: DefaultValue::Derived("from the listen address"),
-    field: |raw| Field::Text(&mut raw.public_url),
-    ..Opt::BASE
-};
-
-pub(crate) const ACCEPT_AUDIENCE: Opt = Opt {
-    name: "accept_audience",
-    help: "An extra audience assertions may name (repeatable)",
-    value_name: "AUD",
-    field: |raw| Field::List(&mut raw.accept_audience),
-    ..Opt::BASE
-};
-
-pub(crate) const TLS_CERT: Opt = Opt {
-    name: "tls_cert",
-    help: "PEM certificate chain: serve HTTPS (with tls_key)",
-    value_name: "PEM",
-    field: |raw| Field::Path(&mut raw.tls_cert),
-    ..Opt::BASE
-};
-
-pub(crate) const TLS_KEY: Opt = Opt {
-    name: "tls_key",
-    help: "PEM private key of tls_cert",
-    value_name: "PEM",
-    field: |raw| Field::Path(&mut raw.tls_key),
-    ..Opt::BASE
-};
-
-pub(crate) const CLOCK_LEEWAY_SECS: Opt = Opt {
-    name: "clock_leeway_secs",
-    help: "Clock leeway in seconds",
-    value_name: "SECS",
-    default: DefaultValue::Number(60),
-    range: Some((0, 600)),
-    field: |raw| Field::Number(&mut raw.clock_leeway_secs),
-    ..Opt::BASE
-};
-
-pub(crate) const MAX_ASSERTION_LIFETIME_SECS: Opt = Opt {
-    name: "max_assertion_lifetime_secs",
-    help: "Longest accepted assertion lifetime in seconds",
-    value_name: "SECS",
-    default: DefaultValue::Number(3600),
-    range: Some((1, 86_400)),
-    field: |raw| Field::Number(&mut raw.max_assertion_lifetime_secs),
-    ..Opt::BASE
-};
-
-pub(crate) const ACCESS_TOKEN_LIFETIME_SECS: Opt = Opt {
-    name: "access_token_lifetime_secs",
-    help: "Access token lifetime in seconds",
-    value_name: "SECS",
-    default: DefaultValue::Number(3600),
-    range: Some((1, 86_400)),
-    field: |raw| Field::Number(&mut raw.access_token_lifetime_secs),
-    ..Opt::BASE
-};
-
-pub(crate) const REFRESH_TOKEN_LIFETIME_SECS: Opt = Opt {
-    name: "refresh_token_lifetime_secs",
-    help: "Refresh token lifetime in seconds",
-    value_name: "SECS",
-    default: DefaultValue::Number(30 * 86_400),
-    range: Some((60, 365 * 86_400)),
-    field: |raw| Field::Number(&mut raw.refresh_token_lifetime_secs),
-    ..Opt::BASE
-};
-
-pub(crate) const ACCESS_TOKEN_ALG: Opt = Opt {
-    name: "access_token_alg",
-    help: "Access token signing algorithm",
-    value_name: "ALG",
-    default: DefaultValue::Text(JwsAlgorithm::Es256.as_str()),
-    choices: || names(&JwsAlgorithm::ACCESS_TOKEN, JwsAlgorithm::as_str),
-    field: |raw| Field::Text(&mut raw.access_token_alg),
-    ..Opt::BASE
-};
-
-pub(crate) const ACCESS_TOKEN_AUDIENCE: Opt = Opt {
-    name: "access_token_audience",
-    help: "The `aud` of access tokens",
-    value_name: "AUD",
-    default: DefaultValue::Derived("the issuer URL"),
-    field: |raw| Field::Text(&mut raw.access_token_audience),
-    ..Opt::BASE
-};
-
-pub(crate) const BODY_LIMIT_BYTES: Opt = Opt {
-    name: "body_limit_bytes",
-    help: "Largest request body in bytes",
-    value_name: "BYTES",
-    default: DefaultValue::Number(64 * 1024),
-    range: Some((1024, 16 * 1024 * 1024)),
-    field: |raw| Field::Number(&mut raw.body_limit_bytes),
-    ..Opt::BASE
-};
-
-pub(crate) const KEY_ROTATION_DELAY_SECS: Opt = Opt {
-    name: "key_rotation_delay_secs",
-    help: "Seconds from `keys rotate` until the new key signs: its --activate-after default",
-    value_name: "SECS",
-    default: DefaultValue::Number(300),
-    range: Some((0, 30 * 86_400)),
-    field: |raw| Field::Number(&mut raw.key_rotation_delay_secs),
-    ..Opt::BASE
-};
-
-pub(crate) const REGISTRY_POLL_MS: Opt = Opt {
-    name: "registry_poll_ms",
-    help: "How often to poll for registry changes, in milliseconds",
-    value_name: "MS",
-    default: DefaultValue::Number(1000),
-    range: Some((50, 5000)),
-    field: |raw| Field::Number(&mut raw.registry_poll_ms),
-    ..Opt::BASE
-};
-
-pub(crate) const NO_MIGRATE: Opt = Opt {
-    name: "no_migrate",
-    help: "Do not run pending PostgreSQL migrations when the store opens (run `jwtgrant migrate`)",
-    default: DefaultValue::Switch(false),
-    aliases: &[Alias::NegatedKey("migrate_on_start")],
-    field: |raw| Field::Switch(&mut raw.no_migrate),
-    ..Opt::BASE
-};
-
-pub(crate) const REDIS: Opt = Opt {
-    name: "redis",
-    help: "Redis URL: the replay cache (and rate limits) shared by every instance",
-    value_name: "URL",
-    secrecy: Secrecy::UrlPassword,
-    aliases: &[Alias::Variable("JWTGRANT_REDIS_URL")],
-    field: |raw| Field::Text(&mut raw.redis),
-    ..Opt::BASE
-};
-
-pub(crate) const REDIS_KEY_PREFIX: Opt = Opt {
-    name: "redis_key_prefix",
-    help: "What every Redis key starts with, to share one Redis",
-    value_name: "PREFIX",
-    default: DefaultValue::Text(DEFAULT_REDIS_KEY_PREFIX),
-    field: |raw| Field::Text(&mut raw.redis_key_prefix),
-    ..Opt::BASE
-};
-
-pub(crate) const MASTER_KEY_FILE: Opt = Opt {
-    name: "master_key_file",
-    help: "File holding the master key (base64 of 32 bytes) that encrypts the signing keys at rest",
-    value_name: "FILE",
-    field: |raw| Field::Path(&mut raw.master_key_file),
-    ..Opt::BASE
-};
-
-// A secret, so a variable only, never a flag (it would show in `ps`) or a file key
-// (config files are shared and checked in): see `Reach::VariableOnly`.
-pub(crate) const MASTER_KEY: Opt = Opt {
-    name: "master_key",
-    help: "The master key itself (base64 of 32 bytes), instead of master_key_file; never a flag or a file key",
-    value_name: "BASE64",
-    reach: Reach::VariableOnly,
-    secrecy: Secrecy::Secret,
-    field: |raw| Field::Text(&mut raw.master_key),
-    ..Opt::BASE
-};
-
-pub(crate) const RATE_LIMIT_PER_CLIENT: Opt = Opt {
-    name: "rate_limit_per_client",
-    help: "Token requests per second from one client address; 0 for none",
-    value_name: "N",
-    default: DefaultValue::Number(DEFAULT_RATE_LIMIT_PER_CLIENT as u64),
-    field: |raw| Field::Number(&mut raw.rate_limit_per_client),
-    ..Opt::BASE
-};
-
-pub(crate) const RATE_LIMIT_PER_INTEGRATION: Opt = Opt {
-    name: "rate_limit_per_integration",
-    help: "Token requests per second for one integration; 0 for none",
-    value_name: "N",
-    default: DefaultValue::Number(DEFAULT_RATE_LIMIT_PER_INTEGRATION as u64),
-    field: |raw| Field::Number(&mut raw.rate_limit_per_integration),
-    ..Opt::BASE
-};
-
-pub(crate) const WORKER_THREADS: Opt = Opt {
-    name: "worker_threads",
-    help: "Runtime worker threads",
-    value_name: "N",
-    default: DefaultValue::Derived("one per core"),
-    field: |raw| Field::Number(&mut raw.worker_threads),
-    ..Opt::BASE
-};
-
-pub(crate) const LOG_FORMAT: Opt = Opt {
-    name: "log_format",
-    help: "Log format",
-    value_name: "FORMAT",
-    default: DefaultValue::Text(LogFormat::Text.as_str()),
-    choices: || names(&LogFormat::ALL, LogFormat::as_str),
-    field: |raw| Field::Text(&mut raw.log_format),
-    ..Opt::BASE
-};
-
-/// Every option, in the order `--help` and the README list them.
-pub const OPTIONS: [&Opt; 26] = [
-    &DATA_DIR,
-    &DATABASE,
-    &CONFIG,
-    &LISTEN,
-    &PUBLIC_URL,
-    &ACCEPT_AUDIENCE,
-    &TLS_CERT,
-    &TLS_KEY,
-    &CLOCK_LEEWAY_SECS,
-    &MAX_ASSERTION_LIFETIME_SECS,
-    &ACCESS_TOKEN_LIFETIME_SECS,
-    &REFRESH_TOKEN_LIFETIME_SECS,
-    &ACCESS_TOKEN_ALG,
-    &ACCESS_TOKEN_AUDIENCE,
-    &BODY_LIMIT_BYTES,
-    &KEY_ROTATION_DELAY_SECS,
-    &REGISTRY_POLL_MS,
-    &NO_MIGRATE,
-    &REDIS,
-    &REDIS_KEY_PREFIX,
-    &MASTER_KEY_FILE,
-    &MASTER_KEY,
-    &RATE_LIMIT_PER_CLIENT,
-    &RATE_LIMIT_PER_INTEGRATION,
-    &WORKER_THREADS,
-    &LOG_FORMAT,
-];
+// The options, each once, in the order `--help` and the README list them: the
+// constant, the `RawConfig` field (also the file key, the flag and the variable),
+// the kind of value, the help, and what differs from `Opt::BASE`.
+options! {
+    DATA_DIR data_dir: Path = "Data directory of the embedded SQLite store" {
+        value_name: "DIR",
+        default: DefaultValue::Text(DEFAULT_DATA_DIR),
+        scope: Scope::Global,
+    }
+    DATABASE database: Text = "Database URL (sqlite://... or postgres://...), instead of the data directory" {
+        value_name: "URL",
+        scope: Scope::Global,
+        secrecy: Secrecy::UrlPassword,
+        aliases: &[Alias::Variable("JWTGRANT_DATABASE_URL")],
+    }
+    /// The TOML file of these options.
+    CONFIG config: Path = "TOML file with these options as keys (flags and variables win over it)" {
+        value_name: "FILE",
+        reach: Reach::NotInFile,
+        scope: Scope::Global,
+    }
+    LISTEN listen: Text = "Address to listen on (port 0 picks one)" {
+        value_name: "ADDR",
+        default: DefaultValue::Text(DEFAULT_LISTEN),
+    }
+    PUBLIC_URL public_url: Text = "Public base URL: the issuer" {
+        value_name: "URL",
+        default: DefaultValue::Derived("from the listen address"),
+    }
+    ACCEPT_AUDIENCE accept_audience: List = "An extra audience assertions may name (repeatable)" {
+        value_name: "AUD",
+    }
+    TLS_CERT tls_cert: Path = "PEM certificate chain: serve HTTPS (with tls_key)" {
+        value_name: "PEM",
+    }
+    TLS_KEY tls_key: Path = "PEM private key of tls_cert" {
+        value_name: "PEM",
+    }
+    CLOCK_LEEWAY_SECS clock_leeway_secs: Number = "Clock leeway in seconds" {
+        value_name: "SECS",
+        default: DefaultValue::Number(60),
+        range: Some((0, 600)),
+    }
+    MAX_ASSERTION_LIFETIME_SECS max_assertion_lifetime_secs: Number = "Longest accepted assertion lifetime in seconds" {
+        value_name: "SECS",
+        default: DefaultValue::Number(3600),
+        range: Some((1, 86_400)),
+    }
+    ACCESS_TOKEN_LIFETIME_SECS access_token_lifetime_secs: Number = "Access token lifetime in seconds" {
+        value_name: "SECS",
+        default: DefaultValue::Number(3600),
+        range: Some((1, 86_400)),
+    }
+    REFRESH_TOKEN_LIFETIME_SECS refresh_token_lifetime_secs: Number = "Refresh token lifetime in seconds" {
+        value_name: "SECS",
+        default: DefaultValue::Number(30 * 86_400),
+        range: Some((60, 365 * 86_400)),
+    }
+    ACCESS_TOKEN_ALG access_token_alg: Text = "Access token signing algorithm" {
+        value_name: "ALG",
+        default: DefaultValue::Text(JwsAlgorithm::Es256.as_str()),
+        choices: || names(&JwsAlgorithm::ACCESS_TOKEN, JwsAlgorithm::as_str),
+    }
+    ACCESS_TOKEN_AUDIENCE access_token_audience: Text = "The `aud` of access tokens" {
+        value_name: "AUD",
+        default: DefaultValue::Derived("the issuer URL"),
+    }
+    BODY_LIMIT_BYTES body_limit_bytes: Number = "Largest request body in bytes" {
+        value_name: "BYTES",
+        default: DefaultValue::Number(64 * 1024),
+        range: Some((1024, 16 * 1024 * 1024)),
+    }
+    KEY_ROTATION_DELAY_SECS key_rotation_delay_secs: Number = "Seconds from `keys rotate` until the new key signs: its --activate-after default" {
+        value_name: "SECS",
+        default: DefaultValue::Number(300),
+        range: Some((0, 30 * 86_400)),
+    }
+    REGISTRY_POLL_MS registry_poll_ms: Number = "How often to poll for registry changes, in milliseconds" {
+        value_name: "MS",
+        default: DefaultValue::Number(1000),
+        range: Some((50, 5000)),
+    }
+    NO_MIGRATE no_migrate: Switch = "Do not run pending PostgreSQL migrations when the store opens (run `jwtgrant migrate`)" {
+        default: DefaultValue::Switch(false),
+        aliases: &[Alias::NegatedKey("migrate_on_start")],
+    }
+    REDIS redis: Text = "Redis URL: the replay cache (and rate limits) shared by every instance" {
+        value_name: "URL",
+        secrecy: Secrecy::UrlPassword,
+        aliases: &[Alias::Variable("JWTGRANT_REDIS_URL")],
+    }
+    REDIS_KEY_PREFIX redis_key_prefix: Text = "What every Redis key starts with, to share one Redis" {
+        value_name: "PREFIX",
+        default: DefaultValue::Text(DEFAULT_REDIS_KEY_PREFIX),
+    }
+    MASTER_KEY_FILE master_key_file: Path = "File holding the master key (base64 of 32 bytes) that encrypts the signing keys at rest" {
+        value_name: "FILE",
+    }
+    // A secret, so a variable only, never a flag (it would show in `ps`) or a file key
+    // (config files are shared and checked in): see `Reach::VariableOnly`.
+    MASTER_KEY master_key: Text = "The master key itself (base64 of 32 bytes), instead of master_key_file; never a flag or a file key" {
+        value_name: "BASE64",
+        reach: Reach::VariableOnly,
+        secrecy: Secrecy::Secret,
+    }
+    RATE_LIMIT_PER_CLIENT rate_limit_per_client: Number = "Token requests per second from one client address; 0 for none" {
+        value_name: "N",
+        default: DefaultValue::Number(DEFAULT_RATE_LIMIT_PER_CLIENT as u64),
+    }
+    RATE_LIMIT_PER_INTEGRATION rate_limit_per_integration: Number = "Token requests per second for one integration; 0 for none" {
+        value_name: "N",
+        default: DefaultValue::Number(DEFAULT_RATE_LIMIT_PER_INTEGRATION as u64),
+    }
+    WORKER_THREADS worker_threads: Number = "Runtime worker threads" {
+        value_name: "N",
+        default: DefaultValue::Derived("one per core"),
+    }
+    LOG_FORMAT log_format: Text = "Log format" {
+        value_name: "FORMAT",
+        default: DefaultValue::Text(LogFormat::Text.as_str()),
+        choices: || names(&LogFormat::ALL, LogFormat::as_str),
+    }
+}
 
 impl RawConfig {
     /// Fills every unset option that has a default with it.
