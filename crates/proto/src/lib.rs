@@ -20,6 +20,13 @@ pub use host::bare_host;
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The `client_assertion_type` of JWT client authentication (RFC 7523 section 2.2,
+/// `private_key_jwt`).
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The grant type of the client credentials grant (RFC 6749 section 4.4).
+pub const CLIENT_CREDENTIALS_GRANT_TYPE: &str = "client_credentials";
+/// The `typ` a client assertion may carry (draft-ietf-oauth-rfc7523bis).
+pub const CLIENT_ASSERTION_TYP: &str = "client-authentication+jwt";
 /// The scopes of a DocuSign eSignature JWT grant: what a client asks for when it
 /// names none, and what an integration may request when created without any.
 pub const DEFAULT_SCOPES: [&str; 2] = ["signature", "impersonation"];
