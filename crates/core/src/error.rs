@@ -132,6 +132,17 @@ pub enum GrantError {
     /// Rule 6: an application token for an integration not allowed them.
     #[error("assertion has no 'sub' and this integration may not request application tokens")]
     ApplicationTokensNotAllowed,
+    /// Client credentials grant: only a confidential client may use it (RFC 6749
+    /// section 4.4).
+    #[error(
+        "the client_credentials grant needs a confidential client: authenticate with the client secret"
+    )]
+    ClientCredentialsNeedConfidentialClient,
+    /// Client credentials grant: the integration may not obtain application tokens.
+    #[error(
+        "this integration may not request application tokens, so it may not use the client_credentials grant"
+    )]
+    ClientCredentialsNotAllowed,
     /// Rule 7: a scope the integration may not request.
     #[error("scope '{0}' is not allowed for this integration")]
     ScopeNotAllowed(String),
@@ -199,6 +210,8 @@ impl GrantError {
             GrantError::ImpersonationScopeMissing { .. } | GrantError::ConsentRequired { .. } => {
                 ErrorCode::ConsentRequired
             }
+            GrantError::ClientCredentialsNeedConfidentialClient
+            | GrantError::ClientCredentialsNotAllowed => ErrorCode::UnauthorizedClient,
             // Listed one by one: a new refusal must choose its code here.
             GrantError::AssertionTooLarge { .. }
             | GrantError::EncryptedAssertion

@@ -74,3 +74,20 @@ impl<'a> RefreshTokenRequest<'a> {
         })
     }
 }
+
+/// RFC 6749 section 4.4: a confidential client's request for a token of its own,
+/// optionally with scopes within its integration's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCredentialsRequest<'a> {
+    /// The form's `scope`.
+    pub scope: Option<&'a str>,
+}
+
+impl<'a> ClientCredentialsRequest<'a> {
+    /// Reads the grant's parameters.
+    pub fn from_form(form: &'a Form) -> Self {
+        ClientCredentialsRequest {
+            scope: form.get("scope"),
+        }
+    }
+}

@@ -10,6 +10,7 @@
 
 mod admin;
 mod authorization;
+mod client_credentials;
 mod endpoints;
 mod limits;
 mod master_key;

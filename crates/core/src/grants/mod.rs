@@ -2,10 +2,11 @@
 //! that an unknown `grant_type` fails in one place.
 
 pub mod authorization_code;
+pub mod client_credentials;
 pub mod jwt_bearer;
 pub mod refresh_token;
 
-use jwtgrant_proto::JWT_BEARER_GRANT_TYPE;
+use jwtgrant_proto::{CLIENT_CREDENTIALS_GRANT_TYPE, JWT_BEARER_GRANT_TYPE};
 
 /// A `grant_type` the token endpoint implements.
 /// Exhaustive on purpose: adding a grant makes every dispatcher handle it.
@@ -17,14 +18,17 @@ pub enum GrantType {
     AuthorizationCode,
     /// RFC 6749 section 6: a refresh token from an authorization code grant.
     RefreshToken,
+    /// RFC 6749 section 4.4: a confidential client's token for itself.
+    ClientCredentials,
 }
 
 impl GrantType {
     /// Every grant type, in the order metrics count them and metadata lists them.
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
         GrantType::JwtBearer,
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
+        GrantType::ClientCredentials,
     ];
 
     /// The `grant_type` form value, as metadata lists it.
@@ -33,6 +37,7 @@ impl GrantType {
             GrantType::JwtBearer => JWT_BEARER_GRANT_TYPE,
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => CLIENT_CREDENTIALS_GRANT_TYPE,
         }
     }
 
@@ -43,11 +48,14 @@ impl GrantType {
             .find(|grant| grant.as_str() == value)
     }
 
-    /// A short label for metrics: `jwt-bearer`, `authorization_code`, `refresh_token`.
+    /// A short label for metrics: `jwt-bearer`, `authorization_code`, `refresh_token`,
+    /// `client_credentials`.
     pub fn label(self) -> &'static str {
         match self {
             GrantType::JwtBearer => "jwt-bearer",
-            GrantType::AuthorizationCode | GrantType::RefreshToken => self.as_str(),
+            GrantType::AuthorizationCode
+            | GrantType::RefreshToken
+            | GrantType::ClientCredentials => self.as_str(),
         }
     }
 }
@@ -61,7 +69,7 @@ mod tests {
         for grant in GrantType::ALL {
             assert_eq!(GrantType::from_form(grant.as_str()), Some(grant));
         }
-        assert_eq!(GrantType::from_form("client_credentials"), None);
+        assert_eq!(GrantType::from_form("password"), None);
         assert_eq!(GrantType::from_form("jwt-bearer"), None);
     }
 }

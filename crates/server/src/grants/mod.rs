@@ -6,6 +6,7 @@
 //! grants.
 
 pub mod authorization_code;
+pub mod client_credentials;
 pub mod jwt_bearer;
 pub mod refresh_token;
 

@@ -14,14 +14,15 @@ use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::JwtGrantResponse;
 
-use crate::client_auth::code_flow_client;
+use crate::client_auth::{authenticate_client, code_flow_client};
 use crate::error::{RequestError, TokenEndpointError};
 use crate::form::Form;
 use crate::grants;
 use crate::routes::no_store;
 use crate::state::AppState;
 use crate::token_request::{
-    AuthorizationCodeRequest, JwtBearerRequest, RefreshTokenRequest, grant_type,
+    AuthorizationCodeRequest, ClientCredentialsRequest, JwtBearerRequest, RefreshTokenRequest,
+    grant_type,
 };
 
 /// The token endpoint.
@@ -85,6 +86,11 @@ async fn handle(
             let client = code_flow_client(state, &form.client_credentials(headers)?).await?;
             let request = RefreshTokenRequest::from_form(&form)?;
             grants::refresh_token::grant(state, now, &request, &client).await
+        }
+        GrantType::ClientCredentials => {
+            let client = authenticate_client(state, &form.client_credentials(headers)?).await?;
+            let request = ClientCredentialsRequest::from_form(&form);
+            grants::client_credentials::grant(state, now, &request, &client).await
         }
     }?;
     Ok((grant, issued))
