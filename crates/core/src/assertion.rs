@@ -90,6 +90,11 @@ impl<'a> UnverifiedAssertion<'a> {
         &self.issuer
     }
 
+    /// The `typ` header, when present.
+    pub fn typ(&self) -> Option<&str> {
+        self.jws.header().typ.as_deref()
+    }
+
     /// The `kid` header, when present.
     pub fn kid(&self) -> Option<&str> {
         self.jws.header().kid.as_deref()

@@ -4,7 +4,10 @@
 //! authenticate an integration. The adapter supplies the secret check (an argon2id
 //! verification it may cache); everything else is decided here.
 
+use crate::assertion::{AssertionPolicy, UnverifiedAssertion};
 use crate::b64;
+use crate::error::GrantError;
+use crate::grants::jwt_bearer::ReplayGuard;
 use crate::model::Integration;
 
 /// What a request presented to say which client it is.
@@ -16,6 +19,13 @@ pub enum ClientCredentials {
         client_id: String,
         /// The secret as sent.
         secret: String,
+    },
+    /// A signed client assertion (RFC 7523 section 2.2, `private_key_jwt`).
+    Assertion {
+        /// The integration key: the assertion's `iss`.
+        client_id: String,
+        /// The compact JWS as sent.
+        assertion: String,
     },
     /// Only a `client_id` in the form: a public client (PKCE binds its codes).
     Public {
@@ -49,6 +59,27 @@ pub enum ClientAuthError {
     /// The client id names no active integration, or the secret is wrong.
     #[error("client authentication failed: unknown client or wrong secret")]
     Failed,
+    /// `client_assertion_type` is not the JWT bearer one, or one of the pair is missing.
+    #[error(
+        "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer, sent with client_assertion"
+    )]
+    ClientAssertionType,
+    /// The client assertion breaks one of the assertion rules (signature, key and
+    /// `alg`, audience, times).
+    #[error("client assertion refused: {0}")]
+    ClientAssertion(GrantError),
+    /// The client assertion's `sub` is not its `iss`.
+    #[error("client assertion refused: 'sub' must equal 'iss', the client_id")]
+    ClientAssertionSubject,
+    /// The client assertion has no `jti`.
+    #[error("client assertion refused: 'jti' is required")]
+    ClientAssertionJtiRequired,
+    /// The client assertion's `typ` is neither `client-authentication+jwt` nor `JWT`.
+    #[error("client assertion refused: 'typ' must be client-authentication+jwt or JWT, not '{0}'")]
+    ClientAssertionTyp(String),
+    /// The client assertion's `jti` was used before.
+    #[error("client assertion refused: its 'jti' has already been used")]
+    ClientAssertionReplayed,
     /// A confidential client (one with a secret) sent only its id.
     #[error("this client has a secret: authenticate with HTTP Basic (client_id:client_secret)")]
     SecretRequired,
@@ -102,6 +133,90 @@ pub fn read_credentials(
         (None, None, Some(_)) => Err(ClientAuthError::Missing),
         (None, None, None) => Ok(ClientCredentials::None),
     }
+}
+
+/// Reads the credentials of a request as [`read_credentials`] does, and a client
+/// assertion: `client_assertion_type` and `client_assertion` together, alone or with
+/// a `client_id` that names the assertion's issuer. With Basic or a secret too, it is
+/// two methods in one request.
+pub fn read_client_credentials(
+    authorization: Option<&str>,
+    form_client_id: Option<&str>,
+    form_client_secret: Option<&str>,
+    assertion_type: Option<&str>,
+    assertion: Option<&str>,
+) -> Result<ClientCredentials, ClientAuthError> {
+    let others = read_credentials(authorization, form_client_id, form_client_secret)?;
+    let assertion = match (assertion_type, assertion) {
+        (None, None) => return Ok(others),
+        (Some(kind), Some(assertion)) if kind == jwtgrant_proto::CLIENT_ASSERTION_TYPE => assertion,
+        _ => return Err(ClientAuthError::ClientAssertionType),
+    };
+    if matches!(others, ClientCredentials::Secret { .. }) {
+        return Err(ClientAuthError::SeveralMethods);
+    }
+    let client_id = UnverifiedAssertion::parse(assertion)
+        .map_err(ClientAuthError::ClientAssertion)?
+        .issuer()
+        .to_owned();
+    if form_client_id.is_some_and(|id| id != client_id) {
+        return Err(ClientAuthError::ClientIdMismatch);
+    }
+    Ok(ClientCredentials::Assertion {
+        client_id,
+        assertion: assertion.to_owned(),
+    })
+}
+
+/// Checks a client assertion (RFC 7523 sections 2.2 and 3) against `integration`
+/// (its issuer's; `None` when there is none): the assertion rules of the JWT bearer
+/// grant under `policy` (key and `alg`, signature, audience, times and lifetime),
+/// then `sub` equal to `iss`, a `jti`, and `typ` when present. The replay guard must
+/// be recorded by the caller before the client counts as authenticated.
+pub fn authenticate_assertion(
+    assertion: &str,
+    integration: Option<&Integration>,
+    policy: &AssertionPolicy,
+    now: i64,
+) -> Result<(AuthenticatedClient, ReplayGuard), ClientAuthError> {
+    let unverified =
+        UnverifiedAssertion::parse(assertion).map_err(ClientAuthError::ClientAssertion)?;
+    if let Some(typ) = unverified.typ()
+        && !typ.eq_ignore_ascii_case(jwtgrant_proto::CLIENT_ASSERTION_TYP)
+        && !typ.eq_ignore_ascii_case("JWT")
+    {
+        return Err(ClientAuthError::ClientAssertionTyp(crate::jws::truncate(
+            typ,
+        )));
+    }
+    let integration = integration
+        .filter(|i| i.key == unverified.issuer())
+        .ok_or(ClientAuthError::Failed)?;
+    let verified = unverified
+        .verify(integration, policy, now)
+        .map_err(|error| match error {
+            GrantError::IssuerNotFound | GrantError::IntegrationDisabled => ClientAuthError::Failed,
+            other => ClientAuthError::ClientAssertion(other),
+        })?;
+    if verified.subject() != Some(verified.issuer()) {
+        return Err(ClientAuthError::ClientAssertionSubject);
+    }
+    let jti = verified
+        .jti()
+        .ok_or(ClientAuthError::ClientAssertionJtiRequired)?;
+    let guard = ReplayGuard {
+        // Kept apart from the same integration's grant assertions.
+        issuer: format!("client-assertion:{}", verified.issuer()),
+        jti: jti.to_owned(),
+        remember_until: verified.expires_at().saturating_add(policy.leeway_secs),
+    };
+    Ok((
+        AuthenticatedClient {
+            client_id: integration.key.clone(),
+            confidential: true,
+        },
+        guard,
+    ))
 }
 
 /// `application/x-www-form-urlencoded` decoding of one component: `+` is a space,
@@ -166,6 +281,8 @@ pub fn authenticate(
             })
         }
         (ClientCredentials::Secret { .. }, _) => Err(ClientAuthError::Failed),
+        // Verified by `authenticate_assertion`, which needs the policy and `now`.
+        (ClientCredentials::Assertion { .. }, _) => Err(ClientAuthError::Failed),
         (ClientCredentials::Public { .. }, Some(_)) => Err(ClientAuthError::SecretRequired),
         (ClientCredentials::Public { client_id }, None) if *client_id == integration.key => {
             Ok(AuthenticatedClient {
@@ -182,6 +299,7 @@ impl ClientCredentials {
     pub fn client_id(&self) -> Option<&str> {
         match self {
             ClientCredentials::Secret { client_id, .. }
+            | ClientCredentials::Assertion { client_id, .. }
             | ClientCredentials::Public { client_id } => Some(client_id),
             ClientCredentials::None => None,
         }

@@ -487,3 +487,166 @@ fn rule7_scopes() {
         Err(GrantError::WrongType { name: "scope", .. })
     ));
 }
+
+// JWT client authentication (RFC 7523 section 2.2): the rules a client assertion
+// adds to the assertion rules above, which it shares.
+mod client_assertion {
+    use super::*;
+    use crate::client_auth::{
+        ClientAuthError, ClientCredentials, authenticate_assertion, read_client_credentials,
+    };
+    use jwtgrant_proto::CLIENT_ASSERTION_TYPE;
+
+    fn client_claims() -> Value {
+        json!({"iss": ISS, "sub": ISS, "aud": AUD, "iat": NOW, "exp": NOW + 300, "jti": "c-1"})
+    }
+
+    fn signed(claims: &Value, typ: Option<&str>) -> String {
+        sign_compact(rsa_key(), JwsAlgorithm::Rs256, typ, Some("k1"), claims)
+            .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn check(assertion: &str) -> Result<String, ClientAuthError> {
+        authenticate_assertion(assertion, Some(&integration()), &policy(), NOW).map(
+            |(client, guard)| {
+                assert!(client.confidential);
+                assert_eq!(guard.issuer, format!("client-assertion:{ISS}"));
+                client.client_id
+            },
+        )
+    }
+
+    #[test]
+    fn a_well_formed_client_assertion_authenticates_its_issuer() {
+        assert_eq!(
+            check(&signed(&client_claims(), None)).ok().as_deref(),
+            Some(ISS)
+        );
+        for typ in ["client-authentication+jwt", "JWT", "jwt"] {
+            assert!(check(&signed(&client_claims(), Some(typ))).is_ok(), "{typ}");
+        }
+    }
+
+    #[test]
+    fn sub_must_equal_iss() {
+        let mut claims = client_claims();
+        claims["sub"] = json!(USER);
+        assert_eq!(
+            check(&signed(&claims, None)),
+            Err(ClientAuthError::ClientAssertionSubject)
+        );
+    }
+
+    #[test]
+    fn jti_is_required_even_when_the_integration_does_not_require_it() {
+        let mut claims = client_claims();
+        if let Value::Object(map) = &mut claims {
+            map.remove("jti");
+        }
+        assert_eq!(
+            check(&signed(&claims, None)),
+            Err(ClientAuthError::ClientAssertionJtiRequired)
+        );
+    }
+
+    #[test]
+    fn typ_when_present_names_a_client_assertion() {
+        assert_eq!(
+            check(&signed(&client_claims(), Some("at+jwt"))),
+            Err(ClientAuthError::ClientAssertionTyp("at+jwt".into()))
+        );
+    }
+
+    #[test]
+    fn the_shared_rules_apply_signature_audience_and_lifetime() {
+        let forged = sign_compact(
+            other_rsa_key(),
+            JwsAlgorithm::Rs256,
+            None,
+            Some("k1"),
+            &client_claims(),
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            check(&forged),
+            Err(ClientAuthError::ClientAssertion(
+                GrantError::NoValidKeysOrSignatures
+            ))
+        );
+        let mut claims = client_claims();
+        claims["aud"] = json!("https://elsewhere.example");
+        assert_eq!(
+            check(&signed(&claims, None)),
+            Err(ClientAuthError::ClientAssertion(
+                GrantError::AudienceMismatch
+            ))
+        );
+        let mut claims = client_claims();
+        claims["exp"] = json!(NOW + 7200);
+        assert!(matches!(
+            check(&signed(&claims, None)),
+            Err(ClientAuthError::ClientAssertion(
+                GrantError::LifetimeTooLong { .. }
+            ))
+        ));
+    }
+
+    #[test]
+    fn another_or_a_disabled_integration_does_not_authenticate() {
+        let assertion = signed(&client_claims(), None);
+        let mut disabled = integration();
+        disabled.active = false;
+        assert_eq!(
+            authenticate_assertion(&assertion, Some(&disabled), &policy(), NOW).err(),
+            Some(ClientAuthError::Failed)
+        );
+        assert_eq!(
+            authenticate_assertion(&assertion, None, &policy(), NOW).err(),
+            Some(ClientAuthError::Failed)
+        );
+    }
+
+    #[test]
+    fn reading_takes_exactly_one_method() {
+        let assertion = signed(&client_claims(), None);
+        let read = |id, secret, kind, value| read_client_credentials(None, id, secret, kind, value);
+        assert_eq!(
+            read(
+                None,
+                None,
+                Some(CLIENT_ASSERTION_TYPE),
+                Some(assertion.as_str())
+            ),
+            Ok(ClientCredentials::Assertion {
+                client_id: ISS.into(),
+                assertion: assertion.clone()
+            })
+        );
+        assert_eq!(
+            read(
+                Some(ISS),
+                Some("s"),
+                Some(CLIENT_ASSERTION_TYPE),
+                Some(assertion.as_str())
+            ),
+            Err(ClientAuthError::SeveralMethods)
+        );
+        assert_eq!(
+            read(
+                Some("other"),
+                None,
+                Some(CLIENT_ASSERTION_TYPE),
+                Some(assertion.as_str())
+            ),
+            Err(ClientAuthError::ClientIdMismatch)
+        );
+        assert_eq!(
+            read(None, None, Some("urn:other"), Some(assertion.as_str())),
+            Err(ClientAuthError::ClientAssertionType)
+        );
+        assert_eq!(
+            read(None, None, Some(CLIENT_ASSERTION_TYPE), None),
+            Err(ClientAuthError::ClientAssertionType)
+        );
+    }
+}

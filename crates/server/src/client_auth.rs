@@ -2,7 +2,10 @@
 //! revocation endpoints: the core decides, the cache of verified secrets keeps the
 //! slow hash off the hot path.
 
-use jwtgrant_core::client_auth::{AuthenticatedClient, ClientCredentials, authenticate};
+use jwtgrant_core::client_auth::{
+    AuthenticatedClient, ClientAuthError, ClientCredentials, authenticate, authenticate_assertion,
+};
+use jwtgrant_store::JtiOutcome;
 
 use crate::error::TokenEndpointError;
 use crate::state::AppState;
@@ -16,6 +19,16 @@ pub async fn authenticate_client(
         Some(id) => state.registry.integration(id).await?,
         None => None,
     };
+    if let ClientCredentials::Assertion { assertion, .. } = credentials {
+        let now = state.clock.now();
+        let (client, guard) =
+            authenticate_assertion(assertion, integration.as_deref(), &state.client_policy, now)?;
+        // Single use, across restarts and instances, like grant assertions.
+        if state.replay.record(&guard, now).await? == JtiOutcome::Replayed {
+            return Err(ClientAuthError::ClientAssertionReplayed.into());
+        }
+        return Ok(client);
+    }
     let secret_ok = match (
         credentials,
         integration

@@ -58,6 +58,10 @@ pub struct ServerConfig {
     pub clock_leeway_secs: i64,
     /// Longest accepted assertion lifetime in seconds.
     pub max_assertion_lifetime_secs: i64,
+    /// Longest accepted client assertion lifetime in seconds.
+    pub max_client_assertion_lifetime_secs: i64,
+    /// Whether a client assertion's audience must be the issuer alone.
+    pub strict_client_assertion_audience: bool,
     /// Access token lifetime in seconds.
     pub access_token_lifetime_secs: i64,
     /// Refresh token lifetime in seconds.
@@ -192,6 +196,13 @@ impl ServerConfig {
                 &MAX_ASSERTION_LIFETIME_SECS,
                 raw.max_assertion_lifetime_secs,
             )?,
+            max_client_assertion_lifetime_secs: seconds(
+                &MAX_CLIENT_ASSERTION_LIFETIME_SECS,
+                raw.max_client_assertion_lifetime_secs,
+            )?,
+            strict_client_assertion_audience: raw
+                .strict_client_assertion_audience
+                .unwrap_or_default(),
             access_token_lifetime_secs: seconds(
                 &ACCESS_TOKEN_LIFETIME_SECS,
                 raw.access_token_lifetime_secs,

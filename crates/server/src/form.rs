@@ -3,7 +3,7 @@
 //! once; and the client credentials such a request carries.
 
 use axum::http::{HeaderMap, header};
-use jwtgrant_core::client_auth::{ClientAuthError, ClientCredentials, read_credentials};
+use jwtgrant_core::client_auth::{ClientAuthError, ClientCredentials, read_client_credentials};
 
 use crate::error::RequestError;
 
@@ -65,10 +65,12 @@ impl Form {
         let authorization = headers
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
-        read_credentials(
+        read_client_credentials(
             authorization,
             self.get("client_id"),
             self.get("client_secret"),
+            self.get("client_assertion_type"),
+            self.get("client_assertion"),
         )
     }
 }

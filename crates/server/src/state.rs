@@ -29,6 +29,8 @@ pub struct AppState {
     pub issuer: String,
     /// Accepted assertion audiences and time limits.
     pub policy: AssertionPolicy,
+    /// Accepted client assertion (`private_key_jwt`) audiences and time limits.
+    pub client_policy: AssertionPolicy,
     /// What every access token carries.
     pub token_settings: AccessTokenSettings,
     /// The store.
@@ -87,6 +89,17 @@ impl AppState {
             accepted_audiences,
             leeway_secs: config.clock_leeway_secs,
             max_lifetime_secs: config.max_assertion_lifetime_secs,
+        };
+        // A client assertion names the issuer; the token endpoint URL too unless strict
+        // (rfc7523bis, and the audience-injection advisories of 2025).
+        let mut client_audiences = vec![issuer.clone()];
+        if !config.strict_client_assertion_audience {
+            client_audiences.push(format!("{issuer}/oauth/token"));
+        }
+        let client_policy = AssertionPolicy {
+            accepted_audiences: client_audiences,
+            leeway_secs: config.clock_leeway_secs,
+            max_lifetime_secs: config.max_client_assertion_lifetime_secs,
         };
         let token_settings = AccessTokenSettings {
             issuer: issuer.clone(),
@@ -165,6 +178,7 @@ impl AppState {
             config,
             issuer,
             policy,
+            client_policy,
             token_settings,
             registry,
             metrics: Metrics::default(),

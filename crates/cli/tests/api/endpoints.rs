@@ -205,12 +205,35 @@ async fn metadata_claims_only_what_works() {
             json!(["admin_read", "extended", "impersonation", "signature"]),
             "{path}: the default scopes and the active integrations', sorted"
         );
-        // No signed client authentication and no ID token exist yet.
-        for absent in [
-            "token_endpoint_auth_signing_alg_values_supported",
-            "id_token_signing_alg_values_supported",
+        // No ID token exists yet; private_key_jwt does, with asymmetric algorithms.
+        assert!(
+            metadata
+                .get("id_token_signing_alg_values_supported")
+                .is_none(),
+            "{path} claims ID tokens"
+        );
+        let algs = metadata["token_endpoint_auth_signing_alg_values_supported"]
+            .as_array()
+            .unwrap();
+        assert!(algs.iter().any(|a| a == "RS256") && algs.iter().any(|a| a == "ES256"));
+        assert!(
+            algs.iter().all(|a| !a.as_str().unwrap().starts_with("HS")),
+            "{path}"
+        );
+        for methods in [
+            "token_endpoint_auth_methods_supported",
+            "introspection_endpoint_auth_methods_supported",
+            "revocation_endpoint_auth_methods_supported",
         ] {
-            assert!(metadata.get(absent).is_none(), "{path} claims {absent}");
+            let listed = metadata[methods].as_array().unwrap();
+            assert!(
+                listed.iter().any(|m| m == "private_key_jwt"),
+                "{path} {methods}"
+            );
+            assert!(
+                listed.iter().all(|m| m != "client_secret_jwt"),
+                "{path} {methods}"
+            );
         }
         assert_eq!(metadata["subject_types_supported"], json!(["public"]));
     }

@@ -370,6 +370,14 @@ options! {
         default: DefaultValue::Number(3600),
         range: Some((1, 86_400)),
     }
+    MAX_CLIENT_ASSERTION_LIFETIME_SECS max_client_assertion_lifetime_secs: Number = "Longest accepted client assertion (private_key_jwt) lifetime in seconds" {
+        value_name: "SECS",
+        default: DefaultValue::Number(3600),
+        range: Some((1, 86_400)),
+    }
+    STRICT_CLIENT_ASSERTION_AUDIENCE strict_client_assertion_audience: Switch = "Accept only the issuer as a client assertion's audience, not the token endpoint URL (draft-ietf-oauth-rfc7523bis)" {
+        default: DefaultValue::Switch(false),
+    }
     ACCESS_TOKEN_LIFETIME_SECS access_token_lifetime_secs: Number = "Access token lifetime in seconds" {
         value_name: "SECS",
         default: DefaultValue::Number(3600),

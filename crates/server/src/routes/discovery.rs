@@ -6,13 +6,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use jwtgrant_core::JwsAlgorithm;
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::{AuthorizationServerMetadata, DEFAULT_SCOPES};
 
 use crate::state::AppState;
 
-/// The metadata document. It claims only what works: no signed client
-/// authentication and no ID token yet, so neither's algorithms are listed.
+/// The metadata document. It claims only what works: `private_key_jwt` with the
+/// algorithms integration keys verify, and no ID token yet, so no ID token
+/// algorithms.
 pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationServerMetadata> {
     let issuer = &state.issuer;
     let scopes_supported = match state.registry.known_scopes().await {
@@ -39,19 +41,26 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationS
         introspection_endpoint_auth_methods_supported: vec![
             "client_secret_basic".into(),
             "client_secret_post".into(),
+            "private_key_jwt".into(),
         ],
         revocation_endpoint_auth_methods_supported: vec![
             "client_secret_basic".into(),
             "client_secret_post".into(),
+            "private_key_jwt".into(),
             "none".into(),
         ],
         response_types_supported: vec!["code".into()],
         token_endpoint_auth_methods_supported: vec![
             "client_secret_basic".into(),
             "client_secret_post".into(),
+            "private_key_jwt".into(),
             "none".into(),
         ],
-        token_endpoint_auth_signing_alg_values_supported: Vec::new(),
+        // The algorithms an integration's keys verify client assertions with.
+        token_endpoint_auth_signing_alg_values_supported: JwsAlgorithm::ALL
+            .iter()
+            .map(|alg| alg.as_str().to_owned())
+            .collect(),
         scopes_supported,
         // Userinfo's `sub` is the user's id, the same for every client.
         subject_types_supported: vec!["public".into()],
