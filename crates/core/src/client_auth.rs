@@ -68,6 +68,9 @@ pub enum ClientAuthError {
     /// `alg`, audience, times).
     #[error("client assertion refused: {0}")]
     ClientAssertion(GrantError),
+    /// The form's `client_id` is not the client assertion's `iss`.
+    #[error("client assertion refused: 'client_id' in the form must equal its 'iss'")]
+    ClientAssertionClientId,
     /// The client assertion's `sub` is not its `iss`.
     #[error("client assertion refused: 'sub' must equal 'iss', the client_id")]
     ClientAssertionSubject,
@@ -160,7 +163,7 @@ pub fn read_client_credentials(
         .issuer()
         .to_owned();
     if form_client_id.is_some_and(|id| id != client_id) {
-        return Err(ClientAuthError::ClientIdMismatch);
+        return Err(ClientAuthError::ClientAssertionClientId);
     }
     Ok(ClientCredentials::Assertion {
         client_id,

@@ -638,7 +638,7 @@ mod client_assertion {
                 Some(CLIENT_ASSERTION_TYPE),
                 Some(assertion.as_str())
             ),
-            Err(ClientAuthError::ClientIdMismatch)
+            Err(ClientAuthError::ClientAssertionClientId)
         );
         assert_eq!(
             read(None, None, Some("urn:other"), Some(assertion.as_str())),

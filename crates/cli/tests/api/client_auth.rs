@@ -240,11 +240,15 @@ async fn two_methods_or_a_wrong_type_are_refused() {
             ],
         )
         .await;
+    // A failed client assertion rule, like every other: 401 invalid_client.
     assert_eq!(
-        (status, oauth_error(&body).0),
-        (400, "invalid_request"),
-        "{body}"
+        oauth_error(&body),
+        (
+            "invalid_client",
+            "client assertion refused: 'client_id' in the form must equal its 'iss'"
+        )
     );
+    assert_eq!(status, 401);
     let (status, body) = client
         .post(
             "/oauth/token",
