@@ -71,6 +71,9 @@ pub enum ClientAuthError {
     /// The form's `client_id` is not the client assertion's `iss`.
     #[error("client assertion refused: 'client_id' in the form must equal its 'iss'")]
     ClientAssertionClientId,
+    /// The client assertion's `iss` names no active integration.
+    #[error("client assertion refused: client authentication failed: unknown or disabled client")]
+    ClientAssertionUnknownClient,
     /// The client assertion's `sub` is not its `iss`.
     #[error("client assertion refused: 'sub' must equal 'iss', the client_id")]
     ClientAssertionSubject,
@@ -194,11 +197,13 @@ pub fn authenticate_assertion(
     }
     let integration = integration
         .filter(|i| i.key == unverified.issuer())
-        .ok_or(ClientAuthError::Failed)?;
+        .ok_or(ClientAuthError::ClientAssertionUnknownClient)?;
     let verified = unverified
         .verify(integration, policy, now)
         .map_err(|error| match error {
-            GrantError::IssuerNotFound | GrantError::IntegrationDisabled => ClientAuthError::Failed,
+            GrantError::IssuerNotFound | GrantError::IntegrationDisabled => {
+                ClientAuthError::ClientAssertionUnknownClient
+            }
             other => ClientAuthError::ClientAssertion(other),
         })?;
     if verified.subject() != Some(verified.issuer()) {

@@ -598,11 +598,11 @@ mod client_assertion {
         disabled.active = false;
         assert_eq!(
             authenticate_assertion(&assertion, Some(&disabled), &policy(), NOW).err(),
-            Some(ClientAuthError::Failed)
+            Some(ClientAuthError::ClientAssertionUnknownClient)
         );
         assert_eq!(
             authenticate_assertion(&assertion, None, &policy(), NOW).err(),
-            Some(ClientAuthError::Failed)
+            Some(ClientAuthError::ClientAssertionUnknownClient)
         );
     }
 

@@ -123,8 +123,24 @@ impl IntoResponse for TokenEndpointError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if response.status() == StatusCode::UNAUTHORIZED {
-            // RFC 6749 section 5.2: the scheme the client should authenticate with.
+        // RFC 6749 section 5.2: the scheme the client should authenticate with; not
+        // when it authenticated with a client assertion (PROTOCOL.md: only when Basic
+        // may have been tried), where clients such as openid-client take the Basic
+        // challenge for the answer.
+        let by_assertion = matches!(
+            &self,
+            TokenEndpointError::ClientAuth(
+                ClientAuthError::ClientAssertion(_)
+                    | ClientAuthError::ClientAssertionType
+                    | ClientAuthError::ClientAssertionClientId
+                    | ClientAuthError::ClientAssertionSubject
+                    | ClientAuthError::ClientAssertionJtiRequired
+                    | ClientAuthError::ClientAssertionTyp(_)
+                    | ClientAuthError::ClientAssertionReplayed
+                    | ClientAuthError::ClientAssertionUnknownClient
+            )
+        );
+        if response.status() == StatusCode::UNAUTHORIZED && !by_assertion {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"jwtgrant\""),

@@ -129,8 +129,24 @@ async fn every_rule_refuses_with_invalid_client() {
     let refused = |assertion: String, says: &'static str| {
         let client = &client;
         async move {
-            let (status, body) = client.client_credentials(&assertion).await;
+            let response = client
+                .server
+                .http
+                .post(client.server.token_endpoint())
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+                    ("client_assertion", assertion.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            // No Basic challenge: the client did not try Basic.
+            let challenge = response.headers().get("www-authenticate").cloned();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
             assert_eq!(status, 401, "{says}: {body}");
+            assert!(challenge.is_none(), "{says}: {challenge:?}");
             let (code, description) = oauth_error(&body);
             assert_eq!(code, "invalid_client", "{says}: {body}");
             assert!(description.contains(says), "{says}: {description}");
