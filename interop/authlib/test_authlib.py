@@ -407,6 +407,17 @@ def fixed_claims_reuse_jti():
 check("a jti used twice (Authlib's PrivateKeyJWT(claims=...) keeps its first jti): 401 invalid_client", fixed_claims_reuse_jti)
 
 
+def no_basic_challenge():
+    client = Client(IK, STRANGER_PEM, metadata["token_endpoint"])
+    expect_refused(client, client.token, 401, "invalid_client", "token")
+    expect("Authorization" not in client.last.request.headers, "Authlib sent an Authorization header")
+    challenge = client.last.headers.get("WWW-Authenticate")
+    expect(challenge is None, f"WWW-Authenticate: {challenge} (PROTOCOL.md: only when Basic was tried)")
+
+
+check("a private_key_jwt refusal has no WWW-Authenticate (Basic was not tried)", no_basic_challenge)
+
+
 def no_application_tokens():
     client = Client(NOAPP_IK, NOAPP_PEM, metadata["token_endpoint"])
     expect_refused(client, client.token, 400, "unauthorized_client", "token")

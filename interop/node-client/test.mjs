@@ -82,17 +82,25 @@ function assertionOf(request) {
   const jws = form.get("client_assertion");
   return { form, jws, header: jose.decodeProtectedHeader(jws), claims: jose.decodeJwt(jws) };
 }
-// An openid-client call the server must refuse with this status and error.
+// An openid-client call the server must refuse with this status and error. The
+// status and error are read from the response itself, so that a refusal that
+// openid-client reports as a WWW-Authenticate challenge is still checked here;
+// whether that header belongs there is a check of its own (below).
 async function refused(c, call, status, error, what) {
   let answer;
   try {
     answer = await call();
   } catch (refusal) {
-    expect(refusal instanceof client.ResponseBodyError, `${what}: ${refusal?.name}: ${refusal?.message}`);
-    expect(refusal.error === error, `${what}: error ${refusal.error} (${refusal.error_description}), want ${error}`);
-    expect(refusal.status === status, `${what}: HTTP ${refusal.status}, want ${status}`);
-    expect((c.last().response.headers.get("cache-control") ?? "").includes("no-store"), `${what}: no Cache-Control: no-store`);
-    return refusal;
+    expect(
+      refusal instanceof client.ResponseBodyError || refusal instanceof client.WWWAuthenticateChallengeError,
+      `${what}: ${refusal?.name}: ${refusal?.message}`,
+    );
+    const got = c.last();
+    const body = await got.response.clone().json();
+    expect(got.status === status, `${what}: HTTP ${got.status}, want ${status}: ${JSON.stringify(body)}`);
+    expect(body.error === error, `${what}: error ${body.error} (${body.error_description}), want ${error}`);
+    expect((got.response.headers.get("cache-control") ?? "").includes("no-store"), `${what}: no Cache-Control: no-store`);
+    return { refusal, body, challenge: got.response.headers.get("www-authenticate") };
   }
   throw new Error(`${what}: accepted: ${JSON.stringify(answer)}`);
 }
@@ -213,8 +221,8 @@ await check("aud = the introspection URL: 401 invalid_client", async () => {
 
 await check("an assertion living 7200 s (over the 3600 s default cap): 401 invalid_client", async () => {
   const c = await discover(IK, { key: rsaKey, kid: KID }, { modify: (_h, payload) => { payload.exp = payload.iat + 7200; } });
-  const refusal = await refused(c, () => client.clientCredentialsGrant(c.config), 401, "invalid_client", "token");
-  expect(/lifetime|exp/.test(refusal.error_description ?? ""), `description does not name the rule: ${refusal.error_description}`);
+  const { body } = await refused(c, () => client.clientCredentialsGrant(c.config), 401, "invalid_client", "token");
+  expect(/lifetime|exp/.test(body.error_description ?? ""), `description does not name the rule: ${body.error_description}`);
 });
 
 await check("an assertion without jti: 401 invalid_client", async () => {
@@ -241,6 +249,13 @@ await check("sub different from iss: 401 invalid_client", async () => {
   await refused(c, () => client.clientCredentialsGrant(c.config), 401, "invalid_client", "token");
 });
 
+await check("a private_key_jwt refusal has no WWW-Authenticate (Basic was not tried) and reaches openid-client as invalid_client", async () => {
+  const c = await discover(IK, strangerKey);
+  const { refusal, challenge } = await refused(c, () => client.clientCredentialsGrant(c.config), 401, "invalid_client", "token");
+  expect(challenge === null, `WWW-Authenticate: ${challenge} (PROTOCOL.md: only when Basic was tried); openid-client reports ${refusal.name} instead of the invalid_client body`);
+  expect(refusal instanceof client.ResponseBodyError && refusal.error === "invalid_client", `openid-client reports ${refusal.name}`);
+});
+
 await check("client_credentials for an integration without --allow-application-tokens: 400 unauthorized_client", async () => {
   const c = await discover(NOAPP_IK, noappKey);
   await refused(c, () => client.clientCredentialsGrant(c.config), 400, "unauthorized_client", "token");
@@ -251,10 +266,10 @@ await check("a disabled key stops authenticating within the registry poll: 401 i
   const deadline = Date.now() + 5000;
   for (;;) {
     const c = await discover(IK, { key: rsaKey, kid: KID });
-    try {
-      await client.clientCredentialsGrant(c.config);
-    } catch (refusal) {
-      expect(refusal.error === "invalid_client" && refusal.status === 401, `${refusal.status} ${refusal.error}`);
+    const refusal = await client.clientCredentialsGrant(c.config).then(() => null, () => c.last());
+    if (refusal !== null) {
+      const body = await refusal.response.clone().json();
+      expect(refusal.status === 401 && body.error === "invalid_client", `${refusal.status} ${JSON.stringify(body)}`);
       return;
     }
     expect(Date.now() < deadline, "a disabled key still authenticates after 5 s");
