@@ -277,6 +277,180 @@ impl AssertionBuilder {
         sign_compact(key.signing_key(), alg, self.typ.as_deref(), kid, &claims)
             .map_err(AssertionError::Signing)
     }
+
+    /// The user the assertion acts as (`sub`), if any.
+    pub fn subject_id(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+}
+
+/// The default client assertion lifetime: two minutes. A client assertion is signed
+/// for one request, so it needs to outlive only the request and the clock skew
+/// between client and server (draft-ietf-oauth-rfc7523bis asks for short lifetimes).
+pub const DEFAULT_CLIENT_ASSERTION_LIFETIME: Duration = Duration::from_secs(120);
+
+/// Builds and signs client assertions: the JWT a client authenticates itself with
+/// (`private_key_jwt`, RFC 7523 section 2.2) at the token endpoint for any grant,
+/// at introspection and at revocation. Its claims are fixed by the RFC: `iss` and
+/// `sub` the client id (the integration key), `aud` the server's issuer identifier,
+/// `iat`, a short `exp` and a fresh `jti`; the header has the key's `alg`, its `kid`
+/// when known, and `typ: client-authentication+jwt`.
+///
+/// It signs with the grant assertion's [`AssertionBuilder`], kept to this shape;
+/// each [`sign`](Self::sign) or [`form_fields`](Self::form_fields) makes a new one.
+///
+/// ```
+/// # use jwtgrant_client::{ClientAssertionBuilder, PrivateKey};
+/// # use jwtgrant_core::{JwsAlgorithm, SigningKey};
+/// let key = PrivateKey::new(SigningKey::generate(JwsAlgorithm::Es256, 0)?).with_kid("k1");
+/// let fields = ClientAssertionBuilder::new("my-integration-key")
+///     .audience("https://auth.example.com")
+///     .form_fields(&key)?;
+/// let form: Vec<(&str, &str)> = [("grant_type", "client_credentials")]
+///     .into_iter()
+///     .chain(fields.pairs())
+///     .collect();
+/// assert_eq!(form.len(), 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientAssertionBuilder {
+    /// The grant assertion's builder, kept to the client assertion's shape: `sub` =
+    /// `iss`, no scope, no extra claims, always a `jti`.
+    inner: AssertionBuilder,
+}
+
+impl ClientAssertionBuilder {
+    /// A builder for client assertions of the client `client_id` (the integration key).
+    pub fn new(client_id: impl Into<String>) -> Self {
+        let client_id = client_id.into();
+        ClientAssertionBuilder {
+            inner: AssertionBuilder::new(client_id.clone())
+                .subject(client_id)
+                .lifetime(DEFAULT_CLIENT_ASSERTION_LIFETIME)
+                .typ(Some(jwtgrant_proto::CLIENT_ASSERTION_TYP)),
+        }
+    }
+
+    /// The client id (`iss` and `sub`).
+    pub fn client_id(&self) -> &str {
+        self.inner.issuer()
+    }
+
+    /// Sets the audience (`aud`), replacing any set before: the server's issuer
+    /// identifier (jwtgrant's public URL). Servers that are not strict about it also
+    /// accept their token endpoint URL.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.inner = self.inner.audiences([audience.into()]);
+        self
+    }
+
+    /// Whether an audience has been set.
+    pub fn has_audience(&self) -> bool {
+        self.inner.has_audience()
+    }
+
+    /// How long each assertion is valid (`exp - iat`): default
+    /// [`DEFAULT_CLIENT_ASSERTION_LIFETIME`], at least one second, at most
+    /// [`MAX_LIFETIME`] (jwtgrant's default `--max-client-assertion-lifetime-secs`).
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.inner = self.inner.lifetime(lifetime);
+        self
+    }
+
+    /// The lifetime assertions are signed for.
+    pub fn effective_lifetime(&self) -> Duration {
+        self.inner.effective_lifetime()
+    }
+
+    /// The `kid` header; by default the key's own [`kid`](PrivateKey::kid), if any
+    /// (without one the server tries each of the client's keys).
+    pub fn kid(mut self, kid: impl Into<String>) -> Self {
+        self.inner = self.inner.kid(kid);
+        self
+    }
+
+    /// The signature algorithm; by default the key's
+    /// [`default_algorithm`](PrivateKey::default_algorithm).
+    pub fn algorithm(mut self, alg: JwsAlgorithm) -> Self {
+        self.inner = self.inner.algorithm(alg);
+        self
+    }
+
+    /// The `typ` header: `client-authentication+jwt` by default; `None` leaves it
+    /// out, for a server that knows only RFC 7523.
+    pub fn typ(mut self, typ: Option<&str>) -> Self {
+        self.inner = self.inner.typ(typ);
+        self
+    }
+
+    /// The claims a client assertion signed at `now` (Unix seconds) carries.
+    pub fn claims(&self, now: i64) -> Result<Map<String, Value>, AssertionError> {
+        self.inner.claims(now)
+    }
+
+    /// Signs a new client assertion with `key`, valid from now.
+    pub fn sign(&self, key: &PrivateKey) -> Result<String, AssertionError> {
+        self.inner.sign(key)
+    }
+
+    /// Signs a new client assertion with `key` as if it were `now` (Unix seconds).
+    pub fn sign_at(&self, key: &PrivateKey, now: i64) -> Result<String, AssertionError> {
+        self.inner.sign_at(key, now)
+    }
+
+    /// The form fields of `private_key_jwt` client authentication, with a newly
+    /// signed assertion: add them to a token, introspection or revocation request.
+    pub fn form_fields(&self, key: &PrivateKey) -> Result<ClientAssertionFields, AssertionError> {
+        self.form_fields_at(key, unix_now())
+    }
+
+    /// [`form_fields`](Self::form_fields) as if it were `now` (Unix seconds).
+    pub fn form_fields_at(
+        &self,
+        key: &PrivateKey,
+        now: i64,
+    ) -> Result<ClientAssertionFields, AssertionError> {
+        Ok(ClientAssertionFields {
+            client_id: self.client_id().to_owned(),
+            client_assertion_type: jwtgrant_proto::CLIENT_ASSERTION_TYPE,
+            client_assertion: self.sign_at(key, now)?,
+        })
+    }
+}
+
+/// The form fields that authenticate a client with `private_key_jwt` (RFC 7523
+/// section 2.2): serialize it as a form of its own, or add its [`pairs`](Self::pairs)
+/// to a request's other fields. Its assertion is good for one request.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClientAssertionFields {
+    /// The client id: optional in RFC 7523, sent because some servers look the
+    /// client up by it before they read the assertion.
+    pub client_id: String,
+    /// Always `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    pub client_assertion_type: &'static str,
+    /// The signed client assertion.
+    pub client_assertion: String,
+}
+
+impl ClientAssertionFields {
+    /// The fields as `(name, value)` pairs, in the order they are sent.
+    pub fn pairs(&self) -> [(&'static str, &str); 3] {
+        [
+            ("client_id", self.client_id.as_str()),
+            ("client_assertion_type", self.client_assertion_type),
+            ("client_assertion", self.client_assertion.as_str()),
+        ]
+    }
+}
+
+impl std::fmt::Debug for ClientAssertionFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAssertionFields")
+            .field("client_id", &self.client_id)
+            .field("client_assertion_type", &self.client_assertion_type)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -426,6 +600,150 @@ mod tests {
             base.algorithm(JwsAlgorithm::Rs256).sign(&key),
             Err(AssertionError::AlgorithmMismatch { .. })
         ));
+    }
+
+    /// The integration `ik` with `key` registered under `kid`, as the server holds it.
+    fn registered(key: &PrivateKey, kid: &str) -> jwtgrant_core::model::Integration {
+        jwtgrant_core::model::Integration {
+            key: "ik".into(),
+            name: "Test".into(),
+            active: true,
+            allow_application_tokens: true,
+            require_jti: false,
+            scopes: vec![],
+            redirect_uris: vec![],
+            client_secret_hash: None,
+            keys: vec![jwtgrant_core::model::IntegrationKey {
+                kid: kid.into(),
+                public_key: key.public_key().clone(),
+                active: true,
+            }],
+        }
+    }
+
+    fn policy(audience: &str) -> jwtgrant_core::assertion::AssertionPolicy {
+        jwtgrant_core::assertion::AssertionPolicy {
+            accepted_audiences: vec![audience.into()],
+            leeway_secs: 30,
+            max_lifetime_secs: 3600,
+        }
+    }
+
+    #[test]
+    fn a_client_assertion_passes_the_cores_client_authentication() {
+        let now = 1_700_000_000;
+        for alg in [
+            JwsAlgorithm::Rs256,
+            JwsAlgorithm::Es256,
+            JwsAlgorithm::EdDsa,
+        ] {
+            let key = key(alg).with_kid("k1");
+            let fields = ClientAssertionBuilder::new("ik")
+                .audience("https://auth.example.com")
+                .form_fields_at(&key, now)
+                .unwrap();
+            assert_eq!(fields.client_id, "ik");
+            assert_eq!(
+                fields.client_assertion_type,
+                jwtgrant_proto::CLIENT_ASSERTION_TYPE
+            );
+            let (header, claims) = decode(&fields.client_assertion);
+            assert_eq!(header.alg, alg);
+            assert_eq!(header.kid.as_deref(), Some("k1"));
+            assert_eq!(
+                header.typ.as_deref(),
+                Some(jwtgrant_proto::CLIENT_ASSERTION_TYP)
+            );
+            assert_eq!(claims["iss"], "ik");
+            assert_eq!(claims["sub"], "ik");
+            assert_eq!(claims["aud"], "https://auth.example.com");
+            assert_eq!(claims["iat"], now);
+            assert_eq!(claims["exp"], now + 120, "two minutes by default");
+            assert!(!claims.contains_key("scope"));
+
+            let integration = registered(&key, "k1");
+            let (client, guard) = jwtgrant_core::client_auth::authenticate_assertion(
+                &fields.client_assertion,
+                Some(&integration),
+                &policy("https://auth.example.com"),
+                now + 1,
+            )
+            .unwrap();
+            assert_eq!(client.client_id, "ik");
+            assert!(client.confidential);
+            assert_eq!(Some(guard.jti.as_str()), claims["jti"].as_str());
+            // The same assertion, by the time it has expired, is refused.
+            assert!(
+                jwtgrant_core::client_auth::authenticate_assertion(
+                    &fields.client_assertion,
+                    Some(&integration),
+                    &policy("https://auth.example.com"),
+                    now + 120 + 31,
+                )
+                .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn every_client_assertion_has_a_fresh_jti() {
+        let key = key(JwsAlgorithm::EdDsa);
+        let builder = ClientAssertionBuilder::new("ik").audience("a");
+        let jtis: std::collections::HashSet<String> = (0..50)
+            .map(|_| {
+                let (_, claims) = decode(&builder.sign_at(&key, 1000).unwrap());
+                claims["jti"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(jtis.len(), 50);
+    }
+
+    #[test]
+    fn client_assertion_lifetime_audience_and_header() {
+        let key = key(JwsAlgorithm::Es256);
+        let signed =
+            |builder: ClientAssertionBuilder| decode(&builder.sign_at(&key, 1000).unwrap());
+        let base = ClientAssertionBuilder::new("ik").audience("first");
+        let (_, claims) = signed(base.clone().lifetime(Duration::from_secs(60)));
+        assert_eq!(claims["exp"], 1060);
+        let (_, claims) = signed(base.clone().lifetime(Duration::from_secs(86_400)));
+        assert_eq!(claims["exp"], 4600, "capped at the one-hour maximum");
+        let (_, claims) = signed(base.clone().audience("second"));
+        assert_eq!(claims["aud"], "second", "audience replaces, never adds");
+        let (header, _) = signed(base.clone().typ(None).kid("k9"));
+        assert_eq!(header.typ, None);
+        assert_eq!(header.kid.as_deref(), Some("k9"));
+        assert_eq!(
+            ClientAssertionBuilder::new("ik").sign(&key),
+            Err(AssertionError::MissingAudience)
+        );
+        assert!(matches!(
+            base.algorithm(JwsAlgorithm::Rs256).sign(&key),
+            Err(AssertionError::AlgorithmMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn client_assertion_fields_as_a_form() {
+        let key = key(JwsAlgorithm::EdDsa);
+        let fields = ClientAssertionBuilder::new("ik")
+            .audience("a")
+            .form_fields(&key)
+            .unwrap();
+        let pairs = fields.pairs();
+        assert_eq!(pairs[0], ("client_id", "ik"));
+        assert_eq!(
+            pairs[1],
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            )
+        );
+        assert_eq!(
+            pairs[2],
+            ("client_assertion", fields.client_assertion.as_str())
+        );
+        assert!(!format!("{fields:?}").contains(&fields.client_assertion));
     }
 
     #[test]

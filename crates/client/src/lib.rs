@@ -41,7 +41,9 @@ mod retry;
 pub mod token_source;
 pub mod verifier;
 
-pub use assertion::{AssertionBuilder, AssertionError};
+pub use assertion::{
+    AssertionBuilder, AssertionError, ClientAssertionBuilder, ClientAssertionFields,
+};
 pub use discovery::{DiscoveryError, discover};
 pub use jwtgrant_core::JwsAlgorithm;
 pub use jwtgrant_core::access_token::AccessTokenClaims;
