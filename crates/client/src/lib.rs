@@ -4,8 +4,11 @@
 //!
 //! - [`keys`]: load the integration's private key (PEM or private JWK).
 //! - [`assertion`]: build and sign the assertion ([`AssertionBuilder`]).
-//! - [`token_source`]: hold a fresh access token ([`TokenSource`]): cached, refreshed
-//!   before expiry, one request for many callers, retries with backoff.
+//! - [`assertion`]: also the client assertion of `private_key_jwt` client
+//!   authentication ([`ClientAssertionBuilder`]) and its form fields.
+//! - [`token_source`]: hold a fresh access token ([`TokenSource`]), by the JWT
+//!   bearer grant or the client credentials grant with a client assertion: cached,
+//!   refreshed before expiry, one request for many callers, retries with backoff.
 //! - [`presets`]: DocuSign, Google-style service-account key files, jwtgrant.
 //! - [`discovery`]: RFC 8414 authorization server metadata.
 //! - [`verifier`]: check RFC 9068 access tokens against the server's JWKS

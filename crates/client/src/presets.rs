@@ -302,6 +302,13 @@ impl Jwtgrant {
             .server(self.issuer.clone())
     }
 
+    /// A token source for the client credentials grant: `integration_key`'s own
+    /// token, the client authenticated by client assertions signed with `key`
+    /// (`aud` the issuer). The integration must allow application tokens.
+    pub fn client_credentials(&self, integration_key: &str, key: PrivateKey) -> TokenSourceBuilder {
+        TokenSourceBuilder::client_credentials(integration_key, key).server(self.issuer.clone())
+    }
+
     /// A verifier of this server's access tokens (JWKS from its metadata; `aud` the
     /// issuer, jwtgrant's default access-token audience).
     pub fn verifier(&self) -> VerifierBuilder {

@@ -1,19 +1,26 @@
 //! A source of fresh access tokens: signs an assertion, trades it at the token
-//! endpoint (RFC 7523 section 2.1), caches the answer and trades again only near
-//! its expiry. Many callers at once cause one request, and while a still-valid
-//! token is refreshed callers keep getting it without waiting; transient failures
-//! are retried with backoff; OAuth errors come back typed.
+//! endpoint (the JWT bearer grant, RFC 7523 section 2.1, or the client credentials
+//! grant with a client assertion, RFC 6749 section 4.4 and RFC 7523 section 2.2),
+//! caches the answer and trades again only near its expiry. Many callers at once
+//! cause one request, and while a still-valid token is refreshed callers keep
+//! getting it without waiting; transient failures are retried with backoff; OAuth
+//! errors come back typed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use jwtgrant_proto::{ErrorCode, JwtGrant, JwtGrantResponse, OAuthErrorResponse};
+use jwtgrant_proto::{
+    CLIENT_CREDENTIALS_GRANT_TYPE, ErrorCode, JWT_BEARER_GRANT_TYPE, JwtGrantResponse,
+    OAuthErrorResponse,
+};
 use reqwest::header::{ACCEPT, HeaderValue};
 use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 
-use crate::assertion::{AssertionBuilder, AssertionError};
+use crate::assertion::{
+    AssertionBuilder, AssertionError, ClientAssertionBuilder, ClientAssertionFields,
+};
 use crate::discovery::{self, DiscoveryError};
 use crate::keys::PrivateKey;
 use crate::retry::{self, Classify, RetryPolicy, Verdict};
@@ -103,6 +110,12 @@ pub enum TokenSourceError {
     /// The token endpoint is not an http(s) URL.
     #[error("'{0}' is not an http(s) token endpoint URL")]
     InvalidEndpoint(String),
+    /// A subject was set for the client credentials grant, whose token is the
+    /// client's own.
+    #[error(
+        "the client credentials grant gets the client's own token: it takes no subject (use the JWT bearer grant to act as a user)"
+    )]
+    SubjectWithClientCredentials,
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
     HttpClient(Arc<reqwest::Error>),
@@ -254,11 +267,27 @@ enum Endpoint {
     Discover(String),
 }
 
+/// The grant a token source asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// RFC 7523 section 2.1: the signed assertion is the grant.
+    JwtBearer,
+    /// RFC 6749 section 4.4: the client's own token, the client authenticated by a
+    /// client assertion.
+    ClientCredentials,
+}
+
 /// Configures a [`TokenSource`].
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct TokenSourceBuilder {
+    grant: Grant,
+    /// The JWT bearer grant's assertion; for client credentials only its scopes
+    /// are read (sent as the form's `scope`).
     assertion: AssertionBuilder,
+    /// The client assertion (`private_key_jwt`) sent with each request: always
+    /// for client credentials, when asked for with the JWT bearer grant.
+    client_assertion: Option<ClientAssertionBuilder>,
     key: PrivateKey,
     endpoint: Option<Endpoint>,
     http: Option<reqwest::Client>,
@@ -278,13 +307,28 @@ impl TokenSourceBuilder {
     /// audiences, scopes, lifetime, `kid`, algorithm, extra claims).
     pub fn from_assertion(assertion: AssertionBuilder, key: PrivateKey) -> Self {
         TokenSourceBuilder {
+            grant: Grant::JwtBearer,
             assertion,
+            client_assertion: None,
             key,
             endpoint: None,
             http: None,
             refresh_margin: None,
             retry: RetryPolicy::default(),
             consent_url: None,
+        }
+    }
+
+    /// A token source for the client credentials grant (RFC 6749 section 4.4): the
+    /// client `client_id` (the integration key) gets its own token, authenticating
+    /// with a client assertion (`private_key_jwt`) signed with `key` for each request.
+    /// The server must allow the integration application tokens.
+    pub fn client_credentials(client_id: impl Into<String>, key: PrivateKey) -> Self {
+        let client_id = client_id.into();
+        TokenSourceBuilder {
+            grant: Grant::ClientCredentials,
+            client_assertion: Some(ClientAssertionBuilder::new(client_id.clone())),
+            ..Self::new(client_id, key)
         }
     }
 
@@ -297,19 +341,22 @@ impl TokenSourceBuilder {
 
     /// The server's issuer URL, e.g. `https://auth.example.com`: the token endpoint
     /// is read from its RFC 8414 metadata on first use. Unless an audience is set,
-    /// assertions name the token endpoint in `aud`.
+    /// JWT bearer assertions name the token endpoint in `aud`, and client assertions
+    /// the issuer.
     pub fn server(mut self, issuer: impl Into<String>) -> Self {
         self.endpoint = Some(Endpoint::Discover(issuer.into()));
         self
     }
 
     /// The user to act as (`sub`); without one, an application token is asked for.
+    /// Not for the client credentials grant ([`build`](Self::build) refuses it).
     pub fn subject(mut self, user_id: impl Into<String>) -> Self {
         self.assertion = self.assertion.subject(user_id);
         self
     }
 
-    /// The scopes to ask for (the assertion's `scope` claim).
+    /// The scopes to ask for (the assertion's `scope` claim; for client credentials
+    /// the form's `scope`).
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -320,15 +367,42 @@ impl TokenSourceBuilder {
     }
 
     /// The assertion's audience, replacing any set before (DocuSign: the bare OAuth
-    /// host such as `account-d.docusign.com`).
+    /// host such as `account-d.docusign.com`). For client credentials, the client
+    /// assertion's.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.assertion = self.assertion.audiences([audience.into()]);
+        match (self.grant, self.client_assertion.take()) {
+            (Grant::ClientCredentials, Some(client)) => {
+                self.client_assertion = Some(client.audience(audience));
+            }
+            (_, client) => {
+                self.client_assertion = client;
+                self.assertion = self.assertion.audiences([audience.into()]);
+            }
+        }
         self
     }
 
-    /// Adjusts the assertion template, e.g. `|a| a.algorithm(JwsAlgorithm::Ps256)`.
+    /// Adjusts the JWT bearer assertion template, e.g.
+    /// `|a| a.algorithm(JwsAlgorithm::Ps256)`.
     pub fn assertion(mut self, adjust: impl FnOnce(AssertionBuilder) -> AssertionBuilder) -> Self {
         self.assertion = adjust(self.assertion);
+        self
+    }
+
+    /// Adjusts the client assertion (`private_key_jwt`), e.g. its lifetime,
+    /// algorithm or `kid`. With the JWT bearer grant this also turns client
+    /// authentication on: each request then carries a client assertion of the
+    /// assertion's issuer besides the grant (RFC 7521 section 4.2), for servers that
+    /// authenticate the client on every grant.
+    pub fn client_assertion(
+        mut self,
+        adjust: impl FnOnce(ClientAssertionBuilder) -> ClientAssertionBuilder,
+    ) -> Self {
+        let client = self
+            .client_assertion
+            .take()
+            .unwrap_or_else(|| ClientAssertionBuilder::new(self.assertion.issuer()));
+        self.client_assertion = Some(adjust(client));
         self
     }
 
@@ -378,6 +452,9 @@ impl TokenSourceBuilder {
     /// Builds the token source. No request is made until a token is asked for.
     pub fn build(self) -> Result<TokenSource, TokenSourceError> {
         let endpoint = self.endpoint.ok_or(TokenSourceError::MissingEndpoint)?;
+        if self.grant == Grant::ClientCredentials && self.assertion.subject_id().is_some() {
+            return Err(TokenSourceError::SubjectWithClientCredentials);
+        }
         let resolved = OnceCell::new();
         match &endpoint {
             Endpoint::Token(url) => {
@@ -387,6 +464,7 @@ impl TokenSourceBuilder {
                     .ok_or_else(|| TokenSourceError::InvalidEndpoint(url.clone()))?;
                 let _ = resolved.set(Resolved {
                     url: parsed.to_string(),
+                    issuer: None,
                     max_assertion_lifetime: None,
                 });
             }
@@ -403,7 +481,9 @@ impl TokenSourceBuilder {
         };
         Ok(TokenSource {
             inner: Arc::new(Inner {
+                grant: self.grant,
                 assertion: self.assertion,
+                client_assertion: self.client_assertion,
                 key: self.key,
                 endpoint,
                 resolved,
@@ -439,7 +519,9 @@ pub struct TokenSource {
 }
 
 struct Inner {
+    grant: Grant,
     assertion: AssertionBuilder,
+    client_assertion: Option<ClientAssertionBuilder>,
     key: PrivateKey,
     endpoint: Endpoint,
     /// The token endpoint, set at build or once discovered.
@@ -470,6 +552,8 @@ impl Inner {
 #[derive(Debug, Clone)]
 struct Resolved {
     url: String,
+    /// The issuer the metadata was found for: client assertions' default `aud`.
+    issuer: Option<String>,
     /// `jwtgrant_max_assertion_lifetime` from the metadata, when discovered.
     max_assertion_lifetime: Option<Duration>,
 }
@@ -515,6 +599,13 @@ impl TokenSource {
     /// Starts configuring a token source for `integration_key` signing with `key`.
     pub fn builder(integration_key: impl Into<String>, key: PrivateKey) -> TokenSourceBuilder {
         TokenSourceBuilder::new(integration_key, key)
+    }
+
+    /// Starts configuring a client credentials token source for `client_id`, which
+    /// authenticates with client assertions signed with `key`
+    /// ([`TokenSourceBuilder::client_credentials`]).
+    pub fn client_credentials(client_id: impl Into<String>, key: PrivateKey) -> TokenSourceBuilder {
+        TokenSourceBuilder::client_credentials(client_id, key)
     }
 
     /// A valid access token: the cached one unless it is within the refresh margin of
@@ -668,12 +759,14 @@ impl TokenSource {
                 match &inner.endpoint {
                     Endpoint::Token(url) => Ok(Resolved {
                         url: url.clone(),
+                        issuer: None,
                         max_assertion_lifetime: None,
                     }),
                     Endpoint::Discover(issuer) => discovery::discover(&inner.http, issuer)
                         .await
                         .map(|metadata| Resolved {
                             url: metadata.token_endpoint,
+                            issuer: Some(metadata.issuer),
                             max_assertion_lifetime: metadata
                                 .jwtgrant_max_assertion_lifetime
                                 .map(Duration::from_secs),
@@ -683,17 +776,7 @@ impl TokenSource {
             })
             .await?;
         let url = &resolved.url;
-        let mut assertion = inner.assertion.clone();
-        if !assertion.has_audience() {
-            assertion = assertion.audience(url.as_str());
-        }
-        if let Some(server_max) = resolved.max_assertion_lifetime {
-            let cap = server_max.min(assertion.effective_lifetime());
-            assertion = assertion.max_lifetime(cap);
-        }
-        let assertion = assertion
-            .sign(&inner.key)
-            .map_err(TokenSourceError::Assertion)?;
+        let form = self.form(resolved)?;
         let transport = |e: reqwest::Error| TokenSourceError::Transport {
             url: url.clone(),
             source: Arc::new(e),
@@ -704,7 +787,7 @@ impl TokenSource {
             .post(url.as_str())
             .timeout(timeout)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .form(&JwtGrant::new(assertion))
+            .form(&form.pairs())
             .send()
             .await
             .map_err(transport)?;
@@ -741,6 +824,82 @@ impl TokenSource {
                 retry_after,
             }),
         }
+    }
+}
+
+/// One token request's form, its assertions newly signed.
+struct TokenForm {
+    grant_type: &'static str,
+    /// The JWT bearer grant's assertion.
+    assertion: Option<String>,
+    /// The client credentials grant's scopes.
+    scope: Option<String>,
+    client: Option<ClientAssertionFields>,
+}
+
+impl TokenForm {
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let mut pairs = vec![("grant_type", self.grant_type)];
+        if let Some(assertion) = &self.assertion {
+            pairs.push(("assertion", assertion));
+        }
+        if let Some(scope) = &self.scope {
+            pairs.push(("scope", scope));
+        }
+        if let Some(client) = &self.client {
+            pairs.extend(client.pairs());
+        }
+        pairs
+    }
+}
+
+impl TokenSource {
+    /// Signs what one request sends: the grant's assertion (or scopes) and the
+    /// client assertion, each new, so a retried request never repeats a `jti`.
+    fn form(&self, resolved: &Resolved) -> Result<TokenForm, TokenSourceError> {
+        let inner = &self.inner;
+        let (grant_type, assertion, scope) = match inner.grant {
+            Grant::JwtBearer => {
+                let mut assertion = inner.assertion.clone();
+                if !assertion.has_audience() {
+                    assertion = assertion.audience(resolved.url.as_str());
+                }
+                if let Some(server_max) = resolved.max_assertion_lifetime {
+                    let cap = server_max.min(assertion.effective_lifetime());
+                    assertion = assertion.max_lifetime(cap);
+                }
+                let signed = assertion
+                    .sign(&inner.key)
+                    .map_err(TokenSourceError::Assertion)?;
+                (JWT_BEARER_GRANT_TYPE, Some(signed), None)
+            }
+            Grant::ClientCredentials => {
+                let scope = Some(inner.assertion.scope_string()).filter(|s| !s.is_empty());
+                (CLIENT_CREDENTIALS_GRANT_TYPE, None, scope)
+            }
+        };
+        let client = match &inner.client_assertion {
+            Some(client) => {
+                let client = if client.has_audience() {
+                    client.clone()
+                } else {
+                    let issuer = resolved.issuer.as_deref().unwrap_or(&resolved.url);
+                    client.clone().audience(issuer)
+                };
+                Some(
+                    client
+                        .form_fields(&inner.key)
+                        .map_err(TokenSourceError::Assertion)?,
+                )
+            }
+            None => None,
+        };
+        Ok(TokenForm {
+            grant_type,
+            assertion,
+            scope,
+            client,
+        })
     }
 }
 

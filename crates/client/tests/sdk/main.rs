@@ -9,6 +9,7 @@
     missing_docs
 )]
 
+mod client_credentials;
 mod examples;
 mod layer;
 mod presets;
