@@ -96,4 +96,26 @@ if "$jg" token --server "$url" --token-endpoint "$url/oauth/token" --integration
   fail "--server and --token-endpoint together were accepted"
 fi
 echo "ok: token --token-endpoint --aud"
+
+# The client credentials grant, the client authenticated by a client assertion
+# (private_key_jwt) signed with the key: the integration's own token.
+shown=$("$jg" --data-dir data integration show "$ik")
+echo "$shown" | grep -q "client authentication: private_key_jwt none  client credentials grant: yes" \
+  || fail "integration show: $shown"
+token=$("$jg" token --grant client-credentials --server "$url" --integration-key "$ik" --key "$name.pem" --scope signature)
+claims=$("$jg" verify --server "$url" --scope signature "$token")
+echo "$claims" | grep -q "\"sub\": \"$ik\"" || fail "client credentials token's sub: $claims"
+json=$("$jg" token --grant client-credentials --token-endpoint "$url/oauth/token" --integration-key "$ik" --key "$name.pem" --json)
+echo "$json" | grep -Eq '"expires_in":3[56][0-9]{2}[,}]' || fail "client credentials --json: $json"
+case "$json" in *refresh_token*) fail "a client credentials token came with a refresh token: $json" ;; esac
+set +e
+err=$("$jg" token --grant client-credentials --server "$url" --integration-key "$ik" --key client-RS256.pem 2>&1 >/dev/null)
+code=$?
+set -e
+[ "$code" -eq 2 ] || fail "another integration's key exited $code"
+case "$err" in invalid_client:*) ;; *) fail "another integration's key: $err" ;; esac
+if "$jg" token --grant client-credentials --server "$url" --integration-key "$ik" --user-id "$user" --key "$name.pem" >/dev/null 2>&1; then
+  fail "--user-id was accepted with --grant client-credentials"
+fi
+echo "ok: token --grant client-credentials"
 echo "client commands: all passed"

@@ -14,6 +14,32 @@ use serde_json::{Value, json};
 use crate::args::{AccountCommand, ConsentCommand, IntegrationCommand, KeysCommand, UserCommand};
 use crate::output::{emit, set, write_private_file};
 
+/// The client authentication methods the integration can use at the token,
+/// introspection and revocation endpoints, as the metadata spells them: the secret
+/// ones when it has a secret, `private_key_jwt` when it has an active key, `none`
+/// when it is a public client (no secret).
+fn client_authentication_methods(record: &IntegrationRecord) -> Vec<&'static str> {
+    let mut methods = Vec::new();
+    if record.client_secret_hash.is_some() {
+        methods.extend(["client_secret_basic", "client_secret_post"]);
+    }
+    if record.keys.iter().any(|key| key.active) {
+        methods.push("private_key_jwt");
+    }
+    if record.client_secret_hash.is_none() {
+        methods.push("none");
+    }
+    methods
+}
+
+/// Whether the integration may use the client credentials grant: a confidential
+/// client (a secret or an active key) allowed application tokens.
+fn may_use_client_credentials(record: &IntegrationRecord) -> bool {
+    let confidential =
+        record.client_secret_hash.is_some() || record.keys.iter().any(|key| key.active);
+    confidential && record.allow_application_tokens
+}
+
 fn integration_json(record: &IntegrationRecord) -> Value {
     json!({
         "integration_key": record.integration_key,
@@ -24,6 +50,8 @@ fn integration_json(record: &IntegrationRecord) -> Value {
         "scopes": record.scopes,
         "redirect_uris": record.redirect_uris,
         "client_type": if record.client_secret_hash.is_some() { "confidential" } else { "public" },
+        "client_authentication_methods": client_authentication_methods(record),
+        "client_credentials": may_use_client_credentials(record),
         "created": clock::rfc3339(record.created_at),
         "keys": record.keys.iter().map(|k| json!({
             "kid": k.kid,
@@ -54,6 +82,15 @@ fn integration_text(record: &IntegrationRecord) -> String {
         record.allow_application_tokens,
         record.require_jti,
     );
+    text.push_str(&format!(
+        "  client authentication: {}  client credentials grant: {}\n",
+        client_authentication_methods(record).join(" "),
+        if may_use_client_credentials(record) {
+            "yes"
+        } else {
+            "no"
+        },
+    ));
     for key in &record.keys {
         text.push_str(&format!(
             "  key {} {}\n",

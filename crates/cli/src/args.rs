@@ -438,8 +438,14 @@ fn rsa_bits(value: &str) -> Result<usize, String> {
 /// `jwtgrant token`.
 #[derive(Debug, Args)]
 pub struct TokenArgs {
+    /// The grant: jwt-bearer (the assertion is the grant, RFC 7523 2.1) or
+    /// client-credentials (the integration's own token, authenticated by a client
+    /// assertion signed with --key: private_key_jwt, RFC 7523 2.2).
+    #[arg(long, default_value = "jwt-bearer", value_parser = ["jwt-bearer", "client-credentials"])]
+    pub grant: String,
     /// The server's base URL (its issuer); the token endpoint comes from its RFC 8414
-    /// metadata, and the assertion's `aud` is its bare host unless --aud says.
+    /// metadata, and the assertion's `aud` is its bare host unless --aud says (a
+    /// client assertion's is the issuer).
     #[arg(long, required_unless_present = "token_endpoint")]
     pub server: Option<String>,
     /// The token endpoint URL, for a server without RFC 8414 metadata (instead of
@@ -447,19 +453,23 @@ pub struct TokenArgs {
     #[arg(long, conflicts_with = "server")]
     pub token_endpoint: Option<String>,
     /// The assertion's audience (repeatable), when the server expects another
-    /// than the default (e.g. DocuSign's bare OAuth host).
+    /// than the default (e.g. DocuSign's bare OAuth host). With client-credentials,
+    /// the client assertion's one audience: the issuer, which a strict server needs
+    /// when only --token-endpoint is given.
     #[arg(long = "aud")]
     pub audiences: Vec<String>,
     /// The integration key (`iss`).
     #[arg(long)]
     pub integration_key: String,
-    /// The user to act as (`sub`); omit for an application token.
+    /// The user to act as (`sub`); omit for an application token. Not with
+    /// client-credentials, whose token is the integration's own.
     #[arg(long)]
     pub user_id: Option<String>,
     /// Private key file (PEM or private JWK).
     #[arg(long)]
     pub key: PathBuf,
-    /// Scopes (repeatable) [default: signature impersonation with --user-id].
+    /// Scopes (repeatable) [default: signature impersonation with --user-id; with
+    /// client-credentials, none: the server decides].
     #[arg(long = "scope")]
     pub scopes: Vec<String>,
     /// Print the whole token response as one JSON object.

@@ -1,5 +1,6 @@
-//! The client commands `jwtgrant token` and `jwtgrant verify`: thin shells over the
-//! SDK (`jwtgrant-client`), so the shell and Rust services behave the same.
+//! The client commands `jwtgrant token` (the JWT bearer or the client credentials
+//! grant) and `jwtgrant verify`: thin shells over the SDK (`jwtgrant-client`), so
+//! the shell and Rust services behave the same.
 
 use anyhow::{Context, Result, bail};
 use jwtgrant_client::{Jwtgrant, PrivateKey, TokenSourceBuilder, TokenSourceError, Verifier};
@@ -16,6 +17,58 @@ const OAUTH_ERROR_EXIT: i32 = 2;
 pub async fn token(args: TokenArgs) -> Result<()> {
     let key =
         PrivateKey::from_file(&args.key).with_context(|| format!("{}", args.key.display()))?;
+    let builder = match args.grant.as_str() {
+        "jwt-bearer" => jwt_bearer(&args, key)?,
+        "client-credentials" => client_credentials(&args, key)?,
+        other => bail!("unknown --grant {other}: use jwt-bearer or client-credentials"),
+    };
+    let source = builder.build()?;
+    match source.token().await {
+        Ok(token) => {
+            let response = token.to_response();
+            emit(
+                args.json,
+                serde_json::to_value(&response)?,
+                format!("{}\n", response.access_token),
+            )
+        }
+        Err(TokenSourceError::OAuth(error)) => {
+            eprintln!("{error}");
+            std::process::exit(OAUTH_ERROR_EXIT);
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The client credentials grant: the integration's own token, the client
+/// authenticated by a client assertion the SDK signs.
+fn client_credentials(args: &TokenArgs, key: PrivateKey) -> Result<TokenSourceBuilder> {
+    if args.user_id.is_some() {
+        bail!(
+            "--user-id is not for --grant client-credentials: its token is the integration's own"
+        );
+    }
+    let mut builder = match (&args.token_endpoint, &args.server) {
+        (Some(endpoint), _) => TokenSourceBuilder::client_credentials(&args.integration_key, key)
+            .token_endpoint(endpoint.clone()),
+        (None, Some(server)) => {
+            Jwtgrant::new(server)?.client_credentials(&args.integration_key, key)
+        }
+        (None, None) => bail!("give --server or --token-endpoint"),
+    };
+    match args.audiences.as_slice() {
+        [] => {}
+        [audience] => builder = builder.audience(audience.clone()),
+        _ => bail!("a client assertion has one audience: give --aud once"),
+    }
+    if !args.scopes.is_empty() {
+        builder = builder.scopes(args.scopes.clone());
+    }
+    Ok(builder)
+}
+
+/// The JWT bearer grant: the signed assertion is the grant.
+fn jwt_bearer(args: &TokenArgs, key: PrivateKey) -> Result<TokenSourceBuilder> {
     let mut builder = match (&args.token_endpoint, &args.server) {
         (Some(endpoint), _) => {
             TokenSourceBuilder::new(&args.integration_key, key).token_endpoint(endpoint.clone())
@@ -37,22 +90,7 @@ pub async fn token(args: TokenArgs) -> Result<()> {
     if !scopes.is_empty() {
         builder = builder.scopes(scopes);
     }
-    let source = builder.build()?;
-    match source.token().await {
-        Ok(token) => {
-            let response = token.to_response();
-            emit(
-                args.json,
-                serde_json::to_value(&response)?,
-                format!("{}\n", response.access_token),
-            )
-        }
-        Err(TokenSourceError::OAuth(error)) => {
-            eprintln!("{error}");
-            std::process::exit(OAUTH_ERROR_EXIT);
-        }
-        Err(other) => Err(other.into()),
-    }
+    Ok(builder)
 }
 
 /// Verifies an access token and prints its claims as JSON, or why not.

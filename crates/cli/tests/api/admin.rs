@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -683,4 +683,81 @@ fn bad_configuration_is_refused_at_start_naming_the_field() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("tls_key"));
+}
+
+#[test]
+fn integration_show_says_which_client_authentication_methods_it_can_use() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let shown = |ik: &str| {
+        let json = admin(dir, &["integration", "show", ik]);
+        let text = binary()
+            .command()
+            .args(store_args(dir))
+            .args(["integration", "show", ik])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout).into_owned();
+        (
+            json["client_authentication_methods"].clone(),
+            json["client_credentials"].clone(),
+            text,
+        )
+    };
+    let create = |extra: &[&str]| {
+        let mut args = vec!["integration", "create", "--name", "X"];
+        args.extend(extra);
+        admin(dir, &args)["integration_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // Public, then with a key: private_key_jwt, still public for `none`; no
+    // client credentials without application tokens.
+    let users_only = create(&[]);
+    let (methods, cc, text) = shown(&users_only);
+    assert_eq!(methods, json!(["none"]));
+    assert_eq!(cc, json!(false));
+    assert!(
+        text.contains("client authentication: none  client credentials grant: no"),
+        "{text}"
+    );
+    admin(
+        dir,
+        &["integration", "generate-key", &users_only, "--alg", "EdDSA"],
+    );
+    let (methods, cc, _) = shown(&users_only);
+    assert_eq!(methods, json!(["private_key_jwt", "none"]));
+    assert_eq!(cc, json!(false));
+
+    // Application tokens and an active key: client credentials; a disabled key
+    // takes private_key_jwt and with it the grant away; a secret gives them back.
+    let apps = create(&["--allow-application-tokens"]);
+    let generated = admin(
+        dir,
+        &["integration", "generate-key", &apps, "--alg", "EdDSA"],
+    );
+    let kid = generated["kid"].as_str().unwrap();
+    let (methods, cc, text) = shown(&apps);
+    assert_eq!(methods, json!(["private_key_jwt", "none"]));
+    assert_eq!(cc, json!(true));
+    assert!(text.contains("client credentials grant: yes"), "{text}");
+    admin(dir, &["integration", "disable-key", &apps, kid]);
+    let (methods, cc, _) = shown(&apps);
+    assert_eq!(methods, json!(["none"]));
+    assert_eq!(cc, json!(false));
+    admin(dir, &["integration", "set-secret", &apps]);
+    let (methods, cc, text) = shown(&apps);
+    assert_eq!(
+        methods,
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(cc, json!(true));
+    assert!(
+        text.contains(
+            "client authentication: client_secret_basic client_secret_post  client credentials grant: yes"
+        ),
+        "{text}"
+    );
 }
