@@ -376,8 +376,10 @@ pub struct BenchArgs {
     /// The server's base URL (plain HTTP).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// Which endpoint to drive: token, userinfo or introspect.
-    #[arg(long, default_value = "token", value_parser = ["token", "userinfo", "introspect"])]
+    /// Which endpoint to drive: token (JWT bearer grants), client-credentials (the
+    /// client credentials grant, a fresh client assertion per request), userinfo or
+    /// introspect.
+    #[arg(long, default_value = "token", value_parser = ["token", "client-credentials", "userinfo", "introspect"])]
     pub endpoint: String,
     /// Measured requests.
     #[arg(long, default_value_t = 20_000)]

@@ -1,5 +1,6 @@
 //! `jwtgrant bench`: the load tool. It registers its own integration, user and
 //! consent on the server's store (or takes them as arguments), mints every assertion
+//! (JWT bearer grants, or client assertions for the client credentials grant)
 //! before the clock starts, then drives the server over keep-alive HTTP/1.1
 //! connections, closed loop at a fixed concurrency or open loop at a fixed rate
 //! (latency then counts from each request's scheduled send time). It reads the
@@ -54,21 +55,23 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
         "token" => {
             path = "/oauth/token".to_owned();
             eprintln!("minting {total} RS256 assertions...");
-            bodies = mint_bodies(&subject, &authority, total)?;
+            bodies = mint_bodies(total, |now| grant_body(&subject, &authority, now))?;
+        }
+        "client-credentials" => {
+            path = "/oauth/token".to_owned();
+            let issuer = fetch_issuer(&authority).await?;
+            eprintln!("minting {total} RS256 client assertions for {issuer}...");
+            bodies = mint_bodies(total, |now| client_credentials_body(&subject, &issuer, now))?;
         }
         "userinfo" => {
             path = "/oauth/userinfo".to_owned();
-            let body = mint_bodies(&subject, &authority, 1)?
-                .pop()
-                .context("no assertion")?;
+            let body = grant_body(&subject, &authority, clock::now())?;
             let token = fetch_token(&authority, body).await?;
             bearer = Some(format!("Bearer {token}"));
         }
         "introspect" => {
             path = "/oauth/introspect".to_owned();
-            let body = mint_bodies(&subject, &authority, 1)?
-                .pop()
-                .context("no assertion")?;
+            let body = grant_body(&subject, &authority, clock::now())?;
             let token = fetch_token(&authority, body).await?;
             let secret = subject
                 .client_secret
@@ -83,7 +86,9 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
                     .encode(format!("{}:{secret}", subject.integration_key))
             ));
         }
-        other => bail!("unknown --endpoint {other}: use token, userinfo or introspect"),
+        other => bail!(
+            "unknown --endpoint {other}: use token, client-credentials, userinfo or introspect"
+        ),
     }
     let plan = Arc::new(Plan {
         authority: authority.clone(),
@@ -131,7 +136,10 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
     };
     let window = elapsed.as_secs_f64();
     let throughput = (total as f64 - (outcome.errors.values().sum::<u64>() as f64)) / window;
-    let crypto_us = crypto_only_cost_us(args.endpoint == "token")?;
+    let crypto_us = crypto_only_cost_us(matches!(
+        args.endpoint.as_str(),
+        "token" | "client-credentials"
+    ))?;
     let cpu_per_request_us = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) => Some((after - before) / total as f64 * 1e6),
         _ => None,
@@ -197,6 +205,8 @@ struct Subject {
     integration_key: String,
     user_id: String,
     key: SigningKey,
+    /// The kid the key is registered under, when known (client assertions name it).
+    kid: Option<String>,
     /// Its client secret, when known (introspection authenticates with it).
     client_secret: Option<String>,
 }
@@ -211,6 +221,7 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
             integration_key: integration_key.clone(),
             user_id: user_id.clone(),
             key: SigningKey::from_pem(&pem)?,
+            kid: None,
             client_secret: args.client_secret.clone(),
         });
     }
@@ -226,7 +237,8 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
             name: "jwtgrant bench".into(),
             scopes: DEFAULT_SCOPES.map(str::to_owned).to_vec(),
             redirect_uris: vec![],
-            allow_application_tokens: false,
+            // The client credentials grant is for integrations allowed them.
+            allow_application_tokens: args.endpoint == "client-credentials",
             require_jti: true,
             created_at: now,
         })
@@ -237,7 +249,7 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
             &integration_key,
             IntegrationKeyRecord {
                 public_jwk: serde_json::to_string(&key.public_key().to_jwk(Some(&kid), None))?,
-                kid,
+                kid: kid.clone(),
                 active: true,
                 created_at: now,
             },
@@ -268,40 +280,25 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
         integration_key,
         user_id,
         key,
+        kid: Some(kid),
         client_secret: Some(client_secret),
     })
 }
 
-/// Form bodies with unique-`jti` DocuSign-shaped assertions, minted on every core.
-fn mint_bodies(subject: &Subject, audience: &str, count: usize) -> Result<Vec<Bytes>> {
+/// `count` form bodies made by `mint(now)`, each with its own signed assertion,
+/// minted on every core.
+fn mint_bodies(count: usize, mint: impl Fn(i64) -> Result<Bytes> + Sync) -> Result<Vec<Bytes>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = count.div_ceil(threads);
     let now = clock::now();
-    let scope_claim = DEFAULT_SCOPES.join(" ");
-    let scope_claim = scope_claim.as_str();
+    let mint = &mint;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || -> Result<Vec<Bytes>> {
                     let start = t * per_thread;
                     let end = count.min(start + per_thread);
-                    (start..end)
-                        .map(|_| {
-                            let claims = json!({
-                                "iss": subject.integration_key,
-                                "sub": subject.user_id,
-                                "aud": audience,
-                                "iat": now,
-                                "exp": now + 3000,
-                                "scope": scope_claim,
-                                "jti": uuid::Uuid::new_v4().to_string(),
-                            });
-                            let assertion = sign_compact(&subject.key, JwsAlgorithm::Rs256, Some("JWT"), None, &claims)?;
-                            Ok(Bytes::from(format!(
-                                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
-                            )))
-                        })
-                        .collect()
+                    (start..end).map(|_| mint(now)).collect()
                 })
             })
             .collect();
@@ -315,6 +312,60 @@ fn mint_bodies(subject: &Subject, audience: &str, count: usize) -> Result<Vec<By
         }
         Ok(all)
     })
+}
+
+/// A JWT bearer grant's form body: a DocuSign-shaped assertion with a unique `jti`.
+fn grant_body(subject: &Subject, audience: &str, now: i64) -> Result<Bytes> {
+    let claims = json!({
+        "iss": subject.integration_key,
+        "sub": subject.user_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 3000,
+        "scope": DEFAULT_SCOPES.join(" "),
+        "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    let assertion = sign_compact(
+        &subject.key,
+        JwsAlgorithm::Rs256,
+        Some("JWT"),
+        None,
+        &claims,
+    )?;
+    Ok(Bytes::from(format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+    )))
+}
+
+/// A client credentials grant's form body: the client authenticated by a client
+/// assertion (`private_key_jwt`) with a unique `jti`, `aud` the server's issuer, and
+/// the same scopes as the grant assertions ask for.
+fn client_credentials_body(subject: &Subject, issuer: &str, now: i64) -> Result<Bytes> {
+    let claims = json!({
+        "iss": subject.integration_key,
+        "sub": subject.integration_key,
+        "aud": issuer,
+        "iat": now,
+        "exp": now + 3000,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    let assertion = sign_compact(
+        &subject.key,
+        JwsAlgorithm::Rs256,
+        Some(jwtgrant_proto::CLIENT_ASSERTION_TYP),
+        subject.kid.as_deref(),
+        &claims,
+    )?;
+    Ok(Bytes::from(format!(
+        "grant_type=client_credentials&{}&{}&{}&{}",
+        form_urlencoded_pair("scope", &DEFAULT_SCOPES.join(" ")),
+        form_urlencoded_pair("client_id", &subject.integration_key),
+        form_urlencoded_pair(
+            "client_assertion_type",
+            jwtgrant_proto::CLIENT_ASSERTION_TYPE
+        ),
+        form_urlencoded_pair("client_assertion", &assertion),
+    )))
 }
 
 struct Plan {
@@ -426,6 +477,25 @@ fn build_request(plan: &Plan, index: usize) -> Result<hyper::Request<Full<Bytes>
             plan.bodies.get(index).cloned().unwrap_or_default(),
         ))?,
     })
+}
+
+/// The server's issuer identifier, from its RFC 8414 metadata: client assertions
+/// name it in `aud`.
+async fn fetch_issuer(authority: &str) -> Result<String> {
+    let mut sender = connect(authority).await?;
+    let request = hyper::Request::builder()
+        .method("GET")
+        .uri("/.well-known/oauth-authorization-server")
+        .header(hyper::header::HOST, authority)
+        .body(Full::new(Bytes::new()))?;
+    let response = sender.send_request(request).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    let value: Value = serde_json::from_slice(&body)?;
+    value
+        .get("issuer")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("no issuer in the metadata: {value}"))
 }
 
 async fn fetch_token(authority: &str, body: Bytes) -> Result<String> {
