@@ -323,6 +323,16 @@ impl TokenSourceBuilder {
     /// client `client_id` (the integration key) gets its own token, authenticating
     /// with a client assertion (`private_key_jwt`) signed with `key` for each request.
     /// The server must allow the integration application tokens.
+    ///
+    /// ```no_run
+    /// # async fn run(key: jwtgrant_client::PrivateKey) -> Result<(), jwtgrant_client::TokenSourceError> {
+    /// let tokens = jwtgrant_client::TokenSource::client_credentials("integration-key", key)
+    ///     .server("https://auth.example.com") // client assertions name this issuer
+    ///     .scopes(["signature"])
+    ///     .build()?;
+    /// let token = tokens.access_token().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn client_credentials(client_id: impl Into<String>, key: PrivateKey) -> Self {
         let client_id = client_id.into();
         TokenSourceBuilder {

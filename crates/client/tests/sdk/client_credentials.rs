@@ -194,3 +194,19 @@ async fn refusals_are_typed_and_not_retried() {
         TokenSourceError::SubjectWithClientCredentials
     ));
 }
+
+#[tokio::test]
+async fn a_jwt_bearer_source_may_authenticate_the_client_too() {
+    let f = Fixture::new().await;
+    let source = Jwtgrant::new(&f.server.url)
+        .unwrap()
+        .token_source(&f.integration_key, f.key.clone())
+        .subject(&f.user_id)
+        .scopes(["signature", "impersonation"])
+        .client_assertion(|client| client.lifetime(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let token = source.token().await.unwrap();
+    assert_eq!(token.scope(), Some("signature impersonation"));
+    assert_eq!(f.server.issued(), 1);
+}
