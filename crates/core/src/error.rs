@@ -101,6 +101,12 @@ pub enum GrantError {
     /// Rule 5: `jti` already used.
     #[error("'jti' has already been used: each assertion may be exchanged once")]
     JtiReplayed,
+    /// The request authenticated (or named) a client other than the integration the
+    /// assertion is for.
+    #[error(
+        "the assertion was issued for another client: its integration is not the client that authenticated this request"
+    )]
+    PresentingClientMismatch,
     /// Rule 6: `sub` names no user.
     #[error("user_not_found: no active user has this id")]
     UserNotFound,
@@ -237,6 +243,7 @@ impl GrantError {
             | GrantError::LifetimeTooLong { .. }
             | GrantError::JtiRequired
             | GrantError::JtiReplayed
+            | GrantError::PresentingClientMismatch
             | GrantError::UserNotFound
             | GrantError::UserDisabled
             | GrantError::ApplicationTokensNotAllowed

@@ -488,6 +488,35 @@ fn rule7_scopes() {
     ));
 }
 
+#[test]
+fn a_client_that_presents_the_assertion_must_be_its_integration() {
+    use crate::client_auth::AuthenticatedClient;
+    use crate::grants::jwt_bearer::check_presenting_client;
+    let integration = integration();
+    let client = |id: &str, confidential| AuthenticatedClient {
+        client_id: id.to_owned(),
+        confidential,
+    };
+    assert_eq!(check_presenting_client(None, &integration), Ok(()));
+    assert_eq!(
+        check_presenting_client(Some(&client(&integration.key, true)), &integration),
+        Ok(())
+    );
+    assert_eq!(
+        check_presenting_client(Some(&client(&integration.key, false)), &integration),
+        Ok(())
+    );
+    for confidential in [true, false] {
+        assert_eq!(
+            check_presenting_client(
+                Some(&client("another-integration", confidential)),
+                &integration
+            ),
+            Err(GrantError::PresentingClientMismatch)
+        );
+    }
+}
+
 // JWT client authentication (RFC 7523 section 2.2): the rules a client assertion
 // adds to the assertion rules above, which it shares.
 mod client_assertion {

@@ -47,6 +47,26 @@ pub async fn authenticate_client(
     )?)
 }
 
+/// The client that presents a JWT bearer grant's assertion, where the request names
+/// one: authenticated when it sends credentials (a failure is 401 like on every
+/// grant), named only by a bare `client_id`, and `None` when it sends neither, as
+/// DocuSign's and Google's clients do.
+pub async fn presenting_client(
+    state: &AppState,
+    credentials: &ClientCredentials,
+) -> Result<Option<AuthenticatedClient>, TokenEndpointError> {
+    match credentials {
+        ClientCredentials::None => Ok(None),
+        ClientCredentials::Public { client_id } => Ok(Some(AuthenticatedClient {
+            client_id: client_id.clone(),
+            confidential: false,
+        })),
+        ClientCredentials::Secret { .. } | ClientCredentials::Assertion { .. } => {
+            authenticate_client(state, credentials).await.map(Some)
+        }
+    }
+}
+
 /// The client of an authorization code or refresh grant: authenticated, and set up
 /// for the browser flow (with a redirect URI); others get `unauthorized_client`.
 pub async fn code_flow_client(

@@ -13,6 +13,7 @@ mod authorization;
 mod client_auth;
 mod client_credentials;
 mod endpoints;
+mod jwt_bearer_client;
 mod limits;
 mod master_key;
 mod migrate;

@@ -2,6 +2,7 @@
 //! for, with which scopes, and which `jti` must be recorded before it is issued.
 
 use crate::assertion::VerifiedAssertion;
+use crate::client_auth::AuthenticatedClient;
 use crate::error::GrantError;
 use crate::model::{Consent, Integration, User, split_scopes};
 
@@ -86,6 +87,22 @@ pub struct SubjectRecords<'a> {
     pub user: Option<&'a User>,
     /// The user's consent for this integration, if any.
     pub consent: Option<&'a Consent>,
+}
+
+/// Checks the client that presented the assertion, when the request also named or
+/// authenticated one (RFC 7523 section 3.1: client authentication is optional on
+/// this grant): it must be the integration the assertion yields tokens for, so one
+/// client cannot spend another's assertion.
+pub fn check_presenting_client(
+    client: Option<&AuthenticatedClient>,
+    integration: &Integration,
+) -> Result<(), GrantError> {
+    match client {
+        Some(client) if client.client_id != integration.key => {
+            Err(GrantError::PresentingClientMismatch)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Decides the grant for a verified assertion.

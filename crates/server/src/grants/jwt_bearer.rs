@@ -1,7 +1,8 @@
 //! The JWT bearer grant (RFC 7523) as the server runs it: parse, look up the issuer,
 //! verify, look up user and consent, decide, record the `jti`, sign.
 
-use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, decide};
+use jwtgrant_core::client_auth::AuthenticatedClient;
+use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, check_presenting_client, decide};
 use jwtgrant_core::{GrantError, UnverifiedAssertion};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::JtiOutcome;
@@ -11,12 +12,14 @@ use crate::grants::issue;
 use crate::state::AppState;
 use crate::token_request::JwtBearerRequest;
 
-/// Runs the JWT bearer grant. It takes no client: the assertion's signature
-/// authenticates its issuer, and client credentials in the request are not read.
+/// Runs the JWT bearer grant. The assertion's signature authenticates its issuer;
+/// `client` is the client the request also named or authenticated, if any, which
+/// must be the assertion's integration.
 pub async fn grant(
     state: &AppState,
     now: i64,
     request: &JwtBearerRequest<'_>,
+    client: Option<&AuthenticatedClient>,
 ) -> Result<JwtGrantResponse, TokenEndpointError> {
     // Every grant needs a store that answers, even one whose checks the caches could
     // serve (an assertion without `jti`): an outage refuses all of them alike.
@@ -33,6 +36,7 @@ pub async fn grant(
         .await?
         .ok_or(GrantError::IssuerNotFound)?;
     let verified = unverified.verify(&integration, &state.policy, now)?;
+    check_presenting_client(client, &integration)?;
     // Counted once the signature holds, so no one can spend another's quota.
     state
         .rate_limit(

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::JwtGrantResponse;
 
-use crate::client_auth::{authenticate_client, code_flow_client};
+use crate::client_auth::{authenticate_client, code_flow_client, presenting_client};
 use crate::error::{RequestError, TokenEndpointError};
 use crate::form::Form;
 use crate::grants;
@@ -71,11 +71,13 @@ async fn handle(
     let grant = grant_type(&form)?;
     let now = state.clock.now();
     // The grants that take a client authenticate it before reading their own
-    // parameters; the JWT bearer grant's assertion is its credential.
+    // parameters; the JWT bearer grant's assertion is its credential, and a client
+    // it names or authenticates besides must be the assertion's integration.
     let issued = match grant {
         GrantType::JwtBearer => {
+            let client = presenting_client(state, &form.client_credentials(headers)?).await?;
             let request = JwtBearerRequest::from_form(&form)?;
-            grants::jwt_bearer::grant(state, now, &request).await
+            grants::jwt_bearer::grant(state, now, &request, client.as_ref()).await
         }
         GrantType::AuthorizationCode => {
             let client = code_flow_client(state, &form.client_credentials(headers)?).await?;
