@@ -6,6 +6,7 @@
 //! ([`Store::replay_journal_dir`], [`Store::is_shared`]).
 
 mod authorization;
+mod federation;
 mod open;
 mod postgres;
 mod rows;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 pub use authorization::{
     AuthorizationCodeRecord, AuthorizationStore, RefreshTokenRecord, RevokedToken, UserLogin,
 };
+pub use federation::{ExternalIdentityRecord, FederationStore, TrustedIssuerRecord};
 pub use open::{OpenOptions, StoreLocation, UnsupportedUrl, open};
 
 /// Why a storage operation failed.
@@ -217,7 +219,7 @@ pub enum JtiOutcome {
 /// Everything jwtgrant keeps. Implementations must make each method atomic: a
 /// failure leaves nothing half-written.
 #[async_trait]
-pub trait Store: AuthorizationStore + Send + Sync + 'static {
+pub trait Store: AuthorizationStore + FederationStore + Send + Sync + 'static {
     /// Checks that the backend answers.
     async fn ping(&self) -> StoreResult<()>;
     /// A number that changes whenever anything a server caches changes.

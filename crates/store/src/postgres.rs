@@ -83,6 +83,7 @@ fn postgres_migrator() -> Migrator {
     migrator(
         include_str!("../migrations/postgres/0001_registry.sql"),
         include_str!("../migrations/postgres/0002_authorization.sql"),
+        include_str!("../migrations/postgres/0003_trusted_issuers.sql"),
     )
 }
 

@@ -72,8 +72,12 @@ pub(crate) struct SqlStore<D: Dialect> {
     pub(crate) dialect: D,
 }
 
-/// The migrations of one database's folder, in order (the same two on each).
-pub(crate) fn migrator(registry: &'static str, authorization: &'static str) -> Migrator {
+/// The migrations of one database's folder, in order (the same ones on each).
+pub(crate) fn migrator(
+    registry: &'static str,
+    authorization: &'static str,
+    federation: &'static str,
+) -> Migrator {
     let migration = |version, description: &str, sql| {
         let sql = SqlStr::from_static(sql);
         Migration::new(
@@ -87,6 +91,7 @@ pub(crate) fn migrator(registry: &'static str, authorization: &'static str) -> M
     Migrator::with_migrations(vec![
         migration(1, "registry", registry),
         migration(2, "authorization", authorization),
+        migration(3, "trusted issuers", federation),
     ])
 }
 

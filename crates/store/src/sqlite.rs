@@ -134,6 +134,7 @@ async fn connect(
         &migrator(
             include_str!("../migrations/sqlite/0001_registry.sql"),
             include_str!("../migrations/sqlite/0002_authorization.sql"),
+            include_str!("../migrations/sqlite/0003_trusted_issuers.sql"),
         ),
         &writer,
     )

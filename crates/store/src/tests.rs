@@ -102,7 +102,113 @@ on_every_backend!(
     live_jtis_are_the_unexpired_ones,
     every_registry_change_bumps_the_version,
     a_closed_store_is_unavailable,
+    trusted_issuers_and_external_identities,
 );
+
+fn trusted_issuer(id: &str, issuer: &str, integration_key: &str) -> TrustedIssuerRecord {
+    TrustedIssuerRecord {
+        issuer_id: id.into(),
+        issuer: issuer.into(),
+        integration_key: integration_key.into(),
+        active: true,
+        policy: r#"{"keys":{"jwks_uri":"https://idp.example/jwks"}}"#.into(),
+        created_at: 50,
+    }
+}
+
+async fn trusted_issuers_and_external_identities(store: Arc<dyn Store>) {
+    ok(store.create_integration(new_integration("i1")).await);
+    let version = ok(store.registry_version().await);
+    ok(store
+        .create_trusted_issuer(&trusted_issuer("t1", "https://idp.example", "i1"))
+        .await);
+    assert!(ok(store.registry_version().await) > version);
+    // The issuer identifier is unique as given; another spelling is another issuer.
+    assert!(matches!(
+        store
+            .create_trusted_issuer(&trusted_issuer("t2", "https://idp.example", "i1"))
+            .await,
+        Err(StoreError::Conflict(message)) if message.contains("https://idp.example")
+    ));
+    ok(store
+        .create_trusted_issuer(&trusted_issuer("t2", "https://idp.example/", "i1"))
+        .await);
+    assert!(matches!(
+        store
+            .create_trusted_issuer(&trusted_issuer("t3", "https://other.example", "nobody"))
+            .await,
+        Err(StoreError::NotFound("integration"))
+    ));
+    let listed = ok(store.trusted_issuers().await);
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| r.issuer_id.as_str())
+            .collect::<Vec<_>>(),
+        ["t1", "t2"]
+    );
+    assert_eq!(
+        listed.first(),
+        Some(&trusted_issuer("t1", "https://idp.example", "i1"))
+    );
+
+    let version = ok(store.registry_version().await);
+    ok(store.set_trusted_issuer_active("t1", false).await);
+    assert!(ok(store.registry_version().await) > version);
+    assert!(
+        !ok(store.trusted_issuers().await)
+            .iter()
+            .any(|r| r.issuer_id == "t1" && r.active)
+    );
+    assert!(matches!(
+        store.set_trusted_issuer_active("missing", true).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    ok(store.create_user(user("u1", "Ada@Example.com")).await);
+    let link = ExternalIdentityRecord {
+        issuer_id: "t1".into(),
+        subject: "00u1".into(),
+        user_id: "u1".into(),
+        created_at: 60,
+    };
+    let version = ok(store.registry_version().await);
+    ok(store.link_external_identity(&link).await);
+    assert!(ok(store.registry_version().await) > version);
+    assert!(matches!(
+        store.link_external_identity(&link).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .link_external_identity(&ExternalIdentityRecord {
+                user_id: "nobody".into(),
+                subject: "00u2".into(),
+                ..link.clone()
+            })
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        ok(store.linked_user("t1", "00u1").await).as_deref(),
+        Some("u1")
+    );
+    assert_eq!(ok(store.linked_user("t2", "00u1").await), None);
+    assert_eq!(ok(store.external_identities("t1").await), vec![link]);
+    assert_eq!(
+        ok(store.user_by_email("ada@example.COM").await).map(|u| u.user_id),
+        Some("u1".to_owned())
+    );
+    assert_eq!(ok(store.user_by_email("bob@example.com").await), None);
+
+    // Removing an issuer removes its links.
+    ok(store.remove_trusted_issuer("t1").await);
+    assert_eq!(ok(store.linked_user("t1", "00u1").await), None);
+    assert!(matches!(
+        store.remove_trusted_issuer("t1").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
 
 #[test]
 fn a_database_url_names_its_backend() {
