@@ -762,8 +762,10 @@ mod tests {
         TokenClient::builder(auth).token_endpoint("https://auth.example.com/oauth/token")
     }
 
+    type Pairs = Vec<(String, String)>;
+
     /// The form and Basic credentials a request of `client` sends with `form`.
-    fn sent(client: &TokenClient, form: Form) -> (Vec<(String, String)>, Option<(String, String)>) {
+    fn sent(client: &TokenClient, form: Form) -> (Pairs, Option<(String, String)>) {
         let (form, credentials) = client.authenticated(form).unwrap();
         (
             form.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
