@@ -102,6 +102,10 @@ echo "ok: token --token-endpoint --aud"
 shown=$("$jg" --data-dir data integration show "$ik")
 echo "$shown" | grep -q "client authentication: private_key_jwt none  client credentials grant: yes" \
   || fail "integration show: $shown"
+echo "$shown" | grep -q "client: confidential (private_key_jwt)" \
+  || fail "integration show with a key and no secret is not confidential: $shown"
+"$jg" --data-dir data integration show "$ik" --json | grep -q '"client_type":"confidential"' \
+  || fail "integration show --json client_type: $("$jg" --data-dir data integration show "$ik" --json)"
 token=$("$jg" token --grant client-credentials --server "$url" --integration-key "$ik" --key "$name.pem" --scope signature)
 claims=$("$jg" verify --server "$url" --scope signature "$token")
 echo "$claims" | grep -q "\"sub\": \"$ik\"" || fail "client credentials token's sub: $claims"

@@ -32,12 +32,25 @@ fn client_authentication_methods(record: &IntegrationRecord) -> Vec<&'static str
     methods
 }
 
+/// Whether the integration is a confidential client: one that can prove who it is,
+/// with its secret or with a client assertion signed by an active key.
+fn is_confidential(record: &IntegrationRecord) -> bool {
+    record.client_secret_hash.is_some() || record.keys.iter().any(|key| key.active)
+}
+
+/// `confidential` or `public`, as `client_type` says it.
+fn client_type(record: &IntegrationRecord) -> &'static str {
+    if is_confidential(record) {
+        "confidential"
+    } else {
+        "public"
+    }
+}
+
 /// Whether the integration may use the client credentials grant: a confidential
-/// client (a secret or an active key) allowed application tokens.
+/// client allowed application tokens.
 fn may_use_client_credentials(record: &IntegrationRecord) -> bool {
-    let confidential =
-        record.client_secret_hash.is_some() || record.keys.iter().any(|key| key.active);
-    confidential && record.allow_application_tokens
+    is_confidential(record) && record.allow_application_tokens
 }
 
 fn integration_json(record: &IntegrationRecord) -> Value {
@@ -49,7 +62,7 @@ fn integration_json(record: &IntegrationRecord) -> Value {
         "require_jti": record.require_jti,
         "scopes": record.scopes,
         "redirect_uris": record.redirect_uris,
-        "client_type": if record.client_secret_hash.is_some() { "confidential" } else { "public" },
+        "client_type": client_type(record),
         "client_authentication_methods": client_authentication_methods(record),
         "client_credentials": may_use_client_credentials(record),
         "created": clock::rfc3339(record.created_at),
@@ -60,6 +73,20 @@ fn integration_json(record: &IntegrationRecord) -> Value {
             "public_jwk": serde_json::from_str::<Value>(&k.public_jwk).unwrap_or(Value::Null),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The `client:` of the text: confidential with the methods that prove it, or
+/// public.
+fn client_kind(record: &IntegrationRecord) -> String {
+    if is_confidential(record) {
+        let proving: Vec<&str> = client_authentication_methods(record)
+            .into_iter()
+            .filter(|method| *method != "none")
+            .collect();
+        format!("confidential ({})", proving.join(" "))
+    } else {
+        "public (PKCE)".to_owned()
+    }
 }
 
 fn integration_text(record: &IntegrationRecord) -> String {
@@ -74,11 +101,7 @@ fn integration_text(record: &IntegrationRecord) -> String {
         } else {
             record.redirect_uris.join(" ")
         },
-        if record.client_secret_hash.is_some() {
-            "confidential (has a secret)"
-        } else {
-            "public (PKCE)"
-        },
+        client_kind(record),
         record.allow_application_tokens,
         record.require_jti,
     );

@@ -405,6 +405,21 @@ impl ClientAssertionBuilder {
         self.form_fields_at(key, unix_now())
     }
 
+    /// [`form_fields`](Self::form_fields), the assertion naming `default_audience`
+    /// in `aud` unless an [`audience`](Self::audience) was set: what a client that
+    /// knows the server's issuer (or only its token endpoint) sends by default.
+    pub fn form_fields_for(
+        &self,
+        key: &PrivateKey,
+        default_audience: &str,
+    ) -> Result<ClientAssertionFields, AssertionError> {
+        if self.has_audience() {
+            self.form_fields(key)
+        } else {
+            self.clone().audience(default_audience).form_fields(key)
+        }
+    }
+
     /// [`form_fields`](Self::form_fields) as if it were `now` (Unix seconds).
     pub fn form_fields_at(
         &self,
@@ -721,6 +736,26 @@ mod tests {
             base.algorithm(JwsAlgorithm::Rs256).sign(&key),
             Err(AssertionError::AlgorithmMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn the_default_audience_applies_only_when_none_was_set() {
+        let key = key(JwsAlgorithm::EdDsa);
+        let aud = |builder: &ClientAssertionBuilder| {
+            let fields = builder
+                .form_fields_for(&key, "https://issuer.example")
+                .unwrap();
+            let (_, claims) = decode(&fields.client_assertion);
+            claims["aud"].clone()
+        };
+        let unset = ClientAssertionBuilder::new("ik");
+        assert_eq!(aud(&unset), "https://issuer.example");
+        assert!(
+            !unset.has_audience(),
+            "the builder itself is left as it was"
+        );
+        let set = unset.audience("https://issuer.example/oauth/token");
+        assert_eq!(aud(&set), "https://issuer.example/oauth/token");
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //! - [`token_source`]: hold a fresh access token ([`TokenSource`]), by the JWT
 //!   bearer grant or the client credentials grant with a client assertion: cached,
 //!   refreshed before expiry, one request for many callers, retries with backoff.
+//! - [`token_client`]: the token calls of the authorization code flow
+//!   ([`TokenClient`]): exchange a code, refresh, revoke, introspect, the client
+//!   authenticated by `client_secret_basic`, `client_secret_post`,
+//!   `private_key_jwt` or as a public client ([`ClientAuthentication`]); and
+//!   [`authorization`]: the authorization URL with PKCE and `state`
+//!   ([`AuthorizationRequest`]) and its callback.
 //! - [`presets`]: DocuSign, Google-style service-account key files, jwtgrant.
 //! - [`discovery`]: RFC 8414 authorization server metadata.
 //! - [`verifier`]: check RFC 9068 access tokens against the server's JWKS
@@ -36,17 +42,20 @@
 //! ```
 
 pub mod assertion;
+pub mod authorization;
 pub mod discovery;
 pub mod keys;
 pub mod layer;
 pub mod presets;
 mod retry;
+pub mod token_client;
 pub mod token_source;
 pub mod verifier;
 
 pub use assertion::{
     AssertionBuilder, AssertionError, ClientAssertionBuilder, ClientAssertionFields,
 };
+pub use authorization::{AuthorizationError, AuthorizationRequest, PendingAuthorization, Pkce};
 pub use discovery::{DiscoveryError, discover};
 pub use jwtgrant_core::JwsAlgorithm;
 pub use jwtgrant_core::access_token::AccessTokenClaims;
@@ -57,6 +66,10 @@ pub use keys::{KeyLoadError, PrivateKey};
 pub use layer::{AuthRejection, RequireAccessToken};
 pub use presets::{DocuSign, Jwtgrant, PresetError, ServiceAccountKey};
 pub use retry::RetryPolicy;
+pub use token_client::{
+    ClientAuthentication, Introspection, TokenClient, TokenClientBuilder, TokenClientError,
+    TokenTypeHint,
+};
 pub use token_source::{
     AccessToken, BearerAuth, OAuthError, TokenSource, TokenSourceBuilder, TokenSourceError,
 };

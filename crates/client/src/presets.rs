@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::assertion::AssertionBuilder;
 use crate::discovery::bare_host;
 use crate::keys::{KeyLoadError, PrivateKey};
+use crate::token_client::{ClientAuthentication, TokenClient, TokenClientError};
 use crate::token_source::TokenSourceBuilder;
 use crate::verifier::VerifierBuilder;
 
@@ -307,6 +308,16 @@ impl Jwtgrant {
     /// (`aud` the issuer). The integration must allow application tokens.
     pub fn client_credentials(&self, integration_key: &str, key: PrivateKey) -> TokenSourceBuilder {
         TokenSourceBuilder::client_credentials(integration_key, key).server(self.issuer.clone())
+    }
+
+    /// A client of this server's authorization code flow (code exchange, refresh,
+    /// revocation, introspection), its endpoints from the metadata, authenticating
+    /// by `auth` (`private_key_jwt` client assertions name the issuer).
+    pub async fn token_client(
+        &self,
+        auth: ClientAuthentication,
+    ) -> Result<TokenClient, TokenClientError> {
+        TokenClient::discover(&self.issuer, auth).await
     }
 
     /// A verifier of this server's access tokens (JWKS from its metadata; `aud` the

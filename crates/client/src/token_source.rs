@@ -72,6 +72,18 @@ impl OAuthError {
         }
     }
 
+    /// The OAuth error of an endpoint's error answer (`status`, `body`), when the
+    /// body is one (RFC 6749 section 5.2, also used by RFC 7009 and RFC 7662).
+    pub(crate) fn from_answer(
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Duration>,
+        configured_consent_url: Option<&str>,
+    ) -> Option<Self> {
+        let body: OAuthErrorResponse = serde_json::from_slice(body).ok()?;
+        Some(Self::new(status, body, retry_after, configured_consent_url))
+    }
+
     /// Whether the error code is `code`.
     pub fn is(&self, code: ErrorCode) -> bool {
         self.error == code.as_str()
@@ -805,14 +817,7 @@ impl TokenSource {
         let retry_after = retry::retry_after(response.headers());
         let body = response.bytes().await.map_err(transport)?;
         if status.is_success() {
-            let grant: JwtGrantResponse = serde_json::from_slice(&body)
-                .map_err(|e| TokenSourceError::InvalidResponse(e.to_string()))?;
-            if !grant.token_type.eq_ignore_ascii_case("bearer") {
-                return Err(TokenSourceError::InvalidResponse(format!(
-                    "token_type is '{}', not Bearer",
-                    grant.token_type.chars().take(32).collect::<String>()
-                )));
-            }
+            let grant = bearer_response(&body).map_err(TokenSourceError::InvalidResponse)?;
             tracing::debug!(expires_in = grant.expires_in, "obtained an access token");
             return Ok(AccessToken {
                 token: grant.access_token,
@@ -822,19 +827,32 @@ impl TokenSource {
                 requested_at,
             });
         }
-        match serde_json::from_slice::<OAuthErrorResponse>(&body) {
-            Ok(error) => Err(TokenSourceError::OAuth(OAuthError::new(
-                status.as_u16(),
-                error,
-                retry_after,
-                inner.consent_url.as_deref(),
-            ))),
-            Err(_) => Err(TokenSourceError::Status {
+        match OAuthError::from_answer(
+            status.as_u16(),
+            &body,
+            retry_after,
+            inner.consent_url.as_deref(),
+        ) {
+            Some(error) => Err(TokenSourceError::OAuth(error)),
+            None => Err(TokenSourceError::Status {
                 status: status.as_u16(),
                 retry_after,
             }),
         }
     }
+}
+
+/// A token endpoint's success body read as a bearer token response (RFC 6749
+/// section 5.1); what is wrong with it otherwise.
+pub(crate) fn bearer_response(body: &[u8]) -> Result<JwtGrantResponse, String> {
+    let grant: JwtGrantResponse = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if !grant.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(format!(
+            "token_type is '{}', not Bearer",
+            grant.token_type.chars().take(32).collect::<String>()
+        ));
+    }
+    Ok(grant)
 }
 
 /// One token request's form, its assertions newly signed.
@@ -890,15 +908,10 @@ impl TokenSource {
         };
         let client = match &inner.client_assertion {
             Some(client) => {
-                let client = if client.has_audience() {
-                    client.clone()
-                } else {
-                    let issuer = resolved.issuer.as_deref().unwrap_or(&resolved.url);
-                    client.clone().audience(issuer)
-                };
+                let issuer = resolved.issuer.as_deref().unwrap_or(&resolved.url);
                 Some(
                     client
-                        .form_fields(&inner.key)
+                        .form_fields_for(&inner.key, issuer)
                         .map_err(TokenSourceError::Assertion)?,
                 )
             }

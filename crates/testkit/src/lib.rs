@@ -1,6 +1,7 @@
 //! The test kit jwtgrant's test binaries (api, browser, scaleout, sdk) share: the
 //! binary spawned on port 0 and waited for, the server run in the test's process,
-//! Redis and PostgreSQL of a test's own, and the fixtures.
+//! Redis and PostgreSQL of a test's own, the fixtures, and a cookie-jar browser for
+//! the authorization code flow's pages.
 //!
 //! Dev only (`publish = false`). A helper that cannot do its job panics with what
 //! it saw, as a test would: that is how a test kit fails, so the workspace's lints
@@ -13,6 +14,7 @@
 )]
 
 mod binary;
+mod browser;
 mod fixtures;
 mod http;
 pub mod log;
@@ -24,6 +26,7 @@ mod server;
 pub use binary::{
     Admin, Jwtgrant, READY_WITHIN, Serving, Starting, serve_until_ready, spawn_serve,
 };
+pub use browser::{Browser, Page, query_param};
 pub use fixtures::{
     DEFAULT_SCOPES, Fixture, IntegrationSpec, JWT_BEARER, add_integration, add_key, add_user,
     docusign_claims, grant_consent, now, oauth_error, other_rsa_key, rsa_key, sign,

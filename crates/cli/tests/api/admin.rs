@@ -701,6 +701,7 @@ fn integration_show_says_which_client_authentication_methods_it_can_use() {
         (
             json["client_authentication_methods"].clone(),
             json["client_credentials"].clone(),
+            json["client_type"].clone(),
             text,
         )
     };
@@ -713,12 +714,15 @@ fn integration_show_says_which_client_authentication_methods_it_can_use() {
             .to_owned()
     };
 
-    // Public, then with a key: private_key_jwt, still public for `none`; no
-    // client credentials without application tokens.
+    // Public, then with a key: confidential through private_key_jwt (`none` is
+    // still accepted without a secret); no client credentials without
+    // application tokens.
     let users_only = create(&[]);
-    let (methods, cc, text) = shown(&users_only);
+    let (methods, cc, kind, text) = shown(&users_only);
     assert_eq!(methods, json!(["none"]));
     assert_eq!(cc, json!(false));
+    assert_eq!(kind, json!("public"));
+    assert!(text.contains("client: public (PKCE)"), "{text}");
     assert!(
         text.contains("client authentication: none  client credentials grant: no"),
         "{text}"
@@ -727,36 +731,64 @@ fn integration_show_says_which_client_authentication_methods_it_can_use() {
         dir,
         &["integration", "generate-key", &users_only, "--alg", "EdDSA"],
     );
-    let (methods, cc, _) = shown(&users_only);
+    let (methods, cc, kind, text) = shown(&users_only);
     assert_eq!(methods, json!(["private_key_jwt", "none"]));
     assert_eq!(cc, json!(false));
+    assert_eq!(kind, json!("confidential"));
+    assert!(
+        text.contains("client: confidential (private_key_jwt)"),
+        "{text}"
+    );
 
     // Application tokens and an active key: client credentials; a disabled key
-    // takes private_key_jwt and with it the grant away; a secret gives them back.
+    // takes private_key_jwt and with it the grant and confidentiality away; a
+    // secret gives them back.
     let apps = create(&["--allow-application-tokens"]);
     let generated = admin(
         dir,
         &["integration", "generate-key", &apps, "--alg", "EdDSA"],
     );
-    let kid = generated["kid"].as_str().unwrap();
-    let (methods, cc, text) = shown(&apps);
+    let kid = generated["kid"].as_str().unwrap().to_owned();
+    let (methods, cc, kind, text) = shown(&apps);
     assert_eq!(methods, json!(["private_key_jwt", "none"]));
     assert_eq!(cc, json!(true));
+    assert_eq!(kind, json!("confidential"));
     assert!(text.contains("client credentials grant: yes"), "{text}");
-    admin(dir, &["integration", "disable-key", &apps, kid]);
-    let (methods, cc, _) = shown(&apps);
+    admin(dir, &["integration", "disable-key", &apps, &kid]);
+    let (methods, cc, kind, text) = shown(&apps);
     assert_eq!(methods, json!(["none"]));
     assert_eq!(cc, json!(false));
+    assert_eq!(kind, json!("public"));
+    assert!(text.contains("client: public (PKCE)"), "{text}");
     admin(dir, &["integration", "set-secret", &apps]);
-    let (methods, cc, text) = shown(&apps);
+    let (methods, cc, kind, text) = shown(&apps);
     assert_eq!(
         methods,
         json!(["client_secret_basic", "client_secret_post"])
     );
     assert_eq!(cc, json!(true));
+    assert_eq!(kind, json!("confidential"));
     assert!(
         text.contains(
             "client authentication: client_secret_basic client_secret_post  client credentials grant: yes"
+        ),
+        "{text}"
+    );
+    // A secret and an active key: every confidential method.
+    admin(dir, &["integration", "enable-key", &apps, &kid]);
+    let (methods, _, kind, text) = shown(&apps);
+    assert_eq!(
+        methods,
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
+    );
+    assert_eq!(kind, json!("confidential"));
+    assert!(
+        text.contains(
+            "client: confidential (client_secret_basic client_secret_post private_key_jwt)"
         ),
         "{text}"
     );

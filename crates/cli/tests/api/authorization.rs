@@ -106,22 +106,9 @@ impl Flow {
         extra: &[(&str, &str)],
     ) -> String {
         let url = self.auth_url(client_id, extra);
-        let page = browser.get(&url).await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        if page.body.contains("id=\"login\"") {
-            let signed_in = browser
-                .sign_in(&self.server.url, &page, &self.email, PASSWORD)
-                .await;
-            assert_eq!(signed_in.status, 303, "{}", signed_in.body);
-        }
-        let consent = browser.get(&url).await;
-        if consent.status == 303 {
-            return consent.location();
-        }
-        assert!(consent.body.contains("id=\"consent\""), "{}", consent.body);
-        let decided = browser.decide(&self.server.url, &consent, "allow").await;
-        assert_eq!(decided.status, 303, "{}", decided.body);
-        decided.location()
+        browser
+            .approve(&self.server.url, &url, &self.email, PASSWORD)
+            .await
     }
 
     async fn token(
@@ -216,125 +203,6 @@ impl Flow {
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
-}
-
-/// Enough of a browser: one cookie, no redirects followed.
-struct Browser {
-    http: reqwest::Client,
-    cookie: Option<String>,
-}
-
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> String {
-        self.headers
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// The value of a hidden input, HTML entities decoded.
-    fn field(&self, name: &str) -> String {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = self
-            .body
-            .find(&marker)
-            .map(|i| i + marker.len())
-            .unwrap_or_else(|| panic!("no field {name} in {}", self.body));
-        let value = &self.body[start..];
-        let value = &value[..value.find('"').unwrap()];
-        value
-            .replace("&#38;", "&")
-            .replace("&amp;", "&")
-            .replace("&#34;", "\"")
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-    }
-
-    fn hidden_fields(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for piece in self.body.split("<input type=\"hidden\" name=\"").skip(1) {
-            let name = &piece[..piece.find('"').unwrap()];
-            out.push((name.to_owned(), self.field(name)));
-        }
-        out
-    }
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookie: None,
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = match &self.cookie {
-            Some(cookie) => request.header("cookie", cookie),
-            None => request,
-        };
-        let response = request.send().await.unwrap();
-        if let Some(set) = response
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-        {
-            let pair = set.split(';').next().unwrap().to_owned();
-            self.cookie = (!pair.ends_with('=')).then_some(pair);
-        }
-        Page {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        let request = self.http.get(url);
-        self.send(request).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(String, String)]) -> Page {
-        let request = self.http.post(url).form(form);
-        self.send(request).await
-    }
-
-    async fn sign_in(&mut self, base: &str, login: &Page, email: &str, password: &str) -> Page {
-        let form = vec![
-            ("csrf".to_owned(), login.field("csrf")),
-            ("return_to".to_owned(), login.field("return_to")),
-            ("email".to_owned(), email.to_owned()),
-            ("password".to_owned(), password.to_owned()),
-        ];
-        self.post(&format!("{base}/login"), &form).await
-    }
-
-    async fn decide(&mut self, base: &str, consent: &Page, decision: &str) -> Page {
-        let mut form = consent.hidden_fields();
-        form.push(("decision".into(), decision.into()));
-        self.post(&format!("{base}/oauth/auth/decision"), &form)
-            .await
-    }
-}
-
-fn query_param(location: &str, name: &str) -> Option<String> {
-    reqwest::Url::parse(location)
-        .ok()?
-        .query_pairs()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 fn field(body: &Value, name: &str) -> String {

@@ -1,8 +1,8 @@
 //! JWT client authentication (`private_key_jwt`, RFC 7523 section 2.2) over HTTP:
 //! a client assertion signed with an integration's registered key authenticates it
-//! at the token endpoint (client credentials, authorization code, refresh) and at
-//! introspection; every rule of PROTOCOL.md's "Client authentication" refuses with
-//! 401 `invalid_client` and says which rule failed.
+//! at the token endpoint (client credentials, authorization code, refresh), at
+//! introspection and at revocation; every rule of PROTOCOL.md's "Client
+//! authentication" refuses with 401 `invalid_client` and says which rule failed.
 
 use jwtgrant_core::JwsAlgorithm;
 use jwtgrant_core::jws::sign_compact;
@@ -345,5 +345,290 @@ async fn concurrent_copies_of_one_client_assertion_give_one_token() {
         statuses.iter().filter(|s| **s == 401).count(),
         23,
         "{statuses:?}"
+    );
+}
+
+/// The redirect URI the kit registers for its integrations.
+const REDIRECT: &str = "http://localhost:9000/callback";
+const PASSWORD: &str = "correct horse battery staple";
+/// RFC 7636 appendix B's verifier.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+impl Client {
+    /// A user with a password, seen by the server: the user's email.
+    async fn user(&self) -> String {
+        let user_id = self.server.add_user(None).await;
+        let hash = jwtgrant_server::credentials::hash_secret(PASSWORD).unwrap();
+        self.server
+            .store
+            .set_user_password(&user_id, Some(&hash))
+            .await
+            .unwrap();
+        self.server.refresh().await;
+        format!("{user_id}@example.com")
+    }
+
+    /// An authorization code of this client for the user `email`, who signs in and
+    /// allows in a browser; PKCE, since the integration has no secret.
+    async fn code(&self, email: &str) -> String {
+        let challenge = jwtgrant_core::pkce::s256_challenge(VERIFIER);
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/oauth/auth", self.server.url),
+            &[
+                ("response_type", "code"),
+                ("client_id", self.ik.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("scope", "signature impersonation"),
+                ("state", "st-1"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .unwrap();
+        let location = Browser::new()
+            .approve(&self.server.url, url.as_str(), email, PASSWORD)
+            .await;
+        assert!(location.starts_with(REDIRECT), "{location}");
+        query_param(&location, "code").unwrap()
+    }
+
+    /// POSTs `form` with `assertion` as the client authentication.
+    async fn with_assertion(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        assertion: &str,
+    ) -> (u16, Value) {
+        let mut form = form.to_vec();
+        form.extend([
+            ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+            ("client_assertion", assertion),
+        ]);
+        self.post(path, &form).await
+    }
+
+    /// POSTs `form` to the token endpoint with `assertion`.
+    async fn token(&self, form: &[(&str, &str)], assertion: &str) -> (u16, Value) {
+        self.with_assertion("/oauth/token", form, assertion).await
+    }
+
+    /// A client assertion as a well-behaved client signs it, new each time.
+    fn assertion(&self) -> String {
+        self.sign(&self.claims(), Some("client-authentication+jwt"))
+    }
+}
+
+fn field(body: &Value, name: &str) -> String {
+    body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_code_and_refresh_grants_authenticate_with_a_client_assertion() {
+    let client = Client::on(TestServer::start().await).await;
+    let email = client.user().await;
+    let code = client.code(&email).await;
+
+    let (status, issued) = client
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            &client.assertion(),
+        )
+        .await;
+    assert_eq!(status, 200, "{issued}");
+    assert_eq!(issued["scope"], "signature impersonation");
+    let refresh = field(&issued, "refresh_token");
+
+    // The refresh grant with a client assertion: rotated.
+    let used = client.assertion();
+    let (status, refreshed) = client
+        .token(
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            &used,
+        )
+        .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let next = field(&refreshed, "refresh_token");
+    assert_ne!(next, refresh);
+
+    // A replayed client assertion is refused before the grant is looked at: the
+    // refresh token is not used up, and a fresh assertion then refreshes it.
+    let next_grant = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", next.as_str()),
+    ];
+    let (status, body) = client.token(&next_grant, &used).await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (401, "invalid_client"),
+        "{body}"
+    );
+    assert!(oauth_error(&body).1.contains("already been used"), "{body}");
+    let (status, body) = client.token(&next_grant, &client.assertion()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn another_integrations_client_assertion_cannot_redeem_this_ones_code() {
+    let client = Client::on(TestServer::start().await).await;
+    let email = client.user().await;
+    let code = client.code(&email).await;
+    // Another integration, authenticating as itself with its own key.
+    let other_key = other_rsa_key();
+    let (other_ik, other_kid) = client
+        .server
+        .add_integration(IntegrationSpec::default(), &other_key)
+        .await;
+    let other_assertion = || {
+        let now = now();
+        sign_compact(
+            &other_key,
+            JwsAlgorithm::Rs256,
+            None,
+            Some(&other_kid),
+            &json!({
+                "iss": other_ik, "sub": other_ik, "aud": client.server.url,
+                "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(),
+            }),
+        )
+        .unwrap()
+    };
+    let grant = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let (status, body) = client
+        .with_assertion("/oauth/token", &grant, &other_assertion())
+        .await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (400, "invalid_grant"),
+        "{body}"
+    );
+    assert!(oauth_error(&body).1.contains("another client"), "{body}");
+    // Nor may it pass as this integration: its key is not this one's.
+    let forged = sign_compact(
+        &other_key,
+        JwsAlgorithm::Rs256,
+        None,
+        Some(&other_kid),
+        &client.claims(),
+    )
+    .unwrap();
+    let (status, body) = client.with_assertion("/oauth/token", &grant, &forged).await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (401, "invalid_client"),
+        "{body}"
+    );
+
+    // The code is still this integration's, and so are its refresh tokens.
+    let (status, issued) = client
+        .with_assertion("/oauth/token", &grant, &client.assertion())
+        .await;
+    assert_eq!(status, 200, "{issued}");
+    let refresh = field(&issued, "refresh_token");
+    let (status, body) = client
+        .with_assertion(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            &other_assertion(),
+        )
+        .await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (400, "invalid_grant"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn revocation_with_a_client_assertion() {
+    let client = Client::on(TestServer::start().await).await;
+    let email = client.user().await;
+    let code = client.code(&email).await;
+    let (status, issued) = client
+        .with_assertion(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", VERIFIER),
+            ],
+            &client.assertion(),
+        )
+        .await;
+    assert_eq!(status, 200, "{issued}");
+    let access = field(&issued, "access_token");
+    let refresh = field(&issued, "refresh_token");
+    let introspect = |token: String| {
+        let client = &client;
+        async move {
+            client
+                .with_assertion(
+                    "/oauth/introspect",
+                    &[("token", &token)],
+                    &client.assertion(),
+                )
+                .await
+        }
+    };
+    let (status, info) = introspect(access.clone()).await;
+    assert_eq!(
+        (status, info["active"].clone()),
+        (200, json!(true)),
+        "{info}"
+    );
+
+    // Revoking the access token: inactive at introspection.
+    let (status, body) = client
+        .with_assertion("/oauth/revoke", &[("token", &access)], &client.assertion())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, info) = introspect(access.clone()).await;
+    assert_eq!((status, info), (200, json!({"active": false})));
+    // The refresh token lives on until it is revoked too.
+    let (_, info) = introspect(refresh.clone()).await;
+    assert_eq!(info["active"], true, "{info}");
+    let (status, _) = client
+        .with_assertion(
+            "/oauth/revoke",
+            &[("token", &refresh), ("token_type_hint", "refresh_token")],
+            &client.assertion(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, info) = introspect(refresh.clone()).await;
+    assert_eq!(info, json!({"active": false}));
+    let (status, body) = client
+        .with_assertion(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            &client.assertion(),
+        )
+        .await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (400, "invalid_grant"),
+        "{body}"
+    );
+
+    // A refused client assertion revokes nothing.
+    let (status, body) = client
+        .with_assertion("/oauth/revoke", &[("token", &access)], "not.a.jws")
+        .await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (401, "invalid_client"),
+        "{body}"
     );
 }

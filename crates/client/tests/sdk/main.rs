@@ -1,6 +1,6 @@
 //! The SDK against the real jwtgrant server, started in this process on port 0
-//! over a temporary SQLite file: token sources, presets, the verifier and its layer,
-//! and the examples' code.
+//! over a temporary SQLite file: token sources, the authorization code flow's token
+//! client, presets, the verifier and its layer, and the examples' code.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,6 +10,7 @@
 )]
 
 mod client_credentials;
+mod code_flow;
 mod examples;
 mod layer;
 mod presets;

@@ -1,6 +1,6 @@
 //! Test support: the kit's server in this process on port 0 over a temporary
 //! SQLite file and its fixtures, the SDK's keys, and a counting proxy in front of
-//! the token endpoint that can play a faulty network.
+//! the token endpoint that can play a faulty network and shows what was sent.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,6 +117,8 @@ pub struct Proxy {
 struct ProxyState {
     target: String,
     requests: AtomicUsize,
+    /// The body of every token request, in order.
+    bodies: Mutex<Vec<String>>,
     jwks_requests: AtomicUsize,
     canned: Mutex<VecDeque<Canned>>,
     http: reqwest::Client,
@@ -127,6 +129,7 @@ impl Proxy {
         let state = Arc::new(ProxyState {
             target: target.to_owned(),
             requests: AtomicUsize::new(0),
+            bodies: Mutex::new(Vec::new()),
             jwks_requests: AtomicUsize::new(0),
             canned: Mutex::new(canned.into()),
             http: reqwest::Client::new(),
@@ -156,6 +159,21 @@ impl Proxy {
         self.state.requests.load(Ordering::SeqCst)
     }
 
+    /// The form fields of every token request so far, in order.
+    pub fn forms(&self) -> Vec<Vec<(String, String)>> {
+        let bodies = self.state.bodies.lock().unwrap();
+        bodies
+            .iter()
+            .map(|body| {
+                reqwest::Url::parse(&format!("http://x/?{body}"))
+                    .unwrap()
+                    .query_pairs()
+                    .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .collect()
+    }
+
     pub fn jwks_requests(&self) -> usize {
         self.state.jwks_requests.load(Ordering::SeqCst)
     }
@@ -167,6 +185,11 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
+    state
+        .bodies
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&body).into_owned());
     let mut canned = state.canned.lock().unwrap().pop_front();
     if let Some(delay) = canned.as_ref().map(|c| c.delay) {
         tokio::time::sleep(delay).await;
