@@ -22,6 +22,7 @@ mod der;
 pub mod error;
 pub mod grants;
 pub mod jws;
+pub mod jwks;
 pub mod keyring;
 pub mod keys;
 pub mod model;
