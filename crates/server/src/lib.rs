@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod fetch;
 pub mod form;
 pub mod grants;
 pub mod metrics;
@@ -19,6 +20,8 @@ pub mod sealing;
 pub mod session;
 pub mod signing;
 pub mod state;
+#[cfg(test)]
+mod test_servers;
 pub mod token_request;
 
 use std::future::Future;
