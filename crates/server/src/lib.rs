@@ -10,6 +10,7 @@ pub mod error;
 pub mod fetch;
 pub mod form;
 pub mod grants;
+pub mod issuer_keys;
 pub mod metrics;
 pub mod pages;
 pub mod ratelimit;
