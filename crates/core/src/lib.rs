@@ -22,6 +22,8 @@ pub mod condition;
 mod der;
 pub mod error;
 pub mod grants;
+pub mod jwks;
+pub mod jwks_cache;
 pub mod jws;
 pub mod keyring;
 pub mod keys;

@@ -89,6 +89,13 @@ pub struct ServerConfig {
     pub rate_limit_per_client: u32,
     /// Token requests per second for one integration (0: no limit).
     pub rate_limit_per_integration: u32,
+    /// Whether trusted issuers' URLs may be http and reach loopback, link-local and
+    /// private addresses (development and tests).
+    pub allow_insecure_issuer_urls: bool,
+    /// The timeout of one fetch of a trusted issuer's keys or metadata.
+    pub issuer_fetch_timeout: std::time::Duration,
+    /// The largest body of such a fetch, in bytes.
+    pub issuer_fetch_max_bytes: usize,
     /// Runtime worker threads; `None`, one per core. Read by the binary before the
     /// runtime starts.
     pub worker_threads: Option<usize>,
@@ -236,6 +243,12 @@ impl ServerConfig {
                 &RATE_LIMIT_PER_INTEGRATION,
                 raw.rate_limit_per_integration,
             )?,
+            allow_insecure_issuer_urls: raw.allow_insecure_issuer_urls.unwrap_or_default(),
+            issuer_fetch_timeout: std::time::Duration::from_secs(number(
+                &ISSUER_FETCH_TIMEOUT_SECS,
+                raw.issuer_fetch_timeout_secs,
+            )?),
+            issuer_fetch_max_bytes: number(&ISSUER_FETCH_MAX_BYTES, raw.issuer_fetch_max_bytes)?,
             worker_threads: raw
                 .worker_threads
                 .map(|n| {
@@ -288,6 +301,17 @@ impl ServerConfig {
             .as_ref()
             .and_then(|key| key.sealer().ok())
             .unwrap_or_else(KeySealer::plain)
+    }
+}
+
+impl ServerConfig {
+    /// How trusted issuers' keys and metadata are fetched.
+    pub fn fetch_policy(&self) -> crate::fetch::FetchPolicy {
+        crate::fetch::FetchPolicy {
+            allow_insecure: self.allow_insecure_issuer_urls,
+            timeout: self.issuer_fetch_timeout,
+            max_bytes: self.issuer_fetch_max_bytes,
+        }
     }
 }
 
@@ -447,6 +471,41 @@ mod tests {
         assert_eq!(
             (config.worker_threads, config.log_format),
             (None, LogFormat::Text)
+        );
+        assert_eq!(config.fetch_policy(), crate::fetch::FetchPolicy::default());
+    }
+
+    #[test]
+    fn the_fetch_policy_follows_its_options() {
+        let config = ServerConfig::from_raw(RawConfig {
+            allow_insecure_issuer_urls: Some(true),
+            issuer_fetch_timeout_secs: Some(2),
+            issuer_fetch_max_bytes: Some(4096),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            config.fetch_policy(),
+            crate::fetch::FetchPolicy {
+                allow_insecure: true,
+                timeout: std::time::Duration::from_secs(2),
+                max_bytes: 4096,
+            }
+        );
+        let field = |raw: RawConfig| ServerConfig::from_raw(raw).err().map(|e| e.field);
+        assert_eq!(
+            field(RawConfig {
+                issuer_fetch_timeout_secs: Some(0),
+                ..Default::default()
+            }),
+            Some("issuer_fetch_timeout_secs")
+        );
+        assert_eq!(
+            field(RawConfig {
+                issuer_fetch_max_bytes: Some(100),
+                ..Default::default()
+            }),
+            Some("issuer_fetch_max_bytes")
         );
     }
 

@@ -7,8 +7,10 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod fetch;
 pub mod form;
 pub mod grants;
+pub mod issuer_keys;
 pub mod metrics;
 pub mod pages;
 pub mod ratelimit;
@@ -19,6 +21,8 @@ pub mod sealing;
 pub mod session;
 pub mod signing;
 pub mod state;
+#[cfg(test)]
+mod test_servers;
 pub mod token_request;
 
 use std::future::Future;

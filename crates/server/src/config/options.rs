@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use jwtgrant_core::JwsAlgorithm;
 
+use crate::fetch;
+
 use super::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_PER_CLIENT,
     DEFAULT_RATE_LIMIT_PER_INTEGRATION, DEFAULT_REDIS_KEY_PREFIX, LogFormat,
@@ -71,7 +73,9 @@ pub enum Reach {
 /// configuration reads every option's variable and key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Every command, before or after its name: where the store and the file are.
+    /// Every command, before or after its name: where the store and the file are,
+    /// and what several commands must read alike (whether issuer URLs may be
+    /// insecure).
     Global,
     /// `serve` (and `config`, which prints what `serve` would use).
     Serve,
@@ -442,6 +446,22 @@ options! {
     RATE_LIMIT_PER_INTEGRATION rate_limit_per_integration: Number = "Token requests per second for one integration; 0 for none" {
         value_name: "N",
         default: DefaultValue::Number(DEFAULT_RATE_LIMIT_PER_INTEGRATION as u64),
+    }
+    // Global: `issuer add` checks issuer URLs' form by it, and `serve` and `explain`
+    // fetch by it; a flag of every command, so each takes it the same way.
+    ALLOW_INSECURE_ISSUER_URLS allow_insecure_issuer_urls: Switch = "Let trusted issuers' URLs be http and reach loopback, link-local and private addresses: for development and tests only" {
+        default: DefaultValue::Switch(false),
+        scope: Scope::Global,
+    }
+    ISSUER_FETCH_TIMEOUT_SECS issuer_fetch_timeout_secs: Number = "Timeout of one fetch of a trusted issuer's keys or metadata, in seconds" {
+        value_name: "SECS",
+        default: DefaultValue::Number(fetch::DEFAULT_TIMEOUT.as_secs()),
+        range: Some((1, 60)),
+    }
+    ISSUER_FETCH_MAX_BYTES issuer_fetch_max_bytes: Number = "Largest body of a trusted issuer's keys or metadata, in bytes" {
+        value_name: "BYTES",
+        default: DefaultValue::Number(fetch::DEFAULT_MAX_BYTES as u64),
+        range: Some((1024, 16 * 1024 * 1024)),
     }
     WORKER_THREADS worker_threads: Number = "Runtime worker threads" {
         value_name: "N",
