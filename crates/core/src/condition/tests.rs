@@ -598,18 +598,27 @@ fn claims_of_every_json_type_convert() {
         && assertion.f == 1.5 && assertion.t && assertion.n == null && assertion.l[2][0] == 2
         && assertion.o.k.k == "v" && size(assertion.l) == 3"#;
     assert_eq!(condition(source, &all), Ok(true));
-    // Claims deeper than serde_json would parse are refused, not recursed into.
+    // The whole claims, for an index or `has`, convert as well as a path does.
+    let whole = r#"assertion["o"]["k"].k == "v" && has(assertion.l) && !has(assertion.z)
+        && size(assertion) == 8 && "s" in assertion"#;
+    assert_eq!(condition(whole, &all), Ok(true));
+    // Claims deeper than serde_json would parse are refused, not recursed into;
+    // only the claims an expression reads are converted.
     let mut deep = json!(1);
     for _ in 0..MAX_CLAIM_DEPTH + 1 {
         deep = json!([deep]);
     }
-    let deep = claims(json!({"d": deep}));
-    assert_eq!(
-        condition("true", &deep),
-        Err(EvaluationError::ClaimsTooDeep {
-            max: MAX_CLAIM_DEPTH
-        })
-    );
+    let deep = claims(json!({"d": deep, "s": "x"}));
+    assert_eq!(condition(r#"assertion.s == "x""#, &deep), Ok(true));
+    for source in ["assertion.d == []", r#"assertion["s"] == "x""#] {
+        assert_eq!(
+            condition(source, &deep),
+            Err(EvaluationError::ClaimsTooDeep {
+                max: MAX_CLAIM_DEPTH
+            }),
+            "{source}"
+        );
+    }
 }
 
 /// A small deterministic generator: no dependency, the same inputs every run.
