@@ -280,6 +280,11 @@ fn condition(c: &mut Criterion) {
         b.iter(|| assert!(groups.evaluate_condition(black_box(&with_groups)).unwrap()))
     });
 
+    let member = Expression::compile(r#""group-49" in assertion.groups"#).unwrap();
+    c.bench_function("condition/evaluate_in_50_groups", |b| {
+        b.iter(|| assert!(member.evaluate_condition(black_box(&with_groups)).unwrap()))
+    });
+
     // The worst that compiles, over the worst claims that fit.
     // Copies: a list literal of the whole claims, made of the most values 11 KiB
     // holds.
