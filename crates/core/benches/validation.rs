@@ -3,7 +3,10 @@
 //!     cargo bench -p jwtgrant-core
 //!
 //! `grant/*` is what the token endpoint spends in the core per request;
-//! `crypto/*` compares aws-lc-rs (used) with ring on the same operations.
+//! `crypto/*` compares aws-lc-rs (used) with ring on the same operations;
+//! `condition/*` is a trusted issuer's CEL: compiling, evaluating over realistic
+//! claims, and the worst expressions that compile over the worst claims that fit
+//! in an assertion.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,6 +20,7 @@ use std::hint::black_box;
 use aws_lc_rs::signature::KeyPair as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jwtgrant_core::access_token::{self, AccessTokenSettings};
+use jwtgrant_core::condition::{Expression, MAX_ITERATIONS};
 use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, decide};
 use jwtgrant_core::jws::sign_compact;
 use jwtgrant_core::keyring::KeyringEntry;
@@ -189,5 +193,134 @@ fn crypto(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, grant_path, crypto);
+/// The claims of a GitHub Actions ID token, as GitHub shapes them.
+fn github_claims() -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(claims) = json!({
+        "jti": "example-id",
+        "sub": "repo:octo-org/octo-repo:ref:refs/heads/main",
+        "aud": "https://github.com/octo-org",
+        "ref": "refs/heads/main",
+        "sha": "example-sha",
+        "repository": "octo-org/octo-repo",
+        "repository_owner": "octo-org",
+        "actor_id": "12",
+        "repository_visibility": "private",
+        "repository_id": "74",
+        "repository_owner_id": "65",
+        "run_id": "example-run-id",
+        "run_number": "10",
+        "run_attempt": "2",
+        "runner_environment": "github-hosted",
+        "actor": "octocat",
+        "workflow": "example-workflow",
+        "head_ref": "",
+        "base_ref": "",
+        "event_name": "workflow_dispatch",
+        "ref_type": "branch",
+        "job_workflow_ref": "octo-org/octo-automation/.github/workflows/oidc.yml@refs/heads/main",
+        "iss": "https://token.actions.githubusercontent.com",
+        "nbf": 1632492967,
+        "exp": 1632493867,
+        "iat": 1632493567
+    }) else {
+        unreachable!()
+    };
+    claims
+}
+
+/// The claims of `value`, checked to fit in an assertion (16 KiB of base64url,
+/// header and signature included: about 11 KiB of JSON).
+fn fitting(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    let json = serde_json::to_vec(&value).unwrap();
+    assert!(json.len() <= 11 * 1024, "{} bytes of claims", json.len());
+    let serde_json::Value::Object(claims) = value else {
+        unreachable!()
+    };
+    claims
+}
+
+/// The longest of `make(1)`, `make(2)`, ... that compiles.
+fn longest(make: impl Fn(usize) -> String) -> Expression {
+    let n = (1..64)
+        .take_while(|&n| Expression::compile(&make(n)).is_ok())
+        .last()
+        .unwrap();
+    eprintln!("longest: n = {n}: {}", make(n));
+    Expression::compile(&make(n)).unwrap()
+}
+
+fn condition(c: &mut Criterion) {
+    let github = github_claims();
+    let source =
+        r#"assertion.repository_owner == "octo-org" && assertion.ref == "refs/heads/main""#;
+    c.bench_function("condition/compile_github", |b| {
+        b.iter(|| Expression::compile(black_box(source)).unwrap())
+    });
+    let expression = Expression::compile(source).unwrap();
+    c.bench_function("condition/evaluate_github", |b| {
+        b.iter(|| assert!(expression.evaluate_condition(black_box(&github)).unwrap()))
+    });
+    let subject = Expression::compile(r#""repo:" + assertion.repository"#).unwrap();
+    c.bench_function("condition/evaluate_subject", |b| {
+        b.iter(|| subject.evaluate_subject(black_box(&github)).unwrap())
+    });
+    let matches =
+        Expression::compile(r#"assertion.ref.matches("^refs/(heads/main|tags/v[0-9]+)$")"#)
+            .unwrap();
+    c.bench_function("condition/evaluate_matches", |b| {
+        b.iter(|| assert!(matches.evaluate_condition(black_box(&github)).unwrap()))
+    });
+    let mut with_groups = github.clone();
+    with_groups.insert(
+        "groups".into(),
+        json!((0..50).map(|i| format!("group-{i}")).collect::<Vec<_>>()),
+    );
+    let groups = Expression::compile(r#"assertion.groups.exists(g, g == "group-49")"#).unwrap();
+    c.bench_function("condition/evaluate_exists_50_groups", |b| {
+        b.iter(|| assert!(groups.evaluate_condition(black_box(&with_groups)).unwrap()))
+    });
+
+    let member = Expression::compile(r#""group-49" in assertion.groups"#).unwrap();
+    c.bench_function("condition/evaluate_in_50_groups", |b| {
+        b.iter(|| assert!(member.evaluate_condition(black_box(&with_groups)).unwrap()))
+    });
+
+    // The worst that compiles, over the worst claims that fit.
+    // Copies: a list literal of the whole claims, made of the most values 11 KiB
+    // holds.
+    let many_values = fitting(json!({"pad": vec![json!([]); 3500]}));
+    let copies =
+        Expression::compile(&format!("[{}].size() == 8", ["assertion"; 8].join(", "))).unwrap();
+    c.bench_function("condition/worst_case_copies", |b| {
+        b.iter(|| assert!(copies.evaluate_condition(black_box(&many_values)).unwrap()))
+    });
+    // Mentions: the most comparisons of the largest claim with itself.
+    let mentions = longest(|n| vec!["assertion.pad == assertion.pad"; n].join(" && "));
+    c.bench_function("condition/worst_case_mentions", |b| {
+        b.iter(|| {
+            assert!(
+                mentions
+                    .evaluate_condition(black_box(&many_values))
+                    .unwrap()
+            )
+        })
+    });
+    // Loops: the longest body over the longest range, each element a long string.
+    let long_range = fitting(json!({"groups": vec!["g".repeat(38); MAX_ITERATIONS]}));
+    let loops = longest(|n| {
+        let body: Vec<_> = (0..n).map(|i| format!(r#"g.contains("x{i}")"#)).collect();
+        format!("assertion.groups.exists(g, {})", body.join(" || "))
+    });
+    c.bench_function("condition/worst_case_loop", |b| {
+        b.iter(|| assert!(!loops.evaluate_condition(black_box(&long_range)).unwrap()))
+    });
+    // Strings: the longest chain of concatenations of the longest claim.
+    let long_string = fitting(json!({"s": "s".repeat(11_000)}));
+    let concat = longest(|n| format!("size({}) > 0", vec!["assertion.s"; n].join(r#" + "" + "#)));
+    c.bench_function("condition/worst_case_concat", |b| {
+        b.iter(|| assert!(concat.evaluate_condition(black_box(&long_string)).unwrap()))
+    });
+}
+
+criterion_group!(benches, grant_path, crypto, condition);
 criterion_main!(benches);

@@ -598,18 +598,27 @@ fn claims_of_every_json_type_convert() {
         && assertion.f == 1.5 && assertion.t && assertion.n == null && assertion.l[2][0] == 2
         && assertion.o.k.k == "v" && size(assertion.l) == 3"#;
     assert_eq!(condition(source, &all), Ok(true));
-    // Claims deeper than serde_json would parse are refused, not recursed into.
+    // The whole claims, for an index or `has`, convert as well as a path does.
+    let whole = r#"assertion["o"]["k"].k == "v" && has(assertion.l) && !has(assertion.z)
+        && size(assertion) == 8 && "s" in assertion"#;
+    assert_eq!(condition(whole, &all), Ok(true));
+    // Claims deeper than serde_json would parse are refused, not recursed into;
+    // only the claims an expression reads are converted.
     let mut deep = json!(1);
     for _ in 0..MAX_CLAIM_DEPTH + 1 {
         deep = json!([deep]);
     }
-    let deep = claims(json!({"d": deep}));
-    assert_eq!(
-        condition("true", &deep),
-        Err(EvaluationError::ClaimsTooDeep {
-            max: MAX_CLAIM_DEPTH
-        })
-    );
+    let deep = claims(json!({"d": deep, "s": "x"}));
+    assert_eq!(condition(r#"assertion.s == "x""#, &deep), Ok(true));
+    for source in ["assertion.d == []", r#"assertion["s"] == "x""#] {
+        assert_eq!(
+            condition(source, &deep),
+            Err(EvaluationError::ClaimsTooDeep {
+                max: MAX_CLAIM_DEPTH
+            }),
+            "{source}"
+        );
+    }
 }
 
 /// A small deterministic generator: no dependency, the same inputs every run.
@@ -781,4 +790,114 @@ fn odd_but_valid_expressions_evaluate_without_panicking() {
             let _ = expression.evaluate_subject(&claims);
         }
     }
+}
+
+const LEAVES: &[&str] = &[
+    "assertion.sub",
+    "assertion.aud",
+    "assertion.groups",
+    "assertion.nested",
+    "assertion.nested.l",
+    "assertion.n",
+    "assertion.f",
+    "assertion.t",
+    "assertion.missing",
+    "assertion[\"sub\"]",
+    "assertion",
+    "\"a\"",
+    "\"\"",
+    "1",
+    "0",
+    "1u",
+    "1.5",
+    "true",
+    "false",
+    "null",
+    "[]",
+    "[1, \"a\"]",
+    "{}",
+    "{\"sub\": 1}",
+    "9223372036854775807",
+];
+const BODY_LEAVES: &[&str] = &["x", "\"a\"", "1", "true", "null", "[x]", "{\"k\": x}"];
+
+/// A random well-formed expression of at most `depth` levels over `leaves`.
+fn generate(rng: &mut XorShift, depth: u32, leaves: &[&str]) -> String {
+    if depth == 0 || rng.next().is_multiple_of(4) {
+        return rng.pick(leaves).to_owned();
+    }
+    let a = generate(rng, depth - 1, leaves);
+    let b = generate(rng, depth - 1, leaves);
+    match rng.next() % 12 {
+        0 => {
+            let op = rng.pick(&[
+                "==", "!=", "<", "<=", ">", ">=", "in", "&&", "||", "+", "-", "*", "/", "%",
+            ]);
+            format!("({a} {op} {b})")
+        }
+        1 => format!("!{a}"),
+        2 => format!("-{a}"),
+        3 => format!("({a} ? {b} : {a})"),
+        4 => format!(
+            "{a}.{}({b})",
+            rng.pick(&["contains", "startsWith", "endsWith"])
+        ),
+        5 => {
+            let function = rng.pick(&["size", "string", "int", "uint", "double", "bool"]);
+            format!("{function}({a})")
+        }
+        6 => format!("{a}[{b}]"),
+        7 => format!(
+            "has({}.sub)",
+            rng.pick(&["assertion", "assertion.nested", "x"])
+        ),
+        8 if leaves == LEAVES => {
+            let range = rng.pick(&[
+                "assertion.groups",
+                "assertion.aud",
+                "assertion.nested",
+                "[1, 2]",
+            ]);
+            let function = rng.pick(&["all", "exists", "exists_one", "map", "filter"]);
+            let body = generate(rng, depth - 1, BODY_LEAVES);
+            format!("{range}.{function}(x, {body})")
+        }
+        9 => format!("{a}.matches(\"^a+$\")"),
+        10 => format!("[{a}, {b}]"),
+        _ => format!("{{{a}: {b}}}"),
+    }
+}
+
+#[test]
+fn random_well_formed_expressions_never_panic() {
+    let shapes = [
+        claims(json!({
+            "sub": "a", "aud": ["a", "b"], "groups": ["a", 1, null, {"k": []}],
+            "nested": {"sub": "a", "l": [[]]}, "n": 1, "f": 1.5, "t": true
+        })),
+        claims(json!({
+            "sub": 1, "aud": "a", "groups": {"a": 1}, "nested": [], "n": "1",
+            "f": null, "t": "true"
+        })),
+        claims(json!({})),
+    ];
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let (mut compiled, mut evaluated) = (0, 0);
+    for _ in 0..5_000 {
+        let source = generate(&mut rng, 5, LEAVES);
+        let Ok(expression) = Expression::compile(&source) else {
+            continue;
+        };
+        compiled += 1;
+        for claims in &shapes {
+            if expression.evaluate_condition(claims).is_ok() {
+                evaluated += 1;
+            }
+            let _ = expression.evaluate_subject(claims);
+        }
+    }
+    assert!(
+        compiled > 1_000 && evaluated > 100,
+        "{compiled} compiled, {evaluated} evaluated"
+    );
 }
