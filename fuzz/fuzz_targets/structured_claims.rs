@@ -25,6 +25,7 @@ use jwtgrant_core::{
     AssertionPolicy, Consent, Integration, JwsAlgorithm, SigningKey, SubjectRecords, TokenSubject,
     UnverifiedAssertion, User,
 };
+use jwtgrant_fuzz::reference::numeric_date;
 use jwtgrant_fuzz::{
     AUDIENCES, Fixtures, ISS, KID_EC, KID_RETIRED, KID_RSA, NOW, OTHER_ISS, OTHER_USER, USER,
     fixtures,
@@ -321,31 +322,6 @@ fn scopes_of(scope: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// RFC 7519 NumericDate: a JSON number of seconds; a fraction is truncated toward
-/// zero and values beyond i64 saturate; `null` counts as absent. `Err` for any other JSON type.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Ok(Some(i))
-            } else if n.is_u64() {
-                Ok(Some(i64::MAX))
-            } else {
-                let f = n.as_f64().ok_or_else(|| format!("{name}: not a number"))?;
-                Ok(Some(if f >= 9_223_372_036_854_775_807.0 {
-                    i64::MAX
-                } else if f <= -9_223_372_036_854_775_808.0 {
-                    i64::MIN
-                } else {
-                    f.trunc() as i64
-                }))
-            }
-        }
-        Some(_) => Err(format!("{name}: not a number")),
-    }
 }
 
 /// Rules 1 to 5 (the part without a store), as the model sees them.

@@ -1,5 +1,6 @@
 //! Fixtures shared by the fuzz targets: keys generated once per process, the
-//! integration that owns them, the server's assertion policy and a fixed `now`.
+//! integration that owns them, the server's assertion policy and a fixed `now`;
+//! and, in [`reference`], what the targets' reference models share.
 //!
 //! Everything is built lazily behind a [`OnceLock`], so the (slow) RSA key
 //! generation happens once per fuzzing process, not once per input.
@@ -36,6 +37,13 @@ pub const AUDIENCES: [&str; 3] = [
     "https://auth.example.test/oauth/token",
     "auth.example.test",
 ];
+
+/// The server's issuer identifier: the audience of a client assertion.
+pub const ISSUER: &str = "https://auth.example.test";
+
+/// The token endpoint URL: a client assertion's audience too, unless the client
+/// policy is strict.
+pub const TOKEN_ENDPOINT: &str = "https://auth.example.test/oauth/token";
 
 /// The scopes the integration may request.
 pub const INTEGRATION_SCOPES: [&str; 3] = ["signature", "impersonation", "extended"];
@@ -138,4 +146,36 @@ pub fn fixtures() -> &'static Fixtures {
             integrations,
         }
     })
+}
+
+/// Pieces of the reference models that more than one target uses. They share no code
+/// with the core.
+pub mod reference {
+    use serde_json::{Map, Value};
+
+    /// RFC 7519 NumericDate: a JSON number of seconds; a fraction is truncated toward
+    /// zero and values beyond i64 saturate; `null` counts as absent. `Err` for any
+    /// other JSON type.
+    pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+        match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                if let Some(i) = n.as_i64() {
+                    Ok(Some(i))
+                } else if n.is_u64() {
+                    Ok(Some(i64::MAX))
+                } else {
+                    let f = n.as_f64().ok_or_else(|| format!("{name}: not a number"))?;
+                    Ok(Some(if f >= 9_223_372_036_854_775_807.0 {
+                        i64::MAX
+                    } else if f <= -9_223_372_036_854_775_808.0 {
+                        i64::MIN
+                    } else {
+                        f.trunc() as i64
+                    }))
+                }
+            }
+            Some(_) => Err(format!("{name}: not a number")),
+        }
+    }
 }

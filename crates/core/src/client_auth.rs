@@ -152,7 +152,14 @@ pub fn read_client_credentials(
     assertion_type: Option<&str>,
     assertion: Option<&str>,
 ) -> Result<ClientCredentials, ClientAuthError> {
-    let others = read_credentials(authorization, form_client_id, form_client_secret)?;
+    let others = match read_credentials(authorization, form_client_id, form_client_secret) {
+        // A `client_secret` without its `client_id` is still a second method beside
+        // an assertion, not a request without credentials.
+        Err(ClientAuthError::Missing) if assertion.is_some() => {
+            return Err(ClientAuthError::SeveralMethods);
+        }
+        others => others?,
+    };
     let assertion = match (assertion_type, assertion) {
         (None, None) => return Ok(others),
         (Some(kind), Some(assertion)) if kind == jwtgrant_proto::CLIENT_ASSERTION_TYPE => assertion,

@@ -660,6 +660,16 @@ mod client_assertion {
             ),
             Err(ClientAuthError::SeveralMethods)
         );
+        // A secret without its client_id is a second method too, not "no credentials".
+        assert_eq!(
+            read(
+                None,
+                Some("s"),
+                Some(CLIENT_ASSERTION_TYPE),
+                Some(assertion.as_str())
+            ),
+            Err(ClientAuthError::SeveralMethods)
+        );
         assert_eq!(
             read(
                 Some("other"),

@@ -1,5 +1,7 @@
-//! Runs every vector of `testdata/assertions.json` through the core: parse, verify,
-//! decide. Each must get exactly its recorded verdict.
+//! Runs every vector of `testdata/assertions.json` through the core (parse, verify,
+//! decide) and every one of `testdata/client_assertions.json` through client
+//! authentication (`read_client_credentials`, `authenticate_assertion`). Each must
+//! get exactly its recorded verdict.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,19 +10,39 @@
     missing_docs
 )]
 
+use jwtgrant_core::client_auth::{
+    ClientAuthError, ClientCredentials, authenticate_assertion, read_client_credentials,
+};
 use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, decide};
 use jwtgrant_core::model::{Consent, Integration, IntegrationKey, User};
 use jwtgrant_core::{AssertionPolicy, GrantError, PublicKey, UnverifiedAssertion};
 use jwtgrant_proto::Jwk;
 use serde_json::Value;
 
+fn policy(policy: &Value) -> AssertionPolicy {
+    AssertionPolicy {
+        accepted_audiences: serde_json::from_value(policy["accepted_audiences"].clone()).unwrap(),
+        leeway_secs: policy["leeway_secs"].as_i64().unwrap(),
+        max_lifetime_secs: policy["max_lifetime_secs"].as_i64().unwrap(),
+    }
+}
+
+fn integration_key(jwk: &Value, active: bool) -> IntegrationKey {
+    let jwk: Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    IntegrationKey {
+        kid: jwk.kid.clone().unwrap(),
+        public_key: PublicKey::from_jwk(&jwk).unwrap(),
+        active,
+    }
+}
+
+fn read(path: &str) -> Value {
+    let path = format!("{}/testdata/{path}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn verdict(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Result<(), GrantError> {
-    let policy = AssertionPolicy {
-        accepted_audiences: serde_json::from_value(doc["policy"]["accepted_audiences"].clone())
-            .unwrap(),
-        leeway_secs: doc["policy"]["leeway_secs"].as_i64().unwrap(),
-        max_lifetime_secs: doc["policy"]["max_lifetime_secs"].as_i64().unwrap(),
-    };
+    let policy = policy(&doc["policy"]);
     let i = &doc["integration"];
     let integration = Integration {
         key: i["key"].as_str().unwrap().into(),
@@ -35,14 +57,7 @@ fn verdict(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Result<(),
             .as_array()
             .unwrap()
             .iter()
-            .map(|k| {
-                let jwk: Jwk = serde_json::from_value(k.clone()).unwrap();
-                IntegrationKey {
-                    kid: jwk.kid.clone().unwrap(),
-                    public_key: PublicKey::from_jwk(&jwk).unwrap(),
-                    active: true,
-                }
-            })
+            .map(|k| integration_key(k, true))
             .collect(),
     };
     let user = User {
@@ -81,12 +96,7 @@ fn verdict(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Result<(),
 
 #[test]
 fn every_vector_gets_its_verdict() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/testdata/assertions.json"
-    ))
-    .unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap();
+    let doc = read("assertions.json");
     let cases = doc["cases"].as_array().unwrap();
     assert!(cases.len() >= 30);
     for case in cases {
@@ -109,5 +119,155 @@ fn every_vector_gets_its_verdict() {
                 );
             }
         }
+    }
+}
+
+/// The name of a refusal as the client vectors record it: the `ClientAuthError`
+/// variant, and for `ClientAssertion` the `GrantError` variant inside.
+fn kind(error: &ClientAuthError) -> String {
+    let variant = |debug: String| -> String {
+        debug
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect()
+    };
+    match error {
+        ClientAuthError::ClientAssertion(inner) => {
+            format!("ClientAssertion({})", variant(format!("{inner:?}")))
+        }
+        other => variant(format!("{other:?}")),
+    }
+}
+
+/// One client-authentication request of the client vectors, through the core as
+/// the server runs it: read the credentials, look up the integration their client
+/// id names, authenticate the assertion.
+fn client_verdict(doc: &Value, case: &Value) -> Result<Value, ClientAuthError> {
+    let request = &case["request"];
+    let field = |name: &str| request[name].as_str();
+    let credentials = read_client_credentials(
+        field("authorization"),
+        field("client_id"),
+        field("client_secret"),
+        field("client_assertion_type"),
+        field("client_assertion"),
+    )?;
+    let ClientCredentials::Assertion {
+        client_id,
+        assertion,
+    } = credentials
+    else {
+        panic!(
+            "{}: not read as a client assertion: {credentials:?}",
+            case["name"]
+        );
+    };
+    let integrations: Vec<Integration> = doc["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| Integration {
+            key: i["key"].as_str().unwrap().into(),
+            name: "client vectors".into(),
+            active: i["active"].as_bool().unwrap(),
+            allow_application_tokens: true,
+            require_jti: i["require_jti"].as_bool().unwrap(),
+            scopes: vec![],
+            redirect_uris: vec![],
+            client_secret_hash: None,
+            keys: i["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| integration_key(&k["jwk"], k["active"].as_bool().unwrap()))
+                .collect(),
+        })
+        .collect();
+    let integration = integrations.iter().find(|i| i.key == client_id);
+    let policy = policy(&doc["policies"][case["policy"].as_str().unwrap()]);
+    let (client, guard) = authenticate_assertion(
+        &assertion,
+        integration,
+        &policy,
+        doc["now"].as_i64().unwrap(),
+    )?;
+    assert!(client.confidential, "{}", case["name"]);
+    Ok(serde_json::json!({
+        "client_id": client.client_id,
+        "replay_guard": {
+            "issuer": guard.issuer,
+            "jti": guard.jti,
+            "remember_until": guard.remember_until,
+        },
+    }))
+}
+
+#[test]
+fn every_client_vector_gets_its_verdict() {
+    let doc = read("client_assertions.json");
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 75, "{} cases", cases.len());
+    let mut kinds = std::collections::BTreeSet::new();
+    // Every case is run and every wrong verdict reported, not only the first.
+    let mut wrong = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        match (
+            case["verdict"].as_str().unwrap(),
+            client_verdict(&doc, case),
+        ) {
+            ("accept", Ok(got)) => {
+                if got["client_id"] != case["client_id"]
+                    || got["replay_guard"] != case["replay_guard"]
+                {
+                    wrong.push(format!("{name}: accepted as {got}"));
+                }
+                kinds.insert("accept".to_owned());
+            }
+            ("accept", Err(error)) => wrong.push(format!("{name}: refused with {error}")),
+            (_, Ok(got)) => wrong.push(format!(
+                "{name}: accepted ({got}), expected {}",
+                case["error"]
+            )),
+            (_, Err(error)) => {
+                let prefix = case["description_starts_with"].as_str().unwrap();
+                if kind(&error) != case["error"].as_str().unwrap()
+                    || !error.to_string().starts_with(prefix)
+                {
+                    wrong.push(format!(
+                        "{name}: refused as {} '{error}', expected {} '{prefix}...'",
+                        kind(&error),
+                        case["error"]
+                    ));
+                }
+                kinds.insert(kind(&error));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Every rule of the contract keeps at least one vector.
+    for kind in [
+        "accept",
+        "ClientAssertion(NoValidKeysOrSignatures)",
+        "ClientAssertion(UnknownKeyId)",
+        "ClientAssertion(AlgorithmKeyMismatch)",
+        "ClientAssertion(AlgorithmNone)",
+        "ClientAssertion(AlgorithmHmac)",
+        "ClientAssertion(MissingClaim)",
+        "ClientAssertion(WrongType)",
+        "ClientAssertion(AudienceMismatch)",
+        "ClientAssertion(Expired)",
+        "ClientAssertion(NotYetValid)",
+        "ClientAssertion(IssuedInFuture)",
+        "ClientAssertion(LifetimeTooLong)",
+        "ClientAssertionSubject",
+        "ClientAssertionClientId",
+        "ClientAssertionUnknownClient",
+        "ClientAssertionJtiRequired",
+        "ClientAssertionTyp",
+        "ClientAssertionType",
+        "SeveralMethods",
+    ] {
+        assert!(kinds.contains(kind), "no vector gets {kind}");
     }
 }
