@@ -477,6 +477,12 @@ pub async fn user(store: &dyn Store, command: UserCommand) -> Result<()> {
             let text = serde_json::to_string_pretty(&value)? + "\n";
             emit(r.json, value, text)
         }
+        UserCommand::Link {
+            user_id,
+            issuer,
+            subject,
+            json,
+        } => crate::issuer::link_user(store, user_id, issuer, subject, json).await,
         UserCommand::Disable(r) => set_user_active(store, r.user_id, false, r.json).await,
         UserCommand::Enable(r) => set_user_active(store, r.user_id, true, r.json).await,
         UserCommand::SetPassword(r) => {

@@ -32,6 +32,10 @@ pub enum Command {
     /// Register and manage integrations (client applications).
     #[command(subcommand)]
     Integration(IntegrationCommand),
+    /// Trust identity providers and workload issuers: their JWTs are accepted as
+    /// assertions (and, if allowed, client assertions) for an integration.
+    #[command(subcommand)]
+    Issuer(IssuerCommand),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -180,7 +184,8 @@ pub struct IntegrationRef {
 pub struct IntegrationKeyRef {
     /// Integration key.
     pub integration_key: String,
-    /// Key id.
+    /// Key id (a thumbprint may start with '-').
+    #[arg(allow_hyphen_values = true)]
     pub kid: String,
     /// Print one JSON object.
     #[arg(long)]
@@ -223,6 +228,145 @@ pub enum UserCommand {
     /// Set the password the user signs in with on the consent pages, read from
     /// stdin (first line); stored as an argon2id hash.
     SetPassword(UserRef),
+    /// Link a trusted issuer's subject (its tokens' `sub`) to this user, for an
+    /// issuer added with `--subject user --user-claim sub`.
+    Link {
+        /// User id.
+        user_id: String,
+        /// The trusted issuer's id.
+        #[arg(long)]
+        issuer: String,
+        /// The subject the issuer gives the user.
+        #[arg(long)]
+        subject: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `jwtgrant issuer ...`.
+#[derive(Debug, Subcommand)]
+pub enum IssuerCommand {
+    /// Trust an issuer; prints its issuer id.
+    Add(Box<IssuerAddArgs>),
+    /// List trusted issuers.
+    List {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one trusted issuer, its policy and linked subjects.
+    Show(IssuerRef),
+    /// Refuse an issuer's tokens (every instance, within the registry poll).
+    Disable(IssuerRef),
+    /// Accept a disabled issuer's tokens again.
+    Enable(IssuerRef),
+    /// Remove an issuer and its linked subjects.
+    Remove(IssuerRef),
+}
+
+/// Names a trusted issuer.
+#[derive(Debug, Args)]
+pub struct IssuerRef {
+    /// The issuer id (`issuer add` printed it).
+    pub issuer_id: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Whose tokens a trusted issuer's assertions speak for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SubjectArg {
+    /// A local user (by a linked `sub`, or a verified email); consent applies.
+    User,
+    /// The workload itself: an application token whose `sub` is `--subject-expr`.
+    Workload,
+}
+
+/// Which claim of a token finds the local user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UserClaimArg {
+    /// `sub`, linked with `jwtgrant user link`.
+    Sub,
+    /// `email`, when `email_verified` is true.
+    Email,
+}
+
+/// How an issuer's `jti`s are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayArg {
+    /// `jti` required, accepted once.
+    SingleUse,
+    /// The same token may be presented again until it expires.
+    UntilExp,
+    /// No `jti` needed, none recorded.
+    None,
+}
+
+/// `jwtgrant issuer add`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("keys").required(true).args(["jwks_uri", "discovery", "jwks_file"])))]
+pub struct IssuerAddArgs {
+    /// The issuer identifier, exactly as its tokens' `iss` carries it.
+    #[arg(long)]
+    pub issuer: String,
+    /// The integration its tokens are for (their access tokens' `client_id`).
+    #[arg(long)]
+    pub integration: String,
+    /// The issuer's JWKS URL.
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
+    /// Find the JWKS URL in the issuer's OpenID Connect (or RFC 8414) metadata.
+    #[arg(long)]
+    pub discovery: bool,
+    /// A JWKS file, read now and kept in the store.
+    #[arg(long)]
+    pub jwks_file: Option<PathBuf>,
+    /// An accepted `aud` (repeatable; replaces the server's own audiences).
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// An accepted `alg` (repeatable) [default: what the key type allows].
+    #[arg(long = "alg", value_parser = PossibleValuesParser::new(JwsAlgorithm::ALL.map(JwsAlgorithm::as_str)))]
+    pub algorithms: Vec<String>,
+    /// An accepted header `typ` (repeatable) [default: any].
+    #[arg(long = "typ")]
+    pub typs: Vec<String>,
+    /// The longest a token may live, `iat` to `exp`.
+    #[arg(long, default_value_t = 3600)]
+    pub max_lifetime_secs: i64,
+    /// Clock skew allowed [default: the server's leeway].
+    #[arg(long)]
+    pub clock_skew_secs: Option<i64>,
+    /// `jti` handling.
+    #[arg(long, value_enum, default_value_t = ReplayArg::SingleUse)]
+    pub replay: ReplayArg,
+    /// Whom the tokens speak for.
+    #[arg(long, value_enum)]
+    pub subject: SubjectArg,
+    /// With `--subject user`: the claim that finds the user.
+    #[arg(long, value_enum, default_value_t = UserClaimArg::Sub)]
+    pub user_claim: UserClaimArg,
+    /// With `--subject workload`: a CEL expression for the token's `sub`
+    /// [default: assertion.sub].
+    #[arg(long)]
+    pub subject_expr: Option<String>,
+    /// A CEL expression over `assertion` (the claims) that must be true.
+    #[arg(long)]
+    pub condition: Option<String>,
+    /// A scope its tokens may yield (repeatable) [default: the integration's].
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// When the trust ends (RFC 3339).
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// Also accept its tokens as client assertions for the integration.
+    #[arg(long)]
+    pub client_authentication: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Names a user.
@@ -493,4 +637,31 @@ pub struct VerifyArgs {
     pub scopes: Vec<String>,
     /// The access token.
     pub token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Command, IntegrationCommand};
+
+    #[test]
+    fn a_kid_may_start_with_a_hyphen() {
+        // RFC 7638 thumbprints are base64url: one in 64 starts with '-'.
+        let parsed = Cli::try_parse_from([
+            "jwtgrant",
+            "integration",
+            "remove-key",
+            "e6646f2a-40aa-49a5-8967-ccf362f7709a",
+            "-3cth_94S30Jz9MO7xUjAuWf0Ngwh7KOL9yml_iZcVk",
+            "--json",
+        ]);
+        match parsed.map(|cli| cli.command) {
+            Ok(Command::Integration(IntegrationCommand::RemoveKey(key))) => {
+                assert_eq!(key.kid, "-3cth_94S30Jz9MO7xUjAuWf0Ngwh7KOL9yml_iZcVk");
+                assert!(key.json);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod args;
 mod assertion;
 mod bench;
 mod client;
+mod issuer;
 mod keygen;
 mod options;
 mod output;
@@ -126,6 +127,10 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Command::Integration(command) => block_on(async {
             admin::integration(admin_store(global).await?.1.as_ref(), command).await
+        }),
+        Command::Issuer(command) => block_on(async {
+            let (config, store) = admin_store(global).await?;
+            issuer::issuer(store.as_ref(), command, config.allow_insecure_issuer_urls).await
         }),
         Command::User(command) => {
             block_on(async { admin::user(admin_store(global).await?.1.as_ref(), command).await })

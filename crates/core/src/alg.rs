@@ -28,6 +28,20 @@ pub enum JwsAlgorithm {
     EdDsa,
 }
 
+impl serde::Serialize for JwsAlgorithm {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JwsAlgorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        JwsAlgorithm::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("alg '{name}' is not supported")))
+    }
+}
+
 /// The key families of RFC 7518 section 6.1 (`kty`), with the EC curve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyType {

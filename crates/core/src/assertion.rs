@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::error::GrantError;
 use crate::jws::{CompactJws, truncate};
-use crate::model::{Integration, split_scopes};
+use crate::model::{Integration, IntegrationKey, split_scopes};
 
 /// What the server accepts, fixed by its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,14 +114,40 @@ impl<'a> UnverifiedAssertion<'a> {
         if !integration.active {
             return Err(GrantError::IntegrationDisabled);
         }
-        let kid = self.verify_signature(integration)?;
-        let claims = self.jws.into_payload();
-        check_claims(claims, self.issuer, kid, integration, policy, now)
+        let rules = ClaimRules {
+            accepted_audiences: &policy.accepted_audiences,
+            leeway_secs: policy.leeway_secs,
+            max_lifetime_secs: policy.max_lifetime_secs,
+            require_jti: integration.require_jti,
+        };
+        self.verify_with_keys(&integration.keys, &rules, now)
+            .map(|(verified, _)| verified)
     }
 
-    fn verify_signature(&self, integration: &Integration) -> Result<String, GrantError> {
+    /// Checks the signature against `keys` (only the active ones; `kid` picks among
+    /// them, the `alg` must suit the key type) and the claims against `rules` at
+    /// `now`: the rules every issuer's assertions share. Returns the claims too, for
+    /// the rules an issuer's policy adds.
+    pub(crate) fn verify_with_keys(
+        self,
+        keys: &[IntegrationKey],
+        rules: &ClaimRules<'_>,
+        now: i64,
+    ) -> Result<(VerifiedAssertion, Map<String, Value>), GrantError> {
+        let kid = self.verify_signature(keys)?;
+        let claims = self.jws.into_payload();
+        let verified = check_claims(&claims, self.issuer, kid, rules, now)?;
+        Ok((verified, claims))
+    }
+
+    /// The header's `alg`.
+    pub(crate) fn algorithm(&self) -> crate::JwsAlgorithm {
+        self.jws.header().alg
+    }
+
+    fn verify_signature(&self, keys: &[IntegrationKey]) -> Result<String, GrantError> {
         let header = self.jws.header();
-        let active = integration.keys.iter().filter(|key| key.active);
+        let active = keys.iter().filter(|key| key.active);
         let candidates: Vec<_> = match &header.kid {
             Some(kid) => {
                 let named: Vec<_> = active.filter(|key| &key.kid == kid).collect();
@@ -152,12 +178,20 @@ impl<'a> UnverifiedAssertion<'a> {
     }
 }
 
+/// The claim rules of one issuer: the server's policy for integrations, a trusted
+/// issuer's own where it sets them.
+pub(crate) struct ClaimRules<'a> {
+    pub(crate) accepted_audiences: &'a [String],
+    pub(crate) leeway_secs: i64,
+    pub(crate) max_lifetime_secs: i64,
+    pub(crate) require_jti: bool,
+}
+
 fn check_claims(
-    claims: Map<String, Value>,
+    claims: &Map<String, Value>,
     issuer: String,
     kid: String,
-    integration: &Integration,
-    policy: &AssertionPolicy,
+    policy: &ClaimRules<'_>,
     now: i64,
 ) -> Result<VerifiedAssertion, GrantError> {
     let subject = match claims.get("sub") {
@@ -165,9 +199,9 @@ fn check_claims(
         Some(Value::String(sub)) if !sub.is_empty() => Some(sub.clone()),
         Some(_) => return Err(wrong_type("sub", "a non-empty string or null")),
     };
-    let expires_at = numeric_date(&claims, "exp")?.ok_or(GrantError::MissingClaim("exp"))?;
-    let not_before = numeric_date(&claims, "nbf")?;
-    let issued_at = numeric_date(&claims, "iat")?;
+    let expires_at = numeric_date(claims, "exp")?.ok_or(GrantError::MissingClaim("exp"))?;
+    let not_before = numeric_date(claims, "nbf")?;
+    let issued_at = numeric_date(claims, "iat")?;
     let jti = match claims.get("jti") {
         None | Some(Value::Null) => None,
         Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= 256 => Some(jti.clone()),
@@ -218,7 +252,7 @@ fn check_claims(
     }
 
     // Rule 5, the part that needs no store.
-    if integration.require_jti && jti.is_none() {
+    if policy.require_jti && jti.is_none() {
         return Err(GrantError::JtiRequired);
     }
 

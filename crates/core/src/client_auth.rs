@@ -27,6 +27,17 @@ pub enum ClientCredentials {
         /// The compact JWS as sent.
         assertion: String,
     },
+    /// A trusted issuer's token as the client assertion of the integration the
+    /// form's `client_id` names (federated client authentication: `iss` is the
+    /// issuer, an absolute URL, not the client).
+    FederatedAssertion {
+        /// The integration key, from the form.
+        client_id: String,
+        /// The token's `iss`: the trusted issuer.
+        issuer: String,
+        /// The compact JWS as sent.
+        assertion: String,
+    },
     /// Only a `client_id` in the form: a public client (PKCE binds its codes).
     Public {
         /// The integration key.
@@ -45,7 +56,7 @@ pub enum ClientAuthError {
     MalformedBasic,
     /// Two ways of authenticating in one request (RFC 6749 section 2.3).
     #[error(
-        "use exactly one client authentication method: HTTP Basic or client_secret in the form"
+        "use exactly one client authentication method: HTTP Basic, client_secret in the form, or a client assertion"
     )]
     SeveralMethods,
     /// The form's `client_id` differs from the Basic credential's.
@@ -89,6 +100,12 @@ pub enum ClientAuthError {
     /// A confidential client (one with a secret) sent only its id.
     #[error("this client has a secret: authenticate with HTTP Basic (client_id:client_secret)")]
     SecretRequired,
+    /// The endpoint answers confidential clients only, and this one named itself
+    /// without proving anything.
+    #[error(
+        "this endpoint needs client authentication: a client secret (HTTP Basic or client_secret) or a client assertion (private_key_jwt)"
+    )]
+    ConfidentialClientRequired,
 }
 
 /// Reads the credentials of a request from its `Authorization` header value (if
@@ -172,13 +189,22 @@ pub fn read_client_credentials(
         .map_err(ClientAuthError::ClientAssertion)?
         .issuer()
         .to_owned();
-    if form_client_id.is_some_and(|id| id != client_id) {
-        return Err(ClientAuthError::ClientAssertionClientId);
+    match form_client_id {
+        // An issuer URL naming another client: a trusted issuer's token, which the
+        // adapter checks against that issuer (integration keys are never URLs).
+        Some(id) if id != client_id && client_id.contains("://") => {
+            Ok(ClientCredentials::FederatedAssertion {
+                client_id: id.to_owned(),
+                issuer: client_id,
+                assertion: assertion.to_owned(),
+            })
+        }
+        Some(id) if id != client_id => Err(ClientAuthError::ClientAssertionClientId),
+        _ => Ok(ClientCredentials::Assertion {
+            client_id,
+            assertion: assertion.to_owned(),
+        }),
     }
-    Ok(ClientCredentials::Assertion {
-        client_id,
-        assertion: assertion.to_owned(),
-    })
 }
 
 /// Checks a client assertion (RFC 7523 sections 2.2 and 3) against `integration`
@@ -296,8 +322,12 @@ pub fn authenticate(
             })
         }
         (ClientCredentials::Secret { .. }, _) => Err(ClientAuthError::Failed),
-        // Verified by `authenticate_assertion`, which needs the policy and `now`.
-        (ClientCredentials::Assertion { .. }, _) => Err(ClientAuthError::Failed),
+        // Verified by `authenticate_assertion` (or, for a trusted issuer's token,
+        // `trusted_issuer::authenticate_federated_client`), which need the policy,
+        // the keys and `now`.
+        (ClientCredentials::Assertion { .. } | ClientCredentials::FederatedAssertion { .. }, _) => {
+            Err(ClientAuthError::Failed)
+        }
         (ClientCredentials::Public { .. }, Some(_)) => Err(ClientAuthError::SecretRequired),
         (ClientCredentials::Public { client_id }, None) if *client_id == integration.key => {
             Ok(AuthenticatedClient {
@@ -315,6 +345,7 @@ impl ClientCredentials {
         match self {
             ClientCredentials::Secret { client_id, .. }
             | ClientCredentials::Assertion { client_id, .. }
+            | ClientCredentials::FederatedAssertion { client_id, .. }
             | ClientCredentials::Public { client_id } => Some(client_id),
             ClientCredentials::None => None,
         }

@@ -75,6 +75,27 @@ pub enum GrantError {
     /// Rule 2: the integration is disabled.
     #[error("issuer_not_found: the integration named by 'iss' is disabled")]
     IntegrationDisabled,
+    /// A trusted issuer that an operator disabled.
+    #[error("issuer_not_found: the trusted issuer named by 'iss' is disabled")]
+    TrustedIssuerDisabled,
+    /// A trusted issuer past its `--expires-at`.
+    #[error("issuer_not_found: the trust in the issuer named by 'iss' has expired")]
+    TrustedIssuerExpired,
+    /// A trusted issuer's keys could not be fetched (and no good keys are cached).
+    #[error("issuer_keys_unavailable: {0}")]
+    IssuerKeysUnavailable(String),
+    /// The header's `typ` is not one the trusted issuer's policy accepts.
+    #[error("the trusted issuer does not accept tokens of typ '{0}'")]
+    TypNotAllowed(String),
+    /// The `alg` is not one the trusted issuer's policy accepts.
+    #[error("no_valid_keys_or_signatures: alg '{0}' is not allowed for this issuer")]
+    AlgorithmNotAllowed(String),
+    /// The trusted issuer's condition is false (or failed) for this token.
+    #[error("condition_not_met: the token does not meet the trusted issuer's condition")]
+    ConditionNotMet,
+    /// The token does not name a subject the issuer's mapping can use.
+    #[error("subject_not_mapped: {0}")]
+    SubjectNotMapped(&'static str),
     /// Rule 3: no accepted audience in `aud`.
     #[error(
         "'aud' must contain this server's audience (its OAuth host, issuer URL or token endpoint URL)"
@@ -236,6 +257,13 @@ impl GrantError {
             | GrantError::MissingClaim(_)
             | GrantError::IssuerNotFound
             | GrantError::IntegrationDisabled
+            | GrantError::TrustedIssuerDisabled
+            | GrantError::TrustedIssuerExpired
+            | GrantError::IssuerKeysUnavailable(_)
+            | GrantError::TypNotAllowed(_)
+            | GrantError::AlgorithmNotAllowed(_)
+            | GrantError::ConditionNotMet
+            | GrantError::SubjectNotMapped(_)
             | GrantError::AudienceMismatch
             | GrantError::Expired
             | GrantError::NotYetValid

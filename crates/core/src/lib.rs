@@ -31,6 +31,7 @@ pub mod model;
 pub mod pkce;
 #[cfg(test)]
 mod rule_tests;
+pub mod trusted_issuer;
 
 pub use alg::{JwsAlgorithm, KeyType};
 pub use assertion::{AssertionPolicy, UnverifiedAssertion, VerifiedAssertion};

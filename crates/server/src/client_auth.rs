@@ -1,13 +1,17 @@
 //! Client authentication against the registry, for the token, introspection and
 //! revocation endpoints: the core decides, the cache of verified secrets keeps the
-//! slow hash off the hot path.
+//! slow hash off the hot path, and a trusted issuer's keys come from its cache.
 
+use jwtgrant_core::UnverifiedAssertion;
 use jwtgrant_core::client_auth::{
     AuthenticatedClient, ClientAuthError, ClientCredentials, authenticate, authenticate_assertion,
 };
+use jwtgrant_core::model::Integration;
+use jwtgrant_core::trusted_issuer::authenticate_federated_client;
 use jwtgrant_store::JtiOutcome;
 
 use crate::error::TokenEndpointError;
+use crate::grants::trusted_issuer::issuer_keys;
 use crate::state::AppState;
 
 /// Authenticates the client presenting `credentials`.
@@ -19,6 +23,15 @@ pub async fn authenticate_client(
         Some(id) => state.registry.integration(id).await?,
         None => None,
     };
+    if let ClientCredentials::FederatedAssertion {
+        client_id,
+        issuer,
+        assertion,
+    } = credentials
+    {
+        return authenticate_federated(state, client_id, issuer, assertion, integration.as_deref())
+            .await;
+    }
     if let ClientCredentials::Assertion { assertion, .. } = credentials {
         let now = state.clock.now();
         let (client, guard) =
@@ -47,6 +60,49 @@ pub async fn authenticate_client(
     )?)
 }
 
+/// Federated client authentication: a trusted issuer's token (`iss` the issuer)
+/// authenticates the integration named by `client_id` when that issuer is bound to
+/// it with `--client-authentication`; its keys, policy and condition decide, and a
+/// `jti` is single use like every client assertion's (under `single-use`).
+async fn authenticate_federated(
+    state: &AppState,
+    client_id: &str,
+    iss: &str,
+    assertion: &str,
+    integration: Option<&Integration>,
+) -> Result<AuthenticatedClient, TokenEndpointError> {
+    let now = state.clock.now();
+    let issuer = state
+        .registry
+        .trusted_issuer(iss)
+        .await?
+        .filter(|issuer| issuer.policy.client_authentication && issuer.integration_key == client_id)
+        .ok_or(ClientAuthError::ClientAssertionClientId)?;
+    let integration = integration.ok_or(ClientAuthError::ClientAssertionUnknownClient)?;
+    let refused = ClientAuthError::ClientAssertion;
+    let unverified = UnverifiedAssertion::parse(assertion).map_err(refused)?;
+    issuer.check_trust(now).map_err(refused)?;
+    let keys = issuer_keys(state, &issuer, unverified.kid(), now)
+        .await
+        .map_err(refused)?;
+    let verified = unverified
+        .verify_from_issuer(&issuer, &keys, &state.client_policy, now)
+        .map_err(refused)?;
+    let (client, guard) = authenticate_federated_client(
+        &verified,
+        &issuer,
+        integration,
+        state.config.clock_leeway_secs,
+    )
+    .map_err(refused)?;
+    if let Some(guard) = guard
+        && state.replay.record(&guard, now).await? == JtiOutcome::Replayed
+    {
+        return Err(ClientAuthError::ClientAssertionReplayed.into());
+    }
+    Ok(client)
+}
+
 /// The client that presents a JWT bearer grant's assertion, where the request names
 /// one: authenticated when it sends credentials (a failure is 401 like on every
 /// grant), named only by a bare `client_id`, and `None` when it sends neither, as
@@ -61,7 +117,9 @@ pub async fn presenting_client(
             client_id: client_id.clone(),
             confidential: false,
         })),
-        ClientCredentials::Secret { .. } | ClientCredentials::Assertion { .. } => {
+        ClientCredentials::Secret { .. }
+        | ClientCredentials::Assertion { .. }
+        | ClientCredentials::FederatedAssertion { .. } => {
             authenticate_client(state, credentials).await.map(Some)
         }
     }

@@ -131,8 +131,18 @@ async fn background_tasks(state: Arc<AppState>) {
     let mut last_sweep = state.clock.now();
     loop {
         poll.tick().await;
-        if let Err(error) = state.registry.refresh().await {
-            tracing::warn!(%error, "registry refresh failed");
+        match state.registry.refresh().await {
+            // Keys cached for issuers that were removed are dropped with them.
+            Ok(true) => match state.registry.trusted_issuers().await {
+                Ok(issuers) => {
+                    let ids: std::collections::HashSet<&str> =
+                        issuers.values().map(|issuer| issuer.id.as_str()).collect();
+                    state.issuer_keys.retain(|id| ids.contains(id));
+                }
+                Err(error) => tracing::warn!(%error, "trusted issuers could not be listed"),
+            },
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "registry refresh failed"),
         }
         if let Err(error) = state.store.maintain().await {
             tracing::warn!(%error, "store maintenance failed");

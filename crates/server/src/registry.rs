@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use jwtgrant_core::access_token::AccessTokenClaims;
 use jwtgrant_core::keyring::Keyring;
 use jwtgrant_core::model::{Consent, Integration, IntegrationKey};
+use jwtgrant_core::trusted_issuer::{IssuerPolicy, TrustedIssuer};
 use jwtgrant_core::{PublicKey, User};
 use jwtgrant_proto::DEFAULT_SCOPES;
 use jwtgrant_store::{AccountRecord, IntegrationRecord, Store, StoreResult, UserRecord};
@@ -43,6 +44,12 @@ struct Maps {
     verified_tokens: HashMap<Arc<str>, Arc<AccessTokenClaims>>,
     /// The metadata's `scopes_supported`, once listed.
     known_scopes: Option<Arc<Vec<String>>>,
+    /// Every trusted issuer by its `iss`, once listed (the table is small).
+    trusted_issuers: Option<Arc<HashMap<String, Arc<TrustedIssuer>>>>,
+    /// The user an issuer's subject is linked to, by (issuer id, subject).
+    linked_users: HashMap<(String, String), Option<String>>,
+    /// The user id of an email address, for issuers that map by email.
+    users_by_email: HashMap<String, Option<String>>,
 }
 
 /// The cache.
@@ -327,6 +334,97 @@ impl Registry {
             }
             maps.verified_tokens.insert(Arc::from(token), claims);
         });
+    }
+}
+
+impl Registry {
+    /// The trusted issuer whose identifier is exactly `iss`, if one is registered
+    /// (active or not: the core refuses a disabled or expired one by name).
+    pub async fn trusted_issuer(&self, iss: &str) -> StoreResult<Option<Arc<TrustedIssuer>>> {
+        Ok(self.trusted_issuers().await?.get(iss).cloned())
+    }
+
+    /// Every trusted issuer by `iss`. A stored policy that no longer compiles is
+    /// left out (and logged): it can accept nothing.
+    pub async fn trusted_issuers(&self) -> StoreResult<Arc<HashMap<String, Arc<TrustedIssuer>>>> {
+        if let Some(hit) = self
+            .maps
+            .read()
+            .ok()
+            .and_then(|m| m.trusted_issuers.clone())
+        {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let mut issuers = HashMap::new();
+        for record in self.store.trusted_issuers().await? {
+            let issuer = IssuerPolicy::from_json(&record.policy).and_then(|policy| {
+                TrustedIssuer::new(
+                    record.issuer_id.clone(),
+                    record.issuer.clone(),
+                    record.integration_key.clone(),
+                    record.active,
+                    policy,
+                )
+            });
+            match issuer {
+                Ok(issuer) => {
+                    issuers.insert(record.issuer.clone(), Arc::new(issuer));
+                }
+                Err(error) => {
+                    tracing::warn!(issuer_id = %record.issuer_id, %error, "stored trusted issuer does not load; ignored");
+                }
+            }
+        }
+        let loaded = Arc::new(issuers);
+        self.insert(generation, |maps| {
+            maps.trusted_issuers = Some(Arc::clone(&loaded));
+        });
+        Ok(loaded)
+    }
+
+    /// The user linked to `subject` of the issuer `issuer_id`.
+    pub async fn linked_user(&self, issuer_id: &str, subject: &str) -> StoreResult<Option<String>> {
+        let cache_key = (issuer_id.to_owned(), subject.to_owned());
+        if let Some(hit) = self
+            .maps
+            .read()
+            .ok()
+            .and_then(|m| m.linked_users.get(&cache_key).cloned())
+        {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let loaded = self.store.linked_user(issuer_id, subject).await?;
+        self.insert(generation, |maps| {
+            if maps.linked_users.len() >= MAX_ENTRIES {
+                maps.linked_users.clear();
+            }
+            maps.linked_users.insert(cache_key, loaded.clone());
+        });
+        Ok(loaded)
+    }
+
+    /// The id of the user with this email address (without case).
+    pub async fn user_id_by_email(&self, email: &str) -> StoreResult<Option<String>> {
+        let cache_key = email.to_lowercase();
+        if let Some(hit) = self
+            .maps
+            .read()
+            .ok()
+            .and_then(|m| m.users_by_email.get(&cache_key).cloned())
+        {
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let loaded = self.store.user_by_email(email).await?.map(|u| u.user_id);
+        self.insert(generation, |maps| {
+            if maps.users_by_email.len() >= MAX_ENTRIES {
+                maps.users_by_email.clear();
+            }
+            maps.users_by_email.insert(cache_key, loaded.clone());
+        });
+        Ok(loaded)
     }
 }
 

@@ -19,6 +19,9 @@ pub enum SigningKeyError {
     /// Sealing or opening with the master key failed.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// Something else the server needs at start could not be built.
+    #[error("cannot start: {0}")]
+    Startup(String),
     /// Key generation or parsing failed.
     #[error("signing key {kid}: {reason}")]
     Key {

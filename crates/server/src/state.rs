@@ -12,6 +12,8 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::credentials::VerifiedSecrets;
 use crate::error::TokenEndpointError;
+use crate::fetch::SafeFetcher;
+use crate::issuer_keys::IssuerKeys;
 use crate::metrics::Metrics;
 use crate::ratelimit::Decision;
 use crate::ratelimit::{LocalRateLimiter, RateLimiter, RedisRateLimiter};
@@ -54,6 +56,8 @@ pub struct AppState {
     /// Where every request and background task reads `now`: the system clock,
     /// which tests move forward instead of sleeping.
     pub clock: Clock,
+    /// Trusted issuers' keys fetched by URL, cached per issuer.
+    pub issuer_keys: IssuerKeys,
 }
 
 impl AppState {
@@ -116,6 +120,9 @@ impl AppState {
                  database: set JWTGRANT_MASTER_KEY (or master_key_file) on every instance"
             );
         }
+        let fetcher = SafeFetcher::new(config.fetch_policy())
+            .map_err(|e| SigningKeyError::Startup(format!("the issuer key fetcher: {e}")))?;
+        let issuer_keys = IssuerKeys::new(fetcher);
         let clock = Clock::system();
         ensure_signing_key(
             store.as_ref(),
@@ -190,6 +197,7 @@ impl AppState {
             login_throttle,
             verified_secrets: VerifiedSecrets::default(),
             clock,
+            issuer_keys,
         }))
     }
 

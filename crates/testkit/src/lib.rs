@@ -17,6 +17,7 @@ mod binary;
 mod browser;
 mod fixtures;
 mod http;
+pub mod idp;
 pub mod log;
 pub mod ports;
 mod postgres;
@@ -32,6 +33,7 @@ pub use fixtures::{
     docusign_claims, grant_consent, now, oauth_error, other_rsa_key, rsa_key, sign,
 };
 pub use http::{get_status, http, token_request};
+pub use idp::{JwksBehavior, TestIdp, sign_with_header};
 pub use postgres::{PgCluster, TestDatabase, database_server, postgres_url_for, with_database};
 pub use redis::{RedisServer, TestRedis, with_redis};
 pub use server::TestServer;

@@ -22,3 +22,4 @@ mod redis;
 mod support;
 mod tls;
 mod token;
+mod trusted_issuers;

@@ -16,6 +16,9 @@ pub enum TokenSubject {
     User(String),
     /// The integration itself (no `sub` in the assertion).
     Application,
+    /// A workload a trusted issuer vouches for: an application token of the
+    /// integration whose `sub` is the workload's (the issuer's `--subject-expr`).
+    Workload(String),
 }
 
 /// A `jti` that must be recorded as used, until `remember_until`, before the token is
@@ -50,6 +53,21 @@ impl GrantDecision {
         }
     }
 
+    /// A decision that records `replay_guard` before issuing (a trusted issuer's).
+    pub(crate) fn with_guard(
+        client_id: String,
+        subject: TokenSubject,
+        scopes: Vec<String>,
+        replay_guard: Option<ReplayGuard>,
+    ) -> Self {
+        GrantDecision {
+            client_id,
+            subject,
+            scopes,
+            replay_guard,
+        }
+    }
+
     /// The integration key: the token's `client_id`.
     pub fn client_id(&self) -> &str {
         &self.client_id
@@ -64,7 +82,7 @@ impl GrantDecision {
     /// application token.
     pub fn subject_claim(&self) -> &str {
         match &self.subject {
-            TokenSubject::User(id) => id,
+            TokenSubject::User(id) | TokenSubject::Workload(id) => id,
             TokenSubject::Application => &self.client_id,
         }
     }
@@ -124,36 +142,7 @@ pub fn decide(
     }
 
     let subject = match assertion.subject() {
-        Some(user_id) => {
-            let user = records.user.ok_or(GrantError::UserNotFound)?;
-            if user.id != user_id {
-                return Err(GrantError::UserNotFound);
-            }
-            if !user.active {
-                return Err(GrantError::UserDisabled);
-            }
-            if !scopes.iter().any(|s| s == IMPERSONATION_SCOPE) {
-                // Consent to what was asked cannot help: the URL asks for
-                // `impersonation` too, which the next assertion must request.
-                let mut with_impersonation = scopes.clone();
-                with_impersonation.push(IMPERSONATION_SCOPE.to_owned());
-                return Err(GrantError::ImpersonationScopeMissing {
-                    consent_url: consent_url(&with_impersonation),
-                });
-            }
-            let missing: Vec<&str> = scopes
-                .iter()
-                .filter(|s| !records.consent.is_some_and(|c| c.scopes.contains(s)))
-                .map(String::as_str)
-                .collect();
-            if !missing.is_empty() {
-                return Err(GrantError::ConsentRequired {
-                    scope: missing.join(" "),
-                    consent_url: consent_url(&scopes),
-                });
-            }
-            TokenSubject::User(user_id.to_owned())
-        }
+        Some(user_id) => user_subject(user_id, &scopes, records, &consent_url)?,
         None if integration.allow_application_tokens => TokenSubject::Application,
         None => return Err(GrantError::ApplicationTokensNotAllowed),
     };
@@ -171,9 +160,48 @@ pub fn decide(
     })
 }
 
+/// The subject of a user token for `user_id` (whose record is `records.user`): the
+/// user must be active, the scopes must include `impersonation`, and the user must
+/// have consented to every scope (rule 6).
+pub(crate) fn user_subject(
+    user_id: &str,
+    scopes: &[String],
+    records: SubjectRecords<'_>,
+    consent_url: &impl Fn(&[String]) -> String,
+) -> Result<TokenSubject, GrantError> {
+    let user = records.user.ok_or(GrantError::UserNotFound)?;
+    if user.id != user_id {
+        return Err(GrantError::UserNotFound);
+    }
+    if !user.active {
+        return Err(GrantError::UserDisabled);
+    }
+    if !scopes.iter().any(|s| s == IMPERSONATION_SCOPE) {
+        // Consent to what was asked cannot help: the URL asks for
+        // `impersonation` too, which the next assertion must request.
+        let mut with_impersonation = scopes.to_vec();
+        with_impersonation.push(IMPERSONATION_SCOPE.to_owned());
+        return Err(GrantError::ImpersonationScopeMissing {
+            consent_url: consent_url(&with_impersonation),
+        });
+    }
+    let missing: Vec<&str> = scopes
+        .iter()
+        .filter(|s| !records.consent.is_some_and(|c| c.scopes.contains(s)))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(GrantError::ConsentRequired {
+            scope: missing.join(" "),
+            consent_url: consent_url(scopes),
+        });
+    }
+    Ok(TokenSubject::User(user_id.to_owned()))
+}
+
 /// Rule 7: the assertion's `scope` claim, narrowed by the form's `scope` when both
 /// are given; otherwise whichever is present.
-fn requested_scopes(
+pub(crate) fn requested_scopes(
     claim: Option<&[String]>,
     form_scope: Option<&str>,
 ) -> Result<Vec<String>, GrantError> {

@@ -1,4 +1,5 @@
-//! The JWT bearer grant (RFC 7523) as the server runs it: parse, look up the issuer,
+//! The JWT bearer grant (RFC 7523) as the server runs it: parse, look up the issuer
+//! (an integration, or a trusted issuer, whose grant is in [`super::trusted_issuer`]),
 //! verify, look up user and consent, decide, record the `jti`, sign.
 
 use jwtgrant_core::client_auth::AuthenticatedClient;
@@ -30,11 +31,16 @@ pub async fn grant(
     }
 
     let unverified = UnverifiedAssertion::parse(request.assertion)?;
-    let integration = state
-        .registry
-        .integration(unverified.issuer())
-        .await?
-        .ok_or(GrantError::IssuerNotFound)?;
+    let Some(integration) = state.registry.integration(unverified.issuer()).await? else {
+        // Not an integration: a trusted issuer's token, or nobody's.
+        let issuer = state
+            .registry
+            .trusted_issuer(unverified.issuer())
+            .await?
+            .ok_or(GrantError::IssuerNotFound)?;
+        return super::trusted_issuer::grant(state, now, unverified, &issuer, request, client)
+            .await;
+    };
     let verified = unverified.verify(&integration, &state.policy, now)?;
     check_presenting_client(client, &integration)?;
     // Counted once the signature holds, so no one can spend another's quota.

@@ -9,6 +9,7 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod jwt_bearer;
 pub mod refresh_token;
+pub mod trusted_issuer;
 
 use jwtgrant_core::access_token::{self, IssuedAccessToken};
 use jwtgrant_core::{GrantDecision, GrantError};

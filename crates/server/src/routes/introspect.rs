@@ -52,7 +52,7 @@ async fn introspection(
     let form = read_form(state, headers, body)?;
     let client = authenticate_client(state, &form.client_credentials(headers)?).await?;
     if !client.confidential {
-        return Err(ClientAuthError::SecretRequired.into());
+        return Err(ClientAuthError::ConfidentialClientRequired.into());
     }
     let token = form.require("token")?;
     let now = state.clock.now();
