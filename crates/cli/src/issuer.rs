@@ -23,7 +23,7 @@ fn check_fetch_url(what: &str, url: &str, allow_insecure: bool) -> Result<()> {
         FetchError::NotHttps => anyhow::anyhow!(
             "{what} '{url}' must be https (http:// only with --allow-insecure-issuer-urls, for development and tests)"
         ),
-        other => anyhow::anyhow!("{what} '{url}' is not an absolute https:// URL to fetch from: {other}"),
+        other => anyhow::anyhow!("{what} '{url}' cannot be fetched from: {other}"),
     })
 }
 

@@ -191,6 +191,18 @@ async fn github_actions_tokens_are_accepted_on_their_condition() {
         );
     }
 
+    // A condition that fails at run time (the claim it reads is absent) refuses
+    // the same way, never with a 5xx.
+    let mut no_ref = github_claims("octo-org", "refs/heads/main");
+    no_ref.as_object_mut().unwrap().remove("ref");
+    let (status, body) = fed
+        .grant(&idp.sign("key-1", None, json!({}), &no_ref), None)
+        .await;
+    assert_eq!(
+        (status, oauth_error(&body)),
+        (400, ("invalid_grant", condition_not_met))
+    );
+
     // A scope beyond the issuer's cap.
     let token = idp.sign(
         "key-1",
@@ -784,7 +796,15 @@ async fn issuer_add_refuses_what_cannot_work() {
             vec!["--jwks-uri", "http://127.0.0.1:9/jwks"],
             "must be https",
         ),
-        (vec!["--jwks-uri", "ftp://example.org/jwks"], "https://"),
+        (
+            vec!["--jwks-uri", "ftp://example.org/jwks"],
+            "cannot be fetched",
+        ),
+        // A private address is refused when the issuer is added, before any fetch.
+        (
+            vec!["--jwks-uri", "https://10.0.0.1/jwks"],
+            "cannot be fetched",
+        ),
         (
             vec![
                 "--jwks-uri",
