@@ -244,10 +244,12 @@ impl TrustedIssuer {
         })
     }
 
-    /// The replay record's issuer for this issuer's `jti`s (apart from every
-    /// integration's and every other issuer's).
+    /// The replay record's issuer for this issuer's `jti`s, apart from every
+    /// integration's (keys, never URLs) and every other issuer's. Named by the issuer
+    /// identifier, not the registration's id, so that removing and adding the issuer
+    /// again does not make its used tokens new.
     pub fn replay_namespace(&self) -> String {
-        format!("issuer:{}", self.id)
+        format!("issuer:{}", self.issuer)
     }
 
     /// Whether its tokens are accepted at `now`: active and before `--expires-at`.

@@ -131,7 +131,7 @@ async fn github_actions_tokens_are_accepted_on_their_condition() {
     let fed = Federation::start().await;
     let idp = TestIdp::with_rsa_key().await;
     let jwks_uri = idp.jwks_uri();
-    fed.add_issuer(&[
+    let github_args = [
         "--issuer",
         GITHUB,
         "--jwks-uri",
@@ -147,7 +147,8 @@ async fn github_actions_tokens_are_accepted_on_their_condition() {
         "--scope",
         "deploy",
         "--allow-insecure-issuer-urls",
-    ]);
+    ];
+    let issuer_id = fed.add_issuer(&github_args);
     fed.server.refresh().await;
 
     let token = idp.sign(
@@ -172,6 +173,15 @@ async fn github_actions_tokens_are_accepted_on_their_condition() {
         "{body}"
     );
     assert!(oauth_error(&body).1.contains("already been used"), "{body}");
+    // Still used after the issuer is removed and added again.
+    admin(fed.server.dir.path(), &["issuer", "remove", &issuer_id]);
+    fed.add_issuer(&github_args);
+    fed.server.refresh().await;
+    let (status, body) = fed.grant(&token, None).await;
+    assert!(
+        oauth_error(&body).1.contains("already been used"),
+        "{status} {body}"
+    );
 
     // Another owner (with its own audience), or another branch: the condition fails,
     // and the refusal names only the rule.
@@ -217,8 +227,8 @@ async fn github_actions_tokens_are_accepted_on_their_condition() {
         "{body}"
     );
 
-    // The keys were fetched once for all of these.
-    assert_eq!(idp.jwks_hits(), 1);
+    // The keys were fetched once for each registration of the issuer.
+    assert_eq!(idp.jwks_hits(), 2);
 }
 
 fn kubernetes_claims(namespace: &str, account: &str, audience: &str) -> Value {
