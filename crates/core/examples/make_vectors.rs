@@ -1,6 +1,7 @@
-//! Regenerates `testdata/assertions.json` (JWT bearer grant assertions) and
-//! `testdata/client_assertions.json` (client assertions, RFC 7523 section 2.2):
-//! signed tokens and the verdict each must get, made with the test keys in
+//! Regenerates `testdata/assertions.json` (JWT bearer grant assertions),
+//! `testdata/client_assertions.json` (client assertions, RFC 7523 section 2.2) and
+//! `testdata/issuer_assertions.json` (trusted issuers' tokens, PROTOCOL.md part
+//! two): signed tokens and the verdict each must get, made with the test keys in
 //! `testdata/keys/` (created on first run).
 //!
 //!     cargo run -p jwtgrant-core --example make_vectors
@@ -13,6 +14,9 @@
 )]
 
 use std::path::Path;
+
+#[path = "make_vectors/issuers.rs"]
+mod issuers;
 
 use jwtgrant_core::b64;
 use jwtgrant_core::jws::sign_compact;
@@ -372,6 +376,12 @@ fn main() {
     println!(
         "wrote {} ({count} cases)",
         root.join("client_assertions.json").display()
+    );
+
+    let count = issuers::issuer_vectors(&root, &keys, &rsa, &ec, &stranger);
+    println!(
+        "wrote {} ({count} cases)",
+        root.join("issuer_assertions.json").display()
     );
 }
 

@@ -688,4 +688,55 @@ mod client_assertion {
             Err(ClientAuthError::ClientAssertionType)
         );
     }
+
+    #[test]
+    fn a_trusted_issuers_token_is_federated_only_for_a_url_iss_and_another_client_id() {
+        let issuer = "https://kubernetes.default.svc.cluster.local";
+        let mut claims = client_claims();
+        claims["iss"] = json!(issuer);
+        claims["sub"] = json!("system:serviceaccount:ci:deployer");
+        let token = signed(&claims, None);
+        let read = |client_id| {
+            read_client_credentials(
+                None,
+                client_id,
+                None,
+                Some(CLIENT_ASSERTION_TYPE),
+                Some(token.as_str()),
+            )
+        };
+        assert_eq!(
+            read(Some(ISS)),
+            Ok(ClientCredentials::FederatedAssertion {
+                client_id: ISS.into(),
+                issuer: issuer.into(),
+                assertion: token.clone()
+            })
+        );
+        // The URL named as the client too, or no client_id: a client assertion of
+        // the client the URL names (none: integration keys are never URLs).
+        for client_id in [Some(issuer), None] {
+            assert_eq!(
+                read(client_id),
+                Ok(ClientCredentials::Assertion {
+                    client_id: issuer.into(),
+                    assertion: token.clone()
+                }),
+                "{client_id:?}"
+            );
+        }
+        // An iss that is not a URL naming another client is a mismatch, not a
+        // trusted issuer.
+        let own = signed(&client_claims(), None);
+        assert_eq!(
+            read_client_credentials(
+                None,
+                Some("another-client"),
+                None,
+                Some(CLIENT_ASSERTION_TYPE),
+                Some(own.as_str())
+            ),
+            Err(ClientAuthError::ClientAssertionClientId)
+        );
+    }
 }

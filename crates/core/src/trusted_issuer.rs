@@ -515,3 +515,6 @@ pub fn authenticate_federated_client(
         guard,
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,8 @@
 //! Runs every vector of `testdata/assertions.json` through the core (parse, verify,
-//! decide) and every one of `testdata/client_assertions.json` through client
-//! authentication (`read_client_credentials`, `authenticate_assertion`). Each must
-//! get exactly its recorded verdict.
+//! decide), every one of `testdata/client_assertions.json` through client
+//! authentication (`read_client_credentials`, `authenticate_assertion`), and every
+//! one of `testdata/issuer_assertions.json` through a trusted issuer's grant or
+//! federated client authentication. Each must get exactly its recorded verdict.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,8 +14,12 @@
 use jwtgrant_core::client_auth::{
     ClientAuthError, ClientCredentials, authenticate_assertion, read_client_credentials,
 };
-use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, decide};
+use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, TokenSubject, decide};
+use jwtgrant_core::jwks::parse_jwks;
 use jwtgrant_core::model::{Consent, Integration, IntegrationKey, User};
+use jwtgrant_core::trusted_issuer::{
+    IssuerPolicy, TrustedIssuer, UserLookup, authenticate_federated_client, decide_for_issuer,
+};
 use jwtgrant_core::{AssertionPolicy, GrantError, PublicKey, UnverifiedAssertion};
 use jwtgrant_proto::Jwk;
 use serde_json::Value;
@@ -267,6 +272,256 @@ fn every_client_vector_gets_its_verdict() {
         "ClientAssertionTyp",
         "ClientAssertionType",
         "SeveralMethods",
+    ] {
+        assert!(kinds.contains(kind), "no vector gets {kind}");
+    }
+}
+
+/// The name of a `GrantError` variant, as the issuer vectors record it.
+fn grant_error_kind(error: &GrantError) -> String {
+    format!("{error:?}")
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// The trusted issuer a case names, built from its record as the registry builds
+/// it (the stored policy compiled by `TrustedIssuer::new`), with its usable keys.
+fn trusted_issuer(doc: &Value, id: &str) -> (TrustedIssuer, jwtgrant_core::jwks::IssuerKeySet) {
+    let record = &doc["issuers"][id];
+    assert!(record.is_object(), "no issuer {id}");
+    let policy = IssuerPolicy::from_json(&record["policy"].to_string()).unwrap();
+    let issuer = TrustedIssuer::new(
+        record["id"].as_str().unwrap().into(),
+        record["issuer"].as_str().unwrap().into(),
+        record["integration"].as_str().unwrap().into(),
+        record["active"].as_bool().unwrap(),
+        policy,
+    )
+    .unwrap();
+    let keys = match issuer.static_keys() {
+        Some(keys) => (**keys).clone(),
+        None => parse_jwks(
+            &serde_json::to_vec(&record["jwks"]).unwrap(),
+            issuer.allowed_algorithms(),
+        )
+        .unwrap(),
+    };
+    (issuer, keys)
+}
+
+fn issuer_integration(doc: &Value, key: &str) -> Option<Integration> {
+    doc["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == key)
+        .map(|i| Integration {
+            key: key.into(),
+            name: "issuer vectors".into(),
+            active: i["active"].as_bool().unwrap(),
+            allow_application_tokens: i["allow_application_tokens"].as_bool().unwrap(),
+            require_jti: false,
+            scopes: serde_json::from_value(i["scopes"].clone()).unwrap(),
+            redirect_uris: vec![],
+            client_secret_hash: None,
+            keys: vec![],
+        })
+}
+
+/// The first entry of `doc[list]` whose members equal `matching`'s, if any.
+fn find<'a>(doc: &'a Value, list: &str, matching: &[(&str, &str)]) -> Option<&'a Value> {
+    doc[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| matching.iter().all(|(name, value)| entry[*name] == *value))
+}
+
+/// One case of the issuer vectors, through the core as the server runs it.
+fn issuer_verdict(doc: &Value, case: &Value) -> Result<Value, GrantError> {
+    let name = case["name"].as_str().unwrap();
+    let now = doc["now"].as_i64().unwrap();
+    let (issuer, keys) = trusted_issuer(doc, case["issuer"].as_str().unwrap());
+    let leeway = doc["policies"]["grant"]["leeway_secs"].as_i64().unwrap();
+    match case["flow"].as_str().unwrap() {
+        "grant" => {
+            let integration = issuer_integration(doc, &issuer.integration_key).unwrap();
+            let assertion = UnverifiedAssertion::parse(case["assertion"].as_str().unwrap())?
+                .verify_from_issuer(&issuer, &keys, &policy(&doc["policies"]["grant"]), now)?;
+            let user_id = match issuer.user_lookup(&assertion)? {
+                Some(UserLookup::Linked(subject)) => find(
+                    doc,
+                    "links",
+                    &[
+                        ("issuer", issuer.id.as_str()),
+                        ("subject", subject.as_str()),
+                    ],
+                ),
+                Some(UserLookup::Email(email)) => find(doc, "emails", &[("email", email.as_str())]),
+                None => None,
+            }
+            .map(|entry| entry["user"].as_str().unwrap());
+            let user = user_id
+                .and_then(|id| find(doc, "users", &[("id", id)]))
+                .map(|u| User {
+                    id: u["id"].as_str().unwrap().into(),
+                    active: u["active"].as_bool().unwrap(),
+                });
+            let consent = user_id
+                .and_then(|id| {
+                    find(
+                        doc,
+                        "consents",
+                        &[("user", id), ("integration", integration.key.as_str())],
+                    )
+                })
+                .map(|c| Consent {
+                    scopes: serde_json::from_value(c["scopes"].clone()).unwrap(),
+                });
+            let records = SubjectRecords {
+                user: user.as_ref(),
+                consent: consent.as_ref(),
+            };
+            let decision = decide_for_issuer(
+                &assertion,
+                &issuer,
+                &integration,
+                case["form_scope"].as_str(),
+                records,
+                leeway,
+                |_| "https://consent".into(),
+            )?;
+            assert_eq!(decision.client_id(), integration.key, "{name}");
+            let subject = match decision.subject() {
+                TokenSubject::User(id) => serde_json::json!({ "user": id }),
+                TokenSubject::Workload(sub) => serde_json::json!({ "workload": sub }),
+                TokenSubject::Application => panic!("{name}: an application token"),
+            };
+            Ok(serde_json::json!({
+                "subject": subject,
+                "scopes": decision.scopes(),
+                "replay_guard": decision.replay_guard().map(guard_json),
+            }))
+        }
+        "client_authentication" => {
+            let request = &case["request"];
+            let field = |name: &str| request[name].as_str();
+            let credentials = read_client_credentials(
+                None,
+                field("client_id"),
+                None,
+                field("client_assertion_type"),
+                field("client_assertion"),
+            )
+            .unwrap();
+            let ClientCredentials::FederatedAssertion {
+                client_id,
+                issuer: iss,
+                assertion,
+            } = credentials
+            else {
+                panic!("{name}: not read as a federated assertion: {credentials:?}");
+            };
+            assert_eq!(iss, issuer.issuer, "{name}");
+            let integration = issuer_integration(doc, &client_id).unwrap();
+            let assertion = UnverifiedAssertion::parse(&assertion)?.verify_from_issuer(
+                &issuer,
+                &keys,
+                &policy(&doc["policies"]["client_authentication"]),
+                now,
+            )?;
+            let (client, guard) =
+                authenticate_federated_client(&assertion, &issuer, &integration, leeway)?;
+            assert!(client.confidential, "{name}");
+            Ok(serde_json::json!({
+                "client_id": client.client_id,
+                "replay_guard": guard.as_ref().map(guard_json),
+            }))
+        }
+        flow => panic!("{name}: unknown flow {flow}"),
+    }
+}
+
+fn guard_json(guard: &jwtgrant_core::ReplayGuard) -> Value {
+    serde_json::json!({
+        "issuer": guard.issuer,
+        "jti": guard.jti,
+        "remember_until": guard.remember_until,
+    })
+}
+
+#[test]
+fn every_issuer_vector_gets_its_verdict() {
+    let doc = read("issuer_assertions.json");
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 45, "{} cases", cases.len());
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut wrong = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let result = issuer_verdict(&doc, case);
+        match (case["verdict"].as_str().unwrap(), result) {
+            ("accept", Ok(got)) => {
+                let expected: serde_json::Map<_, _> = case
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(member, _)| got.get(member.as_str()).is_some())
+                    .map(|(member, value)| (member.clone(), value.clone()))
+                    .collect();
+                if Value::Object(expected) != got {
+                    wrong.push(format!("{name}: accepted as {got}"));
+                }
+                kinds.insert(format!("accept {}", case["flow"].as_str().unwrap()));
+            }
+            ("accept", Err(error)) => wrong.push(format!("{name}: refused with {error}")),
+            (_, Ok(got)) => wrong.push(format!(
+                "{name}: accepted ({got}), expected {}",
+                case["error"]
+            )),
+            (_, Err(error)) => {
+                let prefix = case["description_starts_with"].as_str().unwrap();
+                if grant_error_kind(&error) != case["error"].as_str().unwrap()
+                    || error.code().as_str() != case["code"].as_str().unwrap()
+                    || !error.to_string().starts_with(prefix)
+                {
+                    wrong.push(format!(
+                        "{name}: refused as {} ({}) '{error}', expected {} ({}) '{prefix}...'",
+                        grant_error_kind(&error),
+                        error.code().as_str(),
+                        case["error"],
+                        case["code"],
+                    ));
+                }
+                kinds.insert(grant_error_kind(&error));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Every rule of a trusted issuer keeps at least one vector.
+    for kind in [
+        "accept grant",
+        "accept client_authentication",
+        "IssuerNotFound",
+        "TrustedIssuerDisabled",
+        "TrustedIssuerExpired",
+        "TypNotAllowed",
+        "AlgorithmNotAllowed",
+        "NoValidKeysOrSignatures",
+        "UnknownKeyId",
+        "AudienceMismatch",
+        "Expired",
+        "LifetimeTooLong",
+        "JtiRequired",
+        "ConditionNotMet",
+        "SubjectNotMapped",
+        "UserNotFound",
+        "ImpersonationScopeMissing",
+        "ConsentRequired",
+        "ScopeNotAllowed",
+        "ApplicationTokensNotAllowed",
+        "IntegrationDisabled",
     ] {
         assert!(kinds.contains(kind), "no vector gets {kind}");
     }
