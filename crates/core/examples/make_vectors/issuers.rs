@@ -210,7 +210,7 @@ pub(super) fn issuer_vectors(
             workload(
                 repo,
                 &["signature"],
-                guard(GITHUB_ID, &github(json!({})), LEEWAY),
+                guard(GITHUB, &github(json!({})), LEEWAY),
             ),
         ),
         (
@@ -219,7 +219,7 @@ pub(super) fn issuer_vectors(
             workload(
                 repo,
                 &["signature"],
-                guard(GITHUB_ID, &github(json!({})), LEEWAY),
+                guard(GITHUB, &github(json!({})), LEEWAY),
             ),
         ),
         (
@@ -232,7 +232,7 @@ pub(super) fn issuer_vectors(
             workload(
                 repo,
                 &["signature"],
-                guard(GITHUB_ID, &github(json!({})), LEEWAY),
+                guard(GITHUB, &github(json!({})), LEEWAY),
             ),
         ),
         (
@@ -630,7 +630,7 @@ pub(super) fn issuer_vectors(
                 user(
                     ADA,
                     &["signature", "impersonation"],
-                    guard(OKTA_ID, &c, LEEWAY),
+                    guard(OKTA, &c, LEEWAY),
                 ),
             )
         },
@@ -642,7 +642,7 @@ pub(super) fn issuer_vectors(
                 user(
                     ADA,
                     &["signature", "impersonation"],
-                    guard(OKTA_ID, &c, LEEWAY),
+                    guard(OKTA, &c, LEEWAY),
                 ),
             )
         },

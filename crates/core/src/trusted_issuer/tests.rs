@@ -241,7 +241,7 @@ fn a_token_of_the_issuer_under_its_policy_is_granted() {
     assert_eq!(
         decision.replay_guard(),
         Some(&ReplayGuard {
-            issuer: format!("issuer:{ISSUER_ID}"),
+            issuer: format!("issuer:{ISSUER}"),
             jti: "gh-jti-1".into(),
             remember_until: NOW + 300 + LEEWAY,
         })
@@ -520,7 +520,7 @@ fn single_use_requires_a_jti_and_guards_it_under_the_issuer() {
         .replay_guard()
         .cloned()
         .unwrap();
-    assert_eq!(guard.issuer, format!("issuer:{ISSUER_ID}"));
+    assert_eq!(guard.issuer, format!("issuer:{ISSUER}"));
     assert_eq!(guard.issuer, single.replay_namespace());
     assert_eq!(guard.jti, "gh-jti-1");
     assert_eq!(guard.remember_until, NOW + 300 + LEEWAY);
@@ -922,7 +922,7 @@ fn a_federated_client_is_the_issuers_active_integration_guarded_apart() {
     assert_eq!(
         guard,
         Some(ReplayGuard {
-            issuer: format!("client-assertion:issuer:{ISSUER_ID}"),
+            issuer: format!("client-assertion:issuer:{ISSUER}"),
             jti: "gh-jti-1".into(),
             remember_until: NOW + 300 + LEEWAY,
         })
