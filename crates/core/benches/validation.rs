@@ -6,7 +6,11 @@
 //! `crypto/*` compares aws-lc-rs (used) with ring on the same operations;
 //! `condition/*` is a trusted issuer's CEL: compiling, evaluating over realistic
 //! claims, and the worst expressions that compile over the worst claims that fit
-//! in an assertion.
+//! in an assertion; `trusted/*` compares, in one run, a registered integration's
+//! grant (its usual token, and one carrying GitHub's claims) with a trusted
+//! issuer's (GitHub Actions, keys cached), with and without its condition:
+//!
+//!     cargo bench -p jwtgrant-core --bench validation -- trusted
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,9 +26,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jwtgrant_core::access_token::{self, AccessTokenSettings};
 use jwtgrant_core::condition::{Expression, MAX_ITERATIONS};
 use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, decide};
+use jwtgrant_core::jwks::parse_jwks;
 use jwtgrant_core::jws::sign_compact;
 use jwtgrant_core::keyring::KeyringEntry;
 use jwtgrant_core::model::{Consent, Integration, IntegrationKey, User};
+use jwtgrant_core::trusted_issuer::{
+    DEFAULT_MAX_LIFETIME_SECS, IssuerPolicy, KeySource, ReplayPolicy, SubjectKind, TrustedIssuer,
+    UserClaim, decide_for_issuer,
+};
 use jwtgrant_core::{AssertionPolicy, JwsAlgorithm, SigningKey, UnverifiedAssertion};
 use serde_json::json;
 
@@ -322,5 +331,163 @@ fn condition(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, grant_path, crypto, condition);
+/// The JWT bearer grant in the core, registered integration against trusted issuer,
+/// in one run: parse, verify (RS256, 2048 bits), decide. The issuer's keys are
+/// parsed once, as the adapter's cache holds them.
+fn trusted(c: &mut Criterion) {
+    const GITHUB: &str = "https://token.actions.githubusercontent.com";
+    let key = SigningKey::generate(JwsAlgorithm::Rs256, 2048).unwrap();
+    let policy = AssertionPolicy {
+        accepted_audiences: vec!["http://127.0.0.1:8080".into(), "127.0.0.1:8080".into()],
+        leeway_secs: 60,
+        max_lifetime_secs: 3600,
+    };
+
+    // A registered integration's user token, as `grant/parse_verify_decide_rs256`.
+    let integration = Integration {
+        key: "0b5c4f7e-8d2a-4e61-9a53-2f7c1d9e6b40".into(),
+        name: "bench".into(),
+        active: true,
+        allow_application_tokens: true,
+        require_jti: true,
+        scopes: vec!["signature".into(), "impersonation".into()],
+        redirect_uris: vec![],
+        client_secret_hash: None,
+        keys: vec![IntegrationKey {
+            kid: "k".into(),
+            public_key: key.public_key().clone(),
+            active: true,
+        }],
+    };
+    let user = User {
+        id: "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b".into(),
+        active: true,
+    };
+    let consent = Consent {
+        scopes: vec!["signature".into(), "impersonation".into()],
+    };
+    let records = SubjectRecords {
+        user: Some(&user),
+        consent: Some(&consent),
+    };
+    let claims = json!({"iss": integration.key, "sub": user.id, "aud": "127.0.0.1:8080", "iat": NOW,
+                        "exp": NOW + 3600, "scope": "signature impersonation", "jti": "7d0c3f0e-1111-4222-8333-944455556666"});
+    let registered = sign_compact(&key, JwsAlgorithm::Rs256, Some("JWT"), None, &claims).unwrap();
+
+    // GitHub Actions' ID token for this server, its JWKS with a second key (GitHub
+    // publishes a few), and the issuer as `issuer add` makes it.
+    let mut github = github_claims();
+    github.insert("aud".into(), json!("http://127.0.0.1:8080"));
+    github.insert("iat".into(), json!(NOW));
+    github.insert("nbf".into(), json!(NOW - 600));
+    github.insert("exp".into(), json!(NOW + 300));
+    let token = sign_compact(
+        &key,
+        JwsAlgorithm::Rs256,
+        Some("JWT"),
+        Some("gh-1"),
+        &github,
+    )
+    .unwrap();
+    let other = SigningKey::generate(JwsAlgorithm::Rs256, 2048).unwrap();
+    let jwks = json!({"keys": [
+        other.public_key().to_jwk(Some("gh-0"), Some(JwsAlgorithm::Rs256)),
+        key.public_key().to_jwk(Some("gh-1"), Some(JwsAlgorithm::Rs256)),
+    ]});
+    let keys = parse_jwks(&serde_json::to_vec(&jwks).unwrap(), &[]).unwrap();
+    let issuer = |condition: Option<&str>, subject_expr: Option<&str>| {
+        let policy = IssuerPolicy {
+            keys: KeySource::JwksUri(format!("{GITHUB}/.well-known/jwks")),
+            audiences: vec![],
+            algorithms: vec![JwsAlgorithm::Rs256],
+            typs: vec![],
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
+            clock_skew_secs: None,
+            replay: ReplayPolicy::SingleUse,
+            subject: SubjectKind::Workload,
+            user_claim: UserClaim::Sub,
+            subject_expr: subject_expr.map(str::to_owned),
+            condition: condition.map(str::to_owned),
+            scopes: vec!["signature".into()],
+            expires_at: None,
+            client_authentication: false,
+        };
+        TrustedIssuer::new(
+            "1e5a9c3d".into(),
+            GITHUB.into(),
+            integration.key.clone(),
+            true,
+            policy,
+        )
+        .unwrap()
+    };
+    let gated = issuer(
+        Some(r#"assertion.repository_owner == "octo-org" && assertion.ref == "refs/heads/main""#),
+        Some(r#""repo:" + assertion.repository"#),
+    );
+    let plain = issuer(None, None);
+    let no_records = SubjectRecords {
+        user: None,
+        consent: None,
+    };
+    // The registered integration's application token carrying the same claims as
+    // GitHub's: what the trusted path adds, apart from the larger token.
+    let mut same_claims = github.clone();
+    same_claims.insert("iss".into(), json!(integration.key));
+    same_claims.remove("sub");
+    let registered_same =
+        sign_compact(&key, JwsAlgorithm::Rs256, Some("JWT"), None, &same_claims).unwrap();
+
+    let mut group = c.benchmark_group("trusted");
+    group.bench_function("registered_rs256", |b| {
+        b.iter(|| {
+            let verified = UnverifiedAssertion::parse(black_box(&registered))
+                .unwrap()
+                .verify(&integration, &policy, NOW)
+                .unwrap();
+            decide(&verified, None, &integration, records, 60, |_| {
+                String::new()
+            })
+            .unwrap()
+        })
+    });
+    group.bench_function("registered_rs256_github_claims", |b| {
+        b.iter(|| {
+            let verified = UnverifiedAssertion::parse(black_box(&registered_same))
+                .unwrap()
+                .verify(&integration, &policy, NOW)
+                .unwrap();
+            decide(&verified, None, &integration, no_records, 60, |_| {
+                String::new()
+            })
+            .unwrap()
+        })
+    });
+    for (name, issuer) in [
+        ("issuer_rs256_condition_subject_expr", &gated),
+        ("issuer_rs256_no_condition", &plain),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let assertion = UnverifiedAssertion::parse(black_box(&token))
+                    .unwrap()
+                    .verify_from_issuer(issuer, &keys, &policy, NOW)
+                    .unwrap();
+                decide_for_issuer(
+                    &assertion,
+                    issuer,
+                    &integration,
+                    None,
+                    no_records,
+                    60,
+                    |_| String::new(),
+                )
+                .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, grant_path, crypto, condition, trusted);
 criterion_main!(benches);
