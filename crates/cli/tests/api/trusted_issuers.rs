@@ -287,6 +287,29 @@ async fn kubernetes_service_account_tokens_and_a_static_jwks_file() {
     // A static JWKS file is never fetched.
     assert_eq!(idp.jwks_hits(), 0);
 
+    // A workload subject spelt like a local user's id (or an integration key) is
+    // refused: it could pass for them at a resource server.
+    let user_id = fed.server.add_user(None).await;
+    let (other_ik, _) = fed
+        .server
+        .add_integration(IntegrationSpec::applications(), &other_rsa_key())
+        .await;
+    for posing_as in [user_id, other_ik] {
+        let mut posing = kubernetes_claims("payments", "api", "jwtgrant");
+        posing["sub"] = json!(posing_as);
+        let token = idp.sign("sa-key", None, json!({}), &posing);
+        let (status, body) = fed.grant(&token, Some("signature")).await;
+        assert_eq!(
+            (status, oauth_error(&body).0),
+            (400, "invalid_grant"),
+            "{body}"
+        );
+        assert!(
+            oauth_error(&body).1.contains("names a local user"),
+            "{body}"
+        );
+    }
+
     for (claims, rule) in [
         (
             kubernetes_claims("default", "api", "jwtgrant"),

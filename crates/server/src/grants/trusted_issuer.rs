@@ -11,7 +11,7 @@ use jwtgrant_core::jwks::IssuerKeySet;
 use jwtgrant_core::trusted_issuer::{
     KeySource as PolicyKeys, TrustedIssuer, UserLookup, decide_for_issuer,
 };
-use jwtgrant_core::{GrantError, UnverifiedAssertion};
+use jwtgrant_core::{GrantError, TokenSubject, UnverifiedAssertion};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::JtiOutcome;
 
@@ -86,6 +86,19 @@ pub async fn grant(
         state.config.clock_leeway_secs,
         |scopes| state.consent_url(&integration.key, redirect_uri, scopes),
     )?;
+
+    // A workload's `sub` comes from its claims: it may not pass for a local user or
+    // another integration at a resource server.
+    if let TokenSubject::Workload(subject) = decision.subject()
+        && subject != &integration.key
+        && (state.registry.user(subject).await?.is_some()
+            || state.registry.integration(subject).await?.is_some())
+    {
+        return Err(GrantError::SubjectNotMapped(
+            "the workload subject names a local user or another integration",
+        )
+        .into());
+    }
 
     if let Some(guard) = decision.replay_guard() {
         let outcome = state.replay.record(guard, now).await?;
