@@ -67,14 +67,15 @@ async fn a_disabled_client_or_key_stops_authenticating_everywhere_with_redis() {
     client_assertions(&server, true).await;
 }
 
-/// Three instances on a database of the test's own (and Redis, when asked).
+/// Three instances on a database of the test's own (and Redis, when asked). The
+/// instances come first: dropped first, even when the test fails.
 struct Cluster {
+    instances: Vec<Instance>,
+    http: reqwest::Client,
     label: &'static str,
     db: TestDatabase,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-    instances: Vec<Instance>,
     _redis: Option<TestRedis>,
+    dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -93,16 +94,16 @@ impl Cluster {
         }
         let instances = start_instances(3, &db.url, &flags, &[], dir.path()).await;
         Cluster {
+            instances,
+            http: http(),
             label: if with_redis {
                 "PostgreSQL + Redis"
             } else {
                 "PostgreSQL"
             },
             db,
-            dir,
-            http: http(),
-            instances,
             _redis: redis,
+            dir,
         }
     }
 
@@ -111,7 +112,7 @@ impl Cluster {
     }
 
     /// Sends a fresh `request` to each instance once; each must answer as `expect`
-    /// says (what it says of the answer, when it does not).
+    /// says. `what` names the request when one does not.
     async fn each(
         &self,
         what: &str,
@@ -128,8 +129,8 @@ impl Cluster {
         }
     }
 
-    fn stop(self) {
-        for mut instance in self.instances {
+    fn stop(mut self) {
+        for instance in &mut self.instances {
             instance.stop();
         }
     }
