@@ -4,16 +4,12 @@
 //! replay record, one registry, one set of signing keys, kept encrypted in the
 //! database under the master key every instance is given.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jwtgrant_client::Verifier;
 use serde_json::Value;
 
 use crate::support::*;
-
-/// Every admin change must reach every instance within this (the bound).
-const PROPAGATION: Duration = Duration::from_secs(5);
 
 /// The master key every instance (and the admin commands on keys) is given.
 const MASTER_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
@@ -171,51 +167,18 @@ async fn three_instances(server: &str, with_redis: bool) {
     // 3. The same assertion sent to all three at once (two copies each): one token.
     let rounds = 20;
     let copies = 2;
-    // Open the connections beforehand (concurrent requests, one connection each), so
-    // the copies leave together.
-    let mut warm = tokio::task::JoinSet::new();
-    for instance in &instances {
-        for _ in 0..copies {
-            let (http, url) = (http.clone(), format!("{}/healthz", instance.url));
-            warm.spawn(async move { get_status(&http, &url).await });
-        }
-    }
-    while let Some(status) = warm.join_next().await {
-        assert_eq!(status.unwrap(), 200);
-    }
+    warm(&http, &instances, copies).await;
     let mut winners = vec![0_usize; instances.len()];
     for round in 0..rounds {
-        let assertion = Arc::new(reg.assertion(&aud));
-        let barrier = Arc::new(tokio::sync::Barrier::new(instances.len() * copies));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, instance) in instances.iter().enumerate() {
-            for _ in 0..copies {
-                let (http, url) = (http.clone(), instance.url.clone());
-                let (assertion, barrier) = (Arc::clone(&assertion), Arc::clone(&barrier));
-                tasks.spawn(async move {
-                    barrier.wait().await;
-                    let (status, body) = token(&http, &url, &assertion).await;
-                    (index, status, body)
-                });
-            }
-        }
-        let mut outcomes = Vec::new();
-        while let Some(outcome) = tasks.join_next().await {
-            outcomes.push(outcome.unwrap());
-        }
-        let ok: Vec<usize> = outcomes
-            .iter()
-            .filter(|(_, status, _)| *status == 200)
-            .map(|(index, _, _)| *index)
-            .collect();
-        assert_eq!(ok.len(), 1, "round {round}: {outcomes:?}");
-        winners[ok[0]] += 1;
-        for (_, status, body) in &outcomes {
-            assert!(
-                *status == 200 || (*status == 400 && oauth_error(body).0 == "invalid_grant"),
-                "round {round}: {status} {body}"
-            );
-        }
+        let assertion = reg.assertion(&aud);
+        let outcomes = race(&http, &instances, copies, |http, url| {
+            jwt_bearer(http, url, &assertion)
+        })
+        .await;
+        let winner = one_winner(round, &outcomes, |status, body| {
+            status == 400 && oauth_error(body).0 == "invalid_grant"
+        });
+        winners[winner] += 1;
     }
 
     // 4. An integration disabled through the admin command: refused by all three
@@ -223,12 +186,13 @@ async fn three_instances(server: &str, with_redis: bool) {
     let command = Instant::now();
     admin(&db.url, &["integration", "disable", &reg.integration_key]).await;
     let disable_command = command.elapsed();
-    let disabled = times_until(&instances, &http, &reg, &aud, |status, body| {
+    let fresh = |http: &reqwest::Client, url: &str| jwt_bearer(http, url, &reg.assertion(&aud));
+    let disabled = times_until(&instances, &http, fresh, |status, body| {
         status == 400 && oauth_error(body).1.starts_with("issuer_not_found")
     })
     .await;
     admin(&db.url, &["integration", "enable", &reg.integration_key]).await;
-    let enabled = times_until(&instances, &http, &reg, &aud, |status, _| status == 200).await;
+    let enabled = times_until(&instances, &http, fresh, |status, _| status == 200).await;
 
     // 5. A key rotated with `keys rotate --activate-after 0`: published by all three
     //    within 5 s; each then signs with it, and its tokens verify everywhere.
@@ -354,52 +318,4 @@ async fn verify_everywhere(access: &str, issuer: &str, instances: &[Instance], r
         assert_eq!(claims.sub, reg.user_id);
         assert_eq!(claims.client_id, reg.integration_key);
     }
-}
-
-/// Sends fresh assertions to every instance until each answers as `done` says;
-/// returns how long each took. An instance that answered so must keep doing so.
-async fn times_until(
-    instances: &[Instance],
-    http: &reqwest::Client,
-    reg: &Registration,
-    aud: &str,
-    done: impl Fn(u16, &Value) -> bool,
-) -> Vec<Duration> {
-    let start = Instant::now();
-    let mut took: Vec<Option<Duration>> = vec![None; instances.len()];
-    loop {
-        for (index, instance) in instances.iter().enumerate() {
-            let (status, body) = token(http, &instance.url, &reg.assertion(aud)).await;
-            let now_done = done(status, &body);
-            match took[index] {
-                None if now_done => took[index] = Some(start.elapsed()),
-                Some(_) => assert!(
-                    now_done,
-                    "{} went back to the old answer: {status} {body}",
-                    instance.url
-                ),
-                None => assert!(
-                    (200..500).contains(&status),
-                    "{}: {status} {body}",
-                    instance.url
-                ),
-            }
-        }
-        if took.iter().all(Option::is_some) {
-            return took.into_iter().flatten().collect();
-        }
-        assert!(
-            start.elapsed() < PROPAGATION,
-            "not every instance changed its answer within 5 s: {took:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn show(times: &[Duration]) -> String {
-    times
-        .iter()
-        .map(|t| format!("{:.2} s", t.as_secs_f64()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -14,3 +14,4 @@
 mod cluster;
 mod faults;
 mod support;
+mod trust;

@@ -1,10 +1,12 @@
 //! Test support: the kit's PostgreSQL (a database of the test's own, a throwaway
 //! cluster), its `redis-server`s and its `jwtgrant serve` processes (each on a port
-//! it picks), admin commands through the real binary, and assertions signed with a
-//! registered key.
+//! it picks), admin commands through the real binary, assertions signed with a
+//! registered key, how long a change takes to reach every instance, and one request
+//! sent to all of them at once.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jwtgrant_core::jws::CompactJws;
 use jwtgrant_core::{JwsAlgorithm, SigningKey};
@@ -12,6 +14,9 @@ use serde_json::Value;
 
 pub use jwtgrant_testkit::token_request as token;
 pub use jwtgrant_testkit::*;
+
+/// Every admin change must reach every instance within this (the bound).
+pub const PROPAGATION: Duration = Duration::from_secs(5);
 
 /// The public URL every instance is given: the load balancer's in front of them,
 /// so one issuer whichever instance answers.
@@ -174,4 +179,143 @@ pub fn token_kid(token: &str) -> String {
         .kid
         .clone()
         .expect("kid")
+}
+
+/// The JWT bearer grant for `assertion` at `base`'s token endpoint.
+pub fn jwt_bearer(http: &reqwest::Client, base: &str, assertion: &str) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/oauth/token"))
+        .form(&[("grant_type", JWT_BEARER), ("assertion", assertion)])
+}
+
+/// Sends `request`: the status and the JSON body (`null` when it is not JSON);
+/// status 0, with the error as the body's `error_description`, when the request
+/// itself failed (as [`token`]).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        }
+        Err(error) => (
+            0,
+            serde_json::json!({"error": "transport", "error_description": error.to_string()}),
+        ),
+    }
+}
+
+/// Sends a fresh request (`request` builds one for an instance's base URL, called
+/// anew each time, so it may sign a new assertion) to every instance until each
+/// answers as `done` says;
+/// returns how long each took, counted from the call. An instance that answered so
+/// must keep doing so; none may take longer than [`PROPAGATION`].
+pub async fn times_until(
+    instances: &[Instance],
+    http: &reqwest::Client,
+    request: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Vec<Duration> {
+    let start = Instant::now();
+    let mut took: Vec<Option<Duration>> = vec![None; instances.len()];
+    loop {
+        for (index, instance) in instances.iter().enumerate() {
+            let (status, body) = send(request(http, &instance.url)).await;
+            let now_done = done(status, &body);
+            match took[index] {
+                None if now_done => took[index] = Some(start.elapsed()),
+                Some(_) => assert!(
+                    now_done,
+                    "{} went back to the old answer: {status} {body}",
+                    instance.url
+                ),
+                None => assert!(
+                    (200..500).contains(&status),
+                    "{}: {status} {body}",
+                    instance.url
+                ),
+            }
+        }
+        if took.iter().all(Option::is_some) {
+            return took.into_iter().flatten().collect();
+        }
+        assert!(
+            start.elapsed() < PROPAGATION,
+            "not every instance changed its answer within {PROPAGATION:?}: {took:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Opens `copies` connections to each instance (concurrent requests, one connection
+/// each), so that the copies a [`race`] sends leave together.
+pub async fn warm(http: &reqwest::Client, instances: &[Instance], copies: usize) {
+    let mut warm = tokio::task::JoinSet::new();
+    for instance in instances {
+        for _ in 0..copies {
+            let (http, url) = (http.clone(), format!("{}/healthz", instance.url));
+            warm.spawn(async move { get_status(&http, &url).await });
+        }
+    }
+    while let Some(status) = warm.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+}
+
+/// Sends `copies` copies of one request to each instance at once (each built by
+/// `request`, so it must carry the same assertion each time); each answer with the
+/// index of the instance that gave it.
+pub async fn race(
+    http: &reqwest::Client,
+    instances: &[Instance],
+    copies: usize,
+    request: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> Vec<(usize, u16, Value)> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(instances.len() * copies));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, instance) in instances.iter().enumerate() {
+        for _ in 0..copies {
+            let request = request(http, &instance.url);
+            let barrier = Arc::clone(&barrier);
+            tasks.spawn(async move {
+                barrier.wait().await;
+                let (status, body) = send(request).await;
+                (index, status, body)
+            });
+        }
+    }
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        outcomes.push(outcome.unwrap());
+    }
+    outcomes
+}
+
+/// The instance that gave the one 200 among a [`race`]'s answers (of its round
+/// `round`); every other answer must be `refused`.
+pub fn one_winner(
+    round: usize,
+    outcomes: &[(usize, u16, Value)],
+    refused: impl Fn(u16, &Value) -> bool,
+) -> usize {
+    let ok: Vec<usize> = outcomes
+        .iter()
+        .filter(|(_, status, _)| *status == 200)
+        .map(|(index, _, _)| *index)
+        .collect();
+    assert_eq!(ok.len(), 1, "round {round}: {outcomes:?}");
+    for (_, status, body) in outcomes {
+        assert!(
+            *status == 200 || refused(*status, body),
+            "round {round}: {status} {body}"
+        );
+    }
+    ok[0]
+}
+
+/// Durations as `0.42 s, 0.51 s, ...`.
+pub fn show(times: &[Duration]) -> String {
+    times
+        .iter()
+        .map(|t| format!("{:.2} s", t.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
