@@ -70,7 +70,7 @@ pub enum GrantError {
     #[error("assertion has no '{0}' claim")]
     MissingClaim(&'static str),
     /// Rule 2: `iss` names no integration.
-    #[error("issuer_not_found: no integration has the integration key given as 'iss'")]
+    #[error("issuer_not_found: no integration or trusted issuer is named by 'iss'")]
     IssuerNotFound,
     /// Rule 2: the integration is disabled.
     #[error("issuer_not_found: the integration named by 'iss' is disabled")]
