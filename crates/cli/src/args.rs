@@ -540,15 +540,37 @@ pub struct BenchArgs {
     /// The server's pid, to read its CPU time and peak RSS from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Use this integration instead of registering one (with --user-id and --key).
-    #[arg(long)]
+    /// Use this integration instead of registering one (with --key, and --user-id for
+    /// user tokens; without it the assertions ask for application tokens).
+    #[arg(long, requires = "key")]
     pub integration_key: Option<String>,
     /// The user the assertions act as.
-    #[arg(long)]
+    #[arg(long, requires = "integration_key")]
     pub user_id: Option<String>,
     /// The integration's private key (PEM).
-    #[arg(long)]
+    #[arg(long, requires = "integration_key")]
     pub key: Option<PathBuf>,
+    /// Send a trusted issuer's tokens instead (--endpoint token): `iss` this URL, a
+    /// fresh `jti`, no `sub` (a workload), and the other claims of a GitHub Actions
+    /// OIDC token, of repository octo-org/octo-repo on refs/heads/main.
+    #[arg(long, requires = "issuer_key", conflicts_with = "integration_key")]
+    pub issuer: Option<String>,
+    /// The trusted issuer's private key (PEM), whose public half is in its JWKS.
+    #[arg(long, requires = "issuer")]
+    pub issuer_key: Option<PathBuf>,
+    /// The tokens' header `kid` [default: the key's RFC 7638 thumbprint, as
+    /// `jwtgrant keygen` names it in the JWK]; it may start with '-'.
+    #[arg(long, requires = "issuer", allow_hyphen_values = true)]
+    pub issuer_kid: Option<String>,
+    /// The assertions' `aud` [default: the server's host:port; for client assertions,
+    /// its issuer].
+    #[arg(long)]
+    pub aud: Option<String>,
+    /// A scope (repeatable): the integration's assertions ask for these [default:
+    /// signature impersonation]; with --issuer the form's `scope` [default: none, so
+    /// the issuer's --scope list].
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
     /// The integration's client secret (for --endpoint introspect with --integration-key).
     #[arg(long, env = "JWTGRANT_BENCH_CLIENT_SECRET")]
     pub client_secret: Option<String>,
@@ -661,6 +683,27 @@ mod tests {
                 assert_eq!(key.kid, "-3cth_94S30Jz9MO7xUjAuWf0Ngwh7KOL9yml_iZcVk");
                 assert!(key.json);
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_trusted_issuers_kid_may_start_with_a_hyphen() {
+        let parsed = Cli::try_parse_from([
+            "jwtgrant",
+            "bench",
+            "--issuer",
+            "https://token.actions.githubusercontent.com",
+            "--issuer-key",
+            "issuer.pem",
+            "--issuer-kid",
+            "-3cth_94S30Jz9MO7xUjAuWf0Ngwh7KOL9yml_iZcVk",
+        ]);
+        match parsed.map(|cli| cli.command) {
+            Ok(Command::Bench(bench)) => assert_eq!(
+                bench.issuer_kid.as_deref(),
+                Some("-3cth_94S30Jz9MO7xUjAuWf0Ngwh7KOL9yml_iZcVk")
+            ),
             other => panic!("{other:?}"),
         }
     }

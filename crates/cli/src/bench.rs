@@ -1,11 +1,12 @@
 //! `jwtgrant bench`: the load tool. It registers its own integration, user and
 //! consent on the server's store (or takes them as arguments), mints every assertion
-//! (JWT bearer grants, or client assertions for the client credentials grant)
-//! before the clock starts, then drives the server over keep-alive HTTP/1.1
-//! connections, closed loop at a fixed concurrency or open loop at a fixed rate
-//! (latency then counts from each request's scheduled send time). It reads the
-//! server's CPU time and peak RSS from `/proc`, and measures the crypto-only cost of
-//! a grant on this machine for comparison.
+//! (JWT bearer grants of the integration or, with `--issuer`, a trusted issuer's
+//! tokens; or client assertions for the client credentials grant) before the clock
+//! starts, then drives the server over keep-alive HTTP/1.1 connections, closed loop
+//! at a fixed concurrency or open loop at a fixed rate (latency then counts from
+//! each request's scheduled send time). It reads the server's CPU time and peak RSS
+//! from `/proc`, and measures the crypto-only cost of a grant on this machine for
+//! comparison.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,32 +47,68 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
         .unwrap_or_default()
         .to_owned();
     let total = args.requests + args.warmup;
+    let audience = args.aud.clone().unwrap_or_else(|| authority.clone());
+    let scopes = if args.scopes.is_empty() {
+        DEFAULT_SCOPES.map(str::to_owned).to_vec()
+    } else {
+        args.scopes.clone()
+    };
+    if let Some(issuer) = &args.issuer {
+        if args.endpoint != "token" {
+            bail!("--issuer sends JWT bearer grants: use it with --endpoint token");
+        }
+        let issuer = TrustedIssuerTokens::load(&args, issuer)?;
+        let form_scope = (!args.scopes.is_empty()).then(|| scopes.join(" "));
+        eprintln!(
+            "minting {total} {} tokens of {}...",
+            issuer.alg.as_str(),
+            issuer.issuer
+        );
+        let bodies = mint_bodies(total, |now| {
+            issuer.grant_body(&audience, form_scope.as_deref(), now)
+        })?;
+        return drive(
+            &args,
+            authority,
+            "/oauth/token".to_owned(),
+            bodies,
+            None,
+            None,
+        )
+        .await;
+    }
+    let subject = prepare_subject(&args, store).await?;
+    let scope = scopes.join(" ");
     let path;
     let mut bodies: Vec<Bytes> = Vec::new();
     let mut bearer = None;
     let mut basic = None;
-    let subject = prepare_subject(&args, store).await?;
     match args.endpoint.as_str() {
         "token" => {
             path = "/oauth/token".to_owned();
             eprintln!("minting {total} RS256 assertions...");
-            bodies = mint_bodies(total, |now| grant_body(&subject, &authority, now))?;
+            bodies = mint_bodies(total, |now| grant_body(&subject, &audience, &scope, now))?;
         }
         "client-credentials" => {
             path = "/oauth/token".to_owned();
-            let issuer = fetch_issuer(&authority).await?;
+            let issuer = match &args.aud {
+                Some(aud) => aud.clone(),
+                None => fetch_issuer(&authority).await?,
+            };
             eprintln!("minting {total} RS256 client assertions for {issuer}...");
-            bodies = mint_bodies(total, |now| client_credentials_body(&subject, &issuer, now))?;
+            bodies = mint_bodies(total, |now| {
+                client_credentials_body(&subject, &issuer, &scope, now)
+            })?;
         }
         "userinfo" => {
             path = "/oauth/userinfo".to_owned();
-            let body = grant_body(&subject, &authority, clock::now())?;
+            let body = grant_body(&subject, &audience, &scope, clock::now())?;
             let token = fetch_token(&authority, body).await?;
             bearer = Some(format!("Bearer {token}"));
         }
         "introspect" => {
             path = "/oauth/introspect".to_owned();
-            let body = grant_body(&subject, &authority, clock::now())?;
+            let body = grant_body(&subject, &audience, &scope, clock::now())?;
             let token = fetch_token(&authority, body).await?;
             let secret = subject
                 .client_secret
@@ -90,8 +127,22 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
             "unknown --endpoint {other}: use token, client-credentials, userinfo or introspect"
         ),
     }
+    drive(&args, authority, path, bodies, bearer, basic).await
+}
+
+/// Sends the requests (`bodies`, one per request, for a POST; none for a GET with
+/// `bearer`), measures, and prints the report.
+async fn drive(
+    args: &BenchArgs,
+    authority: String,
+    path: String,
+    bodies: Vec<Bytes>,
+    bearer: Option<String>,
+    basic: Option<String>,
+) -> Result<()> {
+    let total = args.requests + args.warmup;
     let plan = Arc::new(Plan {
-        authority: authority.clone(),
+        authority,
         path,
         bodies,
         bearer,
@@ -146,6 +197,7 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
     };
     let report = json!({
         "endpoint": args.endpoint,
+        "issuer": args.issuer,
         "mode": if args.rate.is_some() { "open-loop" } else { "closed-loop" },
         "rate_target": args.rate,
         "concurrency": args.concurrency,
@@ -162,8 +214,12 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
         "cpu_over_crypto": cpu_per_request_us.map(|cpu| cpu / crypto_us),
     });
     let mut text = format!(
-        "endpoint {}  {}  concurrency {}{}\nrequests {total} ({} measured, {ok} ok) in {window:.2} s: {throughput:.0}/s\nlatency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
+        "endpoint {}{}  {}  concurrency {}{}\nrequests {total} ({} measured, {ok} ok) in {window:.2} s: {throughput:.0}/s\nlatency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
         args.endpoint,
+        args.issuer
+            .as_deref()
+            .map(|issuer| format!(" (trusted issuer {issuer})"))
+            .unwrap_or_default(),
         if args.rate.is_some() {
             "open-loop"
         } else {
@@ -203,7 +259,8 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
 /// Who the assertions speak for.
 struct Subject {
     integration_key: String,
-    user_id: String,
+    /// The user, or none for application tokens.
+    user_id: Option<String>,
     key: SigningKey,
     /// The kid the key is registered under, when known (client assertions name it).
     kid: Option<String>,
@@ -212,21 +269,17 @@ struct Subject {
 }
 
 async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Result<Subject> {
-    if let (Some(integration_key), Some(user_id), Some(key)) =
-        (&args.integration_key, &args.user_id, &args.key)
-    {
-        let pem = std::fs::read_to_string(key)
-            .with_context(|| format!("cannot read {}", key.display()))?;
+    if let (Some(integration_key), Some(key)) = (&args.integration_key, &args.key) {
         return Ok(Subject {
             integration_key: integration_key.clone(),
-            user_id: user_id.clone(),
-            key: SigningKey::from_pem(&pem)?,
+            user_id: args.user_id.clone(),
+            key: read_private_key(key)?,
             kid: None,
             client_secret: args.client_secret.clone(),
         });
     }
     let store = store.context(
-        "give --data-dir of the server's store, or --integration-key, --user-id and --key",
+        "give --data-dir of the server's store, or --integration-key and --key (and --user-id)",
     )?;
     let now = clock::now();
     let key = SigningKey::generate(JwsAlgorithm::Rs256, 2048)?;
@@ -278,7 +331,7 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
         .await?;
     Ok(Subject {
         integration_key,
-        user_id,
+        user_id: Some(user_id),
         key,
         kid: Some(kid),
         client_secret: Some(client_secret),
@@ -314,39 +367,133 @@ fn mint_bodies(count: usize, mint: impl Fn(i64) -> Result<Bytes> + Sync) -> Resu
     })
 }
 
-/// A JWT bearer grant's form body: a DocuSign-shaped assertion with a unique `jti`.
-fn grant_body(subject: &Subject, audience: &str, now: i64) -> Result<Bytes> {
-    let claims = json!({
+fn read_private_key(path: &std::path::Path) -> Result<SigningKey> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    SigningKey::from_pem(&pem).with_context(|| format!("{}", path.display()))
+}
+
+/// The assertions' lifetime: long enough to outlast minting and the run.
+const ASSERTION_LIFETIME_SECS: i64 = 3000;
+
+/// A JWT bearer grant's form body: a DocuSign-shaped assertion with a unique `jti`
+/// (an application assertion, without `sub`, when there is no user).
+fn grant_body(subject: &Subject, audience: &str, scope: &str, now: i64) -> Result<Bytes> {
+    let mut claims = json!({
         "iss": subject.integration_key,
-        "sub": subject.user_id,
         "aud": audience,
         "iat": now,
-        "exp": now + 3000,
-        "scope": DEFAULT_SCOPES.join(" "),
+        "exp": now + ASSERTION_LIFETIME_SECS,
+        "scope": scope,
         "jti": uuid::Uuid::new_v4().to_string(),
     });
-    let assertion = sign_compact(
-        &subject.key,
-        JwsAlgorithm::Rs256,
-        Some("JWT"),
-        None,
-        &claims,
-    )?;
-    Ok(Bytes::from(format!(
+    if let (Some(user_id), Some(map)) = (&subject.user_id, claims.as_object_mut()) {
+        map.insert("sub".into(), json!(user_id));
+    }
+    jwt_bearer_body(&subject.key, JwsAlgorithm::Rs256, None, &claims, None)
+}
+
+/// The form body of a JWT bearer grant of `claims`, signed with `key` (header `typ`
+/// JWT, and `kid` when given), with the form's `scope` when given.
+fn jwt_bearer_body(
+    key: &SigningKey,
+    alg: JwsAlgorithm,
+    kid: Option<&str>,
+    claims: &Value,
+    form_scope: Option<&str>,
+) -> Result<Bytes> {
+    let assertion = sign_compact(key, alg, Some("JWT"), kid, claims)?;
+    let mut body = format!(
         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
-    )))
+    );
+    if let Some(scope) = form_scope {
+        body.push('&');
+        body.push_str(&form_urlencoded_pair("scope", scope));
+    }
+    Ok(Bytes::from(body))
+}
+
+/// A trusted issuer's tokens (`--issuer`), shaped like GitHub Actions OIDC tokens.
+struct TrustedIssuerTokens {
+    issuer: String,
+    key: SigningKey,
+    alg: JwsAlgorithm,
+    kid: String,
+}
+
+impl TrustedIssuerTokens {
+    fn load(args: &BenchArgs, issuer: &str) -> Result<Self> {
+        let path = args
+            .issuer_key
+            .as_deref()
+            .context("--issuer needs --issuer-key")?;
+        let key = read_private_key(path)?;
+        let kid = args
+            .issuer_kid
+            .clone()
+            .unwrap_or_else(|| key.public_key().thumbprint().to_owned());
+        Ok(TrustedIssuerTokens {
+            issuer: issuer.to_owned(),
+            alg: key.default_algorithm(),
+            key,
+            kid,
+        })
+    }
+
+    /// A grant of one token with a fresh `jti`: the claims a GitHub Actions workflow
+    /// run's token has (of octo-org/octo-repo, on a push to refs/heads/main), but no
+    /// `sub`, so that the issuer's --subject-expr names the workload.
+    fn grant_body(&self, audience: &str, form_scope: Option<&str>, now: i64) -> Result<Bytes> {
+        let claims = json!({
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "aud": audience,
+            "ref": "refs/heads/main",
+            "sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+            "repository": "octo-org/octo-repo",
+            "repository_owner": "octo-org",
+            "repository_owner_id": "1234567",
+            "run_id": "7023571230",
+            "run_number": "12",
+            "run_attempt": "1",
+            "repository_visibility": "private",
+            "repository_id": "74",
+            "actor_id": "12",
+            "actor": "octocat",
+            "workflow": "deploy",
+            "workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
+            "workflow_sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+            "head_ref": "",
+            "base_ref": "",
+            "event_name": "push",
+            "ref_type": "branch",
+            "ref_protected": "true",
+            "job_workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
+            "job_workflow_sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+            "runner_environment": "github-hosted",
+            "iss": self.issuer,
+            "nbf": now - 5,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME_SECS,
+        });
+        jwt_bearer_body(&self.key, self.alg, Some(&self.kid), &claims, form_scope)
+    }
 }
 
 /// A client credentials grant's form body: the client authenticated by a client
 /// assertion (`private_key_jwt`) with a unique `jti`, `aud` the server's issuer, and
 /// the same scopes as the grant assertions ask for.
-fn client_credentials_body(subject: &Subject, issuer: &str, now: i64) -> Result<Bytes> {
+fn client_credentials_body(
+    subject: &Subject,
+    issuer: &str,
+    scope: &str,
+    now: i64,
+) -> Result<Bytes> {
     let claims = json!({
         "iss": subject.integration_key,
         "sub": subject.integration_key,
         "aud": issuer,
         "iat": now,
-        "exp": now + 3000,
+        "exp": now + ASSERTION_LIFETIME_SECS,
         "jti": uuid::Uuid::new_v4().to_string(),
     });
     let assertion = sign_compact(
@@ -358,7 +505,7 @@ fn client_credentials_body(subject: &Subject, issuer: &str, now: i64) -> Result<
     )?;
     Ok(Bytes::from(format!(
         "grant_type=client_credentials&{}&{}&{}&{}",
-        form_urlencoded_pair("scope", &DEFAULT_SCOPES.join(" ")),
+        form_urlencoded_pair("scope", scope),
         form_urlencoded_pair("client_id", &subject.integration_key),
         form_urlencoded_pair(
             "client_assertion_type",

@@ -118,7 +118,7 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Bench(args) => block_on(async {
-            let store = if args.integration_key.is_some() {
+            let store = if args.integration_key.is_some() || args.issuer.is_some() {
                 None
             } else {
                 Some(admin_store(global).await?.1)

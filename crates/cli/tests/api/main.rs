@@ -10,6 +10,7 @@
 
 mod admin;
 mod authorization;
+mod bench;
 mod client_auth;
 mod client_credentials;
 mod endpoints;

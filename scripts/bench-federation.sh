@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Issue 12's benchmark: a grant from a trusted issuer with cached keys against a
+# registered integration's grant, in the same run, on this machine.
+#
+# Builds the release binary, registers on a fresh SQLite data directory (before the
+# server starts, so no admin write races the load):
+#   - an integration allowed application tokens (jti required) with a generated
+#     RS256 key: side A sends its own assertions (no `sub`, a unique `jti`);
+#   - a second RS256 key pair, the "issuer"'s, whose JWKS goes to a file, and the
+#     trusted issuer https://token.actions.githubusercontent.com with that file
+#     (--jwks-file: keys parsed once and kept, the "cached keys" case), bound to the
+#     integration, a workload subject and GitHub's condition on the owner and the
+#     branch: side B sends GitHub Actions-shaped tokens (`jwtgrant bench --issuer`);
+#   - with --jwks-uri, also a second issuer whose keys come from a JWKS URL served by
+#     `python3 -m http.server` on 127.0.0.1 (fetched once, then from the server's
+#     cache): side C.
+# Then starts `jwtgrant serve` on 127.0.0.1 only and runs `jwtgrant bench`
+# alternately A, B[, C], A, B[, C], ... with the same requests and concurrency and
+# --server-pid, and prints every run, the medians and the ratios B/A (and C/A).
+# Both sides ask for the scope `signature` and get an application token of the same
+# integration, signed the same way (the server's ES256 key); the rate limits are off
+# (0) so that neither side is held back by them at saturation.
+#
+# Usage: scripts/bench-federation.sh [--requests N] [--concurrency C] [--rounds R]
+#                                    [--jwks-uri] [--bin PATH]
+#   --requests N     measured requests per bench run (default 40000, plus 1000 warm-up)
+#   --concurrency C  keep-alive connections per run (default 64)
+#   --rounds R       how many times each side runs (default 2: A B A B)
+#   --jwks-uri       also side C: the issuer's keys by URL, from a loopback server
+#   --bin PATH       the jwtgrant binary (default: cargo build --release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requests=40000
+concurrency=64
+rounds=2
+with_uri=0
+bin=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --requests) requests="$2"; shift ;;
+    --concurrency) concurrency="$2"; shift ;;
+    --rounds) rounds="$2"; shift ;;
+    --jwks-uri) with_uri=1 ;;
+    --bin) bin="$2"; shift ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -z "$bin" ]; then
+  cargo build --release -q -p jwtgrant
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/release/jwtgrant"
+fi
+for tool in curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench-federation.sh needs $tool" >&2; exit 2; }
+done
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+github=https://token.actions.githubusercontent.com
+by_url=https://issuer-by-url.bench.example
+audience=https://github.com/octo-org
+store=(--data-dir "$work/data")
+jg() { NO_COLOR=1 "$bin" "${store[@]}" "$@"; }
+
+# Side A: the integration and its own key.
+ik=$(jg integration create --name "federation bench" --allow-application-tokens --require-jti)
+jg integration generate-key "$ik" --alg RS256 --out "$work/integration.pem" >/dev/null
+
+# Side B: the issuer's key pair and its JWKS as a file.
+"$bin" keygen --alg RS256 --out "$work/issuer" >/dev/null
+mkdir "$work/www"
+python3 - "$work/issuer.jwk.json" "$work/www/jwks.json" <<'EOF'
+import json, sys
+jwk = json.load(open(sys.argv[1]))
+json.dump({"keys": [jwk]}, open(sys.argv[2], "w"))
+EOF
+kid=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["kid"])' "$work/issuer.jwk.json")
+policy=(--integration "$ik" --audience "$audience"
+  --subject workload --subject-expr '"repo:" + assertion.repository'
+  --condition 'assertion.repository_owner == "octo-org" && assertion.ref == "refs/heads/main"')
+jg issuer add --issuer "$github" --jwks-file "$work/www/jwks.json" "${policy[@]}" >/dev/null
+
+serve_flags=(--rate-limit-per-client 0 --rate-limit-per-integration 0)
+if [ "$with_uri" = 1 ]; then
+  # Side C: the same key, by URL, from a static file server on loopback only.
+  jwks_port=$(free_port)
+  python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$jwks_port" \
+    </dev/null >"$work/jwks-server.log" 2>&1 &
+  pids+=($!)
+  until curl -fsS "http://127.0.0.1:$jwks_port/jwks.json" >/dev/null 2>&1; do sleep 0.05; done
+  jg issuer add --issuer "$by_url" --jwks-uri "http://127.0.0.1:$jwks_port/jwks.json" \
+    --allow-insecure-issuer-urls "${policy[@]}" >/dev/null
+  serve_flags+=(--allow-insecure-issuer-urls)
+fi
+
+port=$(free_port)
+# Not through jg (a function, which `&` would run in a subshell): $! must be the
+# server's own pid, whose CPU time the bench reads.
+NO_COLOR=1 "$bin" "${store[@]}" serve --listen "127.0.0.1:$port" "${serve_flags[@]}" \
+  >/dev/null 2>"$work/server.log" &
+server=$!
+pids+=("$server")
+for _ in $(seq 600); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  sleep 0.05
+done
+curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/server.log" >&2; exit 1; }
+
+common=(--server "http://127.0.0.1:$port" --server-pid "$server" --requests "$requests"
+  --concurrency "$concurrency" --scope signature --json)
+side_args() {
+  case "$1" in
+    A) echo "--integration-key $ik --key $work/integration.pem" ;;
+    B) echo "--issuer $github --issuer-key $work/issuer.pem --issuer-kid=$kid --aud $audience" ;;
+    C) echo "--issuer $by_url --issuer-key $work/issuer.pem --issuer-kid=$kid --aud $audience" ;;
+  esac
+}
+sides=(A B)
+[ "$with_uri" = 1 ] && sides+=(C)
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
+echo "binary: $bin; per run: $requests measured requests (+1000 warm-up), $concurrency connections" >&2
+for round in $(seq "$rounds"); do
+  for side in "${sides[@]}"; do
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    echo "== round $round, side $side (load average $load)" >&2
+    # shellcheck disable=SC2046
+    "$bin" bench "${common[@]}" $(side_args "$side") \
+      >"$work/$side.$round.json" 2>"$work/$side.$round.log" \
+      || { cat "$work/$side.$round.log" >&2; exit 1; }
+    echo "$side $round $load" >>"$work/runs"
+  done
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+python3 - "$work" <<'EOF'
+import json, pathlib, statistics, sys
+work = pathlib.Path(sys.argv[1])
+names = {"A": "integration", "B": "issuer, JWKS file", "C": "issuer, JWKS URL"}
+runs = []
+for line in (work / "runs").read_text().split("\n"):
+    if line.strip():
+        side, round_, *load = line.split()
+        runs.append((side, round_, " ".join(load), json.loads((work / f"{side}.{round_}.json").read_text())))
+print()
+print(f"{'side':<22} {'round':>5} {'grants/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/grant':>13} "
+      f"{'errors':>7} {'load before':>16}")
+failed = False
+for side, round_, load, r in runs:
+    errors = sum(r["errors"].values())
+    failed |= errors > 0
+    print(f"{side + ' ' + names[side]:<22} {round_:>5} {r['per_second']:>9,.0f} {r['latency_ms']['p50']:>7.2f} "
+          f"{r['latency_ms']['p99']:>7.2f} {r['server_cpu_us_per_request']:>13.1f} {errors:>7} {load:>16}")
+    for kind, count in r["errors"].items():
+        print(f"{'':<22} errors {kind}: {count}")
+print()
+median = {}
+for side in names:
+    of_side = [r for s, _, _, r in runs if s == side]
+    if of_side:
+        median[side] = (statistics.median(r["per_second"] for r in of_side),
+                        statistics.median(r["server_cpu_us_per_request"] for r in of_side))
+        print(f"median {side + ' ' + names[side]:<22} {median[side][0]:>9,.0f} grants/s "
+              f"{median[side][1]:>7.1f} us of server CPU per grant")
+crypto = statistics.median(r["crypto_only_us"] for _, _, _, r in runs)
+print(f"crypto-only cost (the bench's own measure, median): {crypto:.1f} us")
+for side in ("B", "C"):
+    if side in median and median["A"][1] > 0:
+        cpu = median[side][1] / median["A"][1]
+        rate = median["A"][0] / median[side][0]
+        print(f"{side}/A: server CPU per grant {cpu:.3f}x, time per grant (A's grants/s over "
+              f"{side}'s) {rate:.3f}x; target <= 1.2x: {'met' if cpu <= 1.2 else 'NOT met'}")
+sys.exit(1 if failed else 0)
+EOF
