@@ -25,13 +25,21 @@
 # integration, signed the same way (the server's ES256 key); the rate limits are off
 # (0) so that neither side is held back by them at saturation.
 #
+# With --callgrind N the server runs under valgrind's callgrind instead, and each
+# side sends 200 grants to warm up, then N grants counted (8 connections): the
+# instructions the server executes per grant, which do not depend on the machine's
+# load (user space only: the kernel's share is not counted), and the functions whose
+# count differs most from A's (and from P's).
+#
 # Usage: scripts/bench-federation.sh [--requests N] [--concurrency C] [--rounds R]
-#                                    [--jwks-uri] [--size-matched] [--bin PATH]
+#                                    [--jwks-uri] [--size-matched] [--callgrind N]
+#                                    [--bin PATH]
 #   --requests N     measured requests per bench run (default 40000, plus 1000 warm-up)
 #   --concurrency C  keep-alive connections per run (default 64)
 #   --rounds R       how many times each side runs (default 2: A B A B)
 #   --jwks-uri       also side C: the issuer's keys by URL, from a loopback server
 #   --size-matched   also side P: the integration's assertions with the GitHub claims
+#   --callgrind N    count instructions per grant over N grants per side (needs valgrind)
 #   --bin PATH       the jwtgrant binary (default: cargo build --release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +49,7 @@ concurrency=64
 rounds=2
 with_uri=0
 with_p=0
+callgrind=0
 bin=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,8 +58,9 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift ;;
     --jwks-uri) with_uri=1 ;;
     --size-matched) with_p=1 ;;
+    --callgrind) callgrind="$2"; shift ;;
     --bin) bin="$2"; shift ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -59,7 +69,9 @@ if [ -z "$bin" ]; then
   cargo build --release -q -p jwtgrant
   bin="${CARGO_TARGET_DIR:-$PWD/target}/release/jwtgrant"
 fi
-for tool in curl python3; do
+tools=(curl python3)
+[ "$callgrind" != 0 ] && tools+=(valgrind callgrind_control)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "bench-federation.sh needs $tool" >&2; exit 2; }
 done
 
@@ -116,19 +128,22 @@ fi
 port=$(free_port)
 # Not through jg (a function, which `&` would run in a subshell): $! must be the
 # server's own pid, whose CPU time the bench reads.
-NO_COLOR=1 "$bin" "${store[@]}" serve --listen "127.0.0.1:$port" "${serve_flags[@]}" \
+wrap=()
+if [ "$callgrind" != 0 ]; then
+  wrap=(valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$work/callgrind.out")
+fi
+NO_COLOR=1 "${wrap[@]}" "$bin" "${store[@]}" serve --listen "127.0.0.1:$port" "${serve_flags[@]}" \
   >/dev/null 2>"$work/server.log" &
 server=$!
 pids+=("$server")
-for _ in $(seq 600); do
+for _ in $(seq 1200); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
   sleep 0.05
 done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/server.log" >&2; exit 1; }
 
-common=(--server "http://127.0.0.1:$port" --server-pid "$server" --requests "$requests"
-  --concurrency "$concurrency" --scope signature --json)
+common=(--server "http://127.0.0.1:$port" --server-pid "$server" --scope signature --json)
 side_args() {
   case "$1" in
     A) echo "--integration-key $ik --key $work/integration.pem" ;;
@@ -142,6 +157,69 @@ sides=(A)
 sides+=(B)
 [ "$with_uri" = 1 ] && sides+=(C)
 
+if [ "$callgrind" != 0 ]; then
+  for side in "${sides[@]}"; do
+    # shellcheck disable=SC2046
+    "$bin" bench "${common[@]}" $(side_args "$side") --requests 200 --warmup 0 --concurrency 8 \
+      >/dev/null 2>"$work/$side.warm.log" || { cat "$work/$side.warm.log" >&2; exit 1; }
+  done
+  n=0
+  for side in "${sides[@]}"; do
+    echo "== side $side under callgrind" >&2
+    callgrind_control -z "$server" >/dev/null 2>&1
+    # shellcheck disable=SC2046
+    "$bin" bench "${common[@]}" $(side_args "$side") --requests "$callgrind" --warmup 0 \
+      --concurrency 8 >"$work/$side.cg.json" 2>"$work/$side.cg.log" \
+      || { cat "$work/$side.cg.log" >&2; exit 1; }
+    callgrind_control -d "$side" "$server" >/dev/null 2>&1
+    n=$((n + 1))
+    echo "$side $work/callgrind.out.$n" >>"$work/dumps"
+  done
+  python3 - "$work" "$callgrind" <<'EOF'
+import json, pathlib, re, sys
+work, grants = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+
+def self_cost(path):
+    """Instructions by function, each counted where it is executed (not its callees)."""
+    names, cost, fn, call = {}, {}, None, False
+    for line in open(path):
+        if line.startswith(("fn=", "cfn=")):
+            m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+            if m.group(2) is not None:
+                names[m.group(1)] = m.group(2)
+            if line.startswith("fn="):
+                fn, call = names[m.group(1)], False
+        elif line.startswith("calls="):
+            call = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            parts = line.split()
+            if len(parts) >= 2 and not call:
+                cost[fn] = cost.get(fn, 0) + int(parts[1])
+            call = False
+    return {k: v / grants for k, v in cost.items()}
+
+sides = {}
+for line in (work / "dumps").read_text().strip().split("\n"):
+    side, path = line.split()
+    report = json.loads((work / f"{side}.cg.json").read_text())
+    if report["errors"]:
+        sys.exit(f"side {side} had errors: {report['errors']}")
+    sides[side] = self_cost(path)
+total = {side: sum(c.values()) for side, c in sides.items()}
+print()
+for side, t in total.items():
+    print(f"side {side}: {t:,.0f} instructions per grant ({t / total['A']:.3f}x A's)")
+for base in ("A", "P"):
+    for other in ("B", "C"):
+        if base in sides and other in sides:
+            a, b = sides[base], sides[other]
+            print(f"\nfunctions whose count differs most, {other} - {base} (instructions per grant):")
+            for k in sorted(set(a) | set(b), key=lambda k: -abs(b.get(k, 0) - a.get(k, 0)))[:25]:
+                print(f"{a.get(k, 0):9,.0f} {b.get(k, 0):9,.0f} {b.get(k, 0) - a.get(k, 0):+9,.0f}  {k[:110]}")
+EOF
+  exit 0
+fi
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
 echo "binary: $bin; per run: $requests measured requests (+1000 warm-up), $concurrency connections" >&2
 for round in $(seq "$rounds"); do
@@ -149,8 +227,8 @@ for round in $(seq "$rounds"); do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "== round $round, side $side (load average $load)" >&2
     # shellcheck disable=SC2046
-    "$bin" bench "${common[@]}" $(side_args "$side") \
-      >"$work/$side.$round.json" 2>"$work/$side.$round.log" \
+    "$bin" bench "${common[@]}" $(side_args "$side") --requests "$requests" \
+      --concurrency "$concurrency" >"$work/$side.$round.json" 2>"$work/$side.$round.log" \
       || { cat "$work/$side.$round.log" >&2; exit 1; }
     echo "$side $round $load" >>"$work/runs"
   done
