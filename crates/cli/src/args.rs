@@ -562,6 +562,11 @@ pub struct BenchArgs {
     /// `jwtgrant keygen` names it in the JWK]; it may start with '-'.
     #[arg(long, requires = "issuer", allow_hyphen_values = true)]
     pub issuer_kid: Option<String>,
+    /// Add the claims of a GitHub Actions token (those --issuer sends, but `iss`,
+    /// `aud`, `jti` and the times) to the integration's assertions (--endpoint token):
+    /// a control as long as a trusted issuer's token.
+    #[arg(long, conflicts_with = "issuer")]
+    pub github_claims: bool,
     /// The assertions' `aud` [default: the server's host:port; for client assertions,
     /// its issuer].
     #[arg(long)]

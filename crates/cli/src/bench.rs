@@ -24,7 +24,7 @@ use jwtgrant_core::{JwsAlgorithm, SigningKey};
 use jwtgrant_proto::DEFAULT_SCOPES;
 use jwtgrant_server::clock;
 use jwtgrant_store::{IntegrationKeyRecord, NewIntegration, Store, UserRecord};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::args::BenchArgs;
 use crate::output::emit;
@@ -87,7 +87,9 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
         "token" => {
             path = "/oauth/token".to_owned();
             eprintln!("minting {total} RS256 assertions...");
-            bodies = mint_bodies(total, |now| grant_body(&subject, &audience, &scope, now))?;
+            bodies = mint_bodies(total, |now| {
+                grant_body(&subject, &audience, &scope, args.github_claims, now)
+            })?;
         }
         "client-credentials" => {
             path = "/oauth/token".to_owned();
@@ -102,13 +104,13 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
         }
         "userinfo" => {
             path = "/oauth/userinfo".to_owned();
-            let body = grant_body(&subject, &audience, &scope, clock::now())?;
+            let body = grant_body(&subject, &audience, &scope, false, clock::now())?;
             let token = fetch_token(&authority, body).await?;
             bearer = Some(format!("Bearer {token}"));
         }
         "introspect" => {
             path = "/oauth/introspect".to_owned();
-            let body = grant_body(&subject, &audience, &scope, clock::now())?;
+            let body = grant_body(&subject, &audience, &scope, false, clock::now())?;
             let token = fetch_token(&authority, body).await?;
             let secret = subject
                 .client_secret
@@ -377,8 +379,16 @@ fn read_private_key(path: &std::path::Path) -> Result<SigningKey> {
 const ASSERTION_LIFETIME_SECS: i64 = 3000;
 
 /// A JWT bearer grant's form body: a DocuSign-shaped assertion with a unique `jti`
-/// (an application assertion, without `sub`, when there is no user).
-fn grant_body(subject: &Subject, audience: &str, scope: &str, now: i64) -> Result<Bytes> {
+/// (an application assertion, without `sub`, when there is no user), and the claims
+/// of a GitHub Actions token too when `github_claims` (a control as long as a
+/// trusted issuer's token).
+fn grant_body(
+    subject: &Subject,
+    audience: &str,
+    scope: &str,
+    github_claims: bool,
+    now: i64,
+) -> Result<Bytes> {
     let mut claims = json!({
         "iss": subject.integration_key,
         "aud": audience,
@@ -387,8 +397,13 @@ fn grant_body(subject: &Subject, audience: &str, scope: &str, now: i64) -> Resul
         "scope": scope,
         "jti": uuid::Uuid::new_v4().to_string(),
     });
-    if let (Some(user_id), Some(map)) = (&subject.user_id, claims.as_object_mut()) {
-        map.insert("sub".into(), json!(user_id));
+    if let Some(map) = claims.as_object_mut() {
+        if let Some(user_id) = &subject.user_id {
+            map.insert("sub".into(), json!(user_id));
+        }
+        if github_claims {
+            map.extend(github_actions_claims(now));
+        }
     }
     jwt_bearer_body(&subject.key, JwsAlgorithm::Rs256, None, &claims, None)
 }
@@ -411,6 +426,41 @@ fn jwt_bearer_body(
         body.push_str(&form_urlencoded_pair("scope", scope));
     }
     Ok(Bytes::from(body))
+}
+
+/// The claims of a GitHub Actions OIDC token of octo-org/octo-repo on a push to
+/// refs/heads/main, but `iss`, `sub`, `aud`, `jti`, `iat` and `exp`.
+fn github_actions_claims(now: i64) -> Map<String, Value> {
+    let claims = json!({
+        "ref": "refs/heads/main",
+        "sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+        "repository": "octo-org/octo-repo",
+        "repository_owner": "octo-org",
+        "repository_owner_id": "1234567",
+        "run_id": "7023571230",
+        "run_number": "12",
+        "run_attempt": "1",
+        "repository_visibility": "private",
+        "repository_id": "74",
+        "actor_id": "12",
+        "actor": "octocat",
+        "workflow": "deploy",
+        "workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
+        "workflow_sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+        "head_ref": "",
+        "base_ref": "",
+        "event_name": "push",
+        "ref_type": "branch",
+        "ref_protected": "true",
+        "job_workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
+        "job_workflow_sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+        "runner_environment": "github-hosted",
+        "nbf": now - 5,
+    });
+    match claims {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }
 
 /// A trusted issuer's tokens (`--issuer`), shaped like GitHub Actions OIDC tokens.
@@ -440,41 +490,17 @@ impl TrustedIssuerTokens {
         })
     }
 
-    /// A grant of one token with a fresh `jti`: the claims a GitHub Actions workflow
-    /// run's token has (of octo-org/octo-repo, on a push to refs/heads/main), but no
-    /// `sub`, so that the issuer's --subject-expr names the workload.
+    /// A grant of one token with a fresh `jti`: the claims of a GitHub Actions
+    /// workflow run's token, but no `sub`, so that the issuer's --subject-expr names
+    /// the workload.
     fn grant_body(&self, audience: &str, form_scope: Option<&str>, now: i64) -> Result<Bytes> {
-        let claims = json!({
-            "jti": uuid::Uuid::new_v4().to_string(),
-            "aud": audience,
-            "ref": "refs/heads/main",
-            "sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
-            "repository": "octo-org/octo-repo",
-            "repository_owner": "octo-org",
-            "repository_owner_id": "1234567",
-            "run_id": "7023571230",
-            "run_number": "12",
-            "run_attempt": "1",
-            "repository_visibility": "private",
-            "repository_id": "74",
-            "actor_id": "12",
-            "actor": "octocat",
-            "workflow": "deploy",
-            "workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
-            "workflow_sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
-            "head_ref": "",
-            "base_ref": "",
-            "event_name": "push",
-            "ref_type": "branch",
-            "ref_protected": "true",
-            "job_workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
-            "job_workflow_sha": "d6cb4a5b7c2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
-            "runner_environment": "github-hosted",
-            "iss": self.issuer,
-            "nbf": now - 5,
-            "iat": now,
-            "exp": now + ASSERTION_LIFETIME_SECS,
-        });
+        let mut claims = github_actions_claims(now);
+        claims.insert("jti".into(), json!(uuid::Uuid::new_v4().to_string()));
+        claims.insert("aud".into(), json!(audience));
+        claims.insert("iss".into(), json!(self.issuer));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + ASSERTION_LIFETIME_SECS));
+        let claims = Value::Object(claims);
         jwt_bearer_body(&self.key, self.alg, Some(&self.kid), &claims, form_scope)
     }
 }

@@ -1,7 +1,8 @@
 //! `jwtgrant bench` against `jwtgrant serve` on loopback: an integration's own
-//! application assertions, and a trusted issuer's GitHub Actions-shaped tokens
-//! (`--issuer`), each accepted on every request; the tokens carry the claims the
-//! issuer's condition reads; and the flags that do not go together.
+//! application assertions (also with the GitHub claims added), and a trusted
+//! issuer's GitHub Actions-shaped tokens (`--issuer`), each accepted on every
+//! request; the tokens carry the claims the issuer's condition reads; and the flags
+//! that do not go together.
 
 use std::path::Path;
 
@@ -128,6 +129,22 @@ async fn bench_sends_an_integrations_and_a_trusted_issuers_grants() {
     .await;
     assert_all_issued(&report);
     assert_eq!(report["issuer"], Value::Null);
+    // And with the GitHub claims added (the control as long as the issuer's tokens).
+    let report = bench(
+        path,
+        &server,
+        &[
+            "--integration-key",
+            &ik,
+            "--key",
+            key.to_str().unwrap(),
+            "--scope",
+            "signature",
+            "--github-claims",
+        ],
+    )
+    .await;
+    assert_all_issued(&report);
 
     // The trusted issuer's tokens: kid by default the key's thumbprint, which is
     // the kid `jwtgrant keygen` puts in the JWK; each jti fresh (single use).
@@ -235,6 +252,10 @@ fn bench_issuer_flags_that_do_not_go_together_are_refused() {
         ),
         (vec!["--integration-key", "ik"], "--key"),
         (vec!["--user-id", "u"], "--integration-key"),
+        (
+            vec!["--issuer", GITHUB, "--issuer-key", key, "--github-claims"],
+            "cannot be used with",
+        ),
     ] {
         let mut command = jwtgrant(dir.path());
         command
