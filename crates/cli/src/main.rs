@@ -150,6 +150,7 @@ fn run(cli: Cli) -> Result<()> {
 
 async fn serve(config: ServerConfig) -> Result<()> {
     let started = std::time::Instant::now();
+    raise_open_file_limit();
     let store = jwtgrant_store::open(
         &config.store,
         &OpenOptions::migrate(config.migrate_on_start),
@@ -173,6 +174,24 @@ async fn serve(config: ServerConfig) -> Result<()> {
     Ok(())
 }
 
+/// Raises the open-file limit to its hard limit, so that `max_connections` and not
+/// a low default decides how many clients are served at once, and says so.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    match jwtgrant_server::listener::raise_open_file_limit() {
+        Ok(limit) if limit.soft > limit.was => tracing::info!(
+            from = limit.was,
+            to = limit.soft,
+            "raised the open-file limit to its hard limit"
+        ),
+        Ok(limit) => tracing::info!(
+            open_file_limit = limit.soft,
+            "the open-file limit is at its hard limit"
+        ),
+        Err(error) => tracing::warn!(%error, "the open-file limit could not be raised"),
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -193,7 +212,7 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
 }
 
 fn init_tracing(format: LogFormat) {

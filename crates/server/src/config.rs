@@ -7,10 +7,12 @@ pub mod options;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use jwtgrant_core::JwsAlgorithm;
 use jwtgrant_store::StoreLocation;
 
+use crate::client_addr::TrustedProxies;
 use crate::sealing::KeySealer;
 use options::Opt;
 pub use options::RawConfig;
@@ -101,6 +103,29 @@ pub struct ServerConfig {
     pub worker_threads: Option<usize>,
     /// How the binary writes its log lines.
     pub log_format: LogFormat,
+    /// How long each phase of a connection may take, and how many may be open.
+    pub connections: ConnectionLimits,
+    /// How long a shutdown lets requests in flight finish.
+    pub shutdown_grace: Duration,
+    /// The peers whose `X-Forwarded-For` and `Forwarded` headers name the client.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Bounds on every connection, plain and TLS alike, so that slow or stalled
+/// clients cannot hold descriptors and memory for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a request's first byte (or the TCP accept, for a TLS handshake) until
+    /// its headers are in.
+    pub header_timeout: Duration,
+    /// From the headers until the whole body is in.
+    pub body_timeout: Duration,
+    /// With no request on the connection.
+    pub idle_timeout: Duration,
+    /// From the headers until the answer.
+    pub request_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 /// How log lines are written.
@@ -261,6 +286,16 @@ impl ServerConfig {
                 &LogFormat::ALL,
                 LogFormat::as_str,
             )?,
+            connections: ConnectionLimits {
+                header_timeout: duration(&HEADER_TIMEOUT_SECS, raw.header_timeout_secs)?,
+                body_timeout: duration(&BODY_TIMEOUT_SECS, raw.body_timeout_secs)?,
+                idle_timeout: duration(&IDLE_TIMEOUT_SECS, raw.idle_timeout_secs)?,
+                request_timeout: duration(&REQUEST_TIMEOUT_SECS, raw.request_timeout_secs)?,
+                max_connections: number(&MAX_CONNECTIONS, raw.max_connections)?,
+            },
+            shutdown_grace: duration(&SHUTDOWN_GRACE_SECS, raw.shutdown_grace_secs)?,
+            trusted_proxies: TrustedProxies::parse(&raw.trusted_proxy.unwrap_or_default())
+                .map_err(|reason| invalid(TRUSTED_PROXY.name, reason))?,
         })
     }
 }
@@ -354,6 +389,11 @@ fn number<T: TryFrom<u64>>(opt: &Opt, value: Option<u64>) -> Result<T, ConfigErr
 /// A number of seconds, as the clock counts them.
 fn seconds(opt: &Opt, value: Option<u64>) -> Result<i64, ConfigError> {
     number(opt, value)
+}
+
+/// A number of seconds, as timers count them.
+fn duration(opt: &Opt, value: Option<u64>) -> Result<Duration, ConfigError> {
+    number(opt, value).map(Duration::from_secs)
 }
 
 /// The one of `all` whose name is `value`.

@@ -225,3 +225,48 @@ pub(crate) fn oauth_error(status: StatusCode, code: ErrorCode, description: Stri
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
+
+/// Why the connection layer answered instead of an endpoint: a request too slow to
+/// arrive or to be answered, or one connection too many. The connection is closed
+/// after the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The body did not arrive within the body timeout (seconds).
+    #[error("body_timeout: the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
+    /// No answer within the request timeout (seconds).
+    #[error("request_timeout: the request was not answered within {0} s; retry shortly")]
+    RequestTimeout(u64),
+    /// At the connection cap.
+    #[error("too_many_connections: the server is at its connection limit; retry shortly")]
+    TooManyConnections,
+}
+
+impl IntoResponse for ConnectionError {
+    fn into_response(self) -> Response {
+        let (status, code) = match self {
+            ConnectionError::BodyTimeout(_) => {
+                (StatusCode::REQUEST_TIMEOUT, ErrorCode::InvalidRequest)
+            }
+            ConnectionError::RequestTimeout(_) => {
+                tracing::warn!("{self}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::TemporarilyUnavailable,
+                )
+            }
+            ConnectionError::TooManyConnections => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TemporarilyUnavailable,
+            ),
+        };
+        let mut response = oauth_error(status, code, self.to_string());
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+        }
+        response
+    }
+}

@@ -2,6 +2,7 @@
 //! store. [`app`] builds the router (tests drive it without a socket); [`serve`] runs
 //! it on a bound listener, with native TLS when configured, until `shutdown`.
 
+pub mod client_addr;
 pub mod client_auth;
 pub mod clock;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod fetch;
 pub mod form;
 pub mod grants;
 pub mod issuer_keys;
+pub mod listener;
 pub mod metrics;
 pub mod pages;
 pub mod ratelimit;
@@ -27,12 +29,10 @@ pub mod token_request;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 
 pub use config::{ConfigError, RawConfig, ServerConfig};
 pub use state::AppState;
@@ -82,46 +82,36 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then lets requests in
-/// flight finish. Runs the registry poll and the `jti` sweep alongside.
+/// Serves `state` on `listener` (HTTPS when TLS is configured) until `shutdown`
+/// resolves, every connection bounded in time and their number capped (see
+/// [`listener`]); then lets requests in flight finish for at most the shutdown
+/// grace period. Runs the registry poll and the `jti` sweep alongside.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let background = tokio::spawn(background_tasks(Arc::clone(&state)));
-    let router = app(Arc::clone(&state));
-    let result = match &state.config.tls {
-        None => axum::serve(
-            listener.tap_io(|tcp| {
-                // Answers are small and latency matters: never wait for Nagle.
-                let _ = tcp.set_nodelay(true);
-            }),
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::from),
+    let tls = match &state.config.tls {
+        None => None,
         Some(tls) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await
                 .map_err(|e| ServeError::Tls(format!("{}: {e}", tls.cert.display())))?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(Duration::from_secs(30)));
-            });
-            let std_listener = listener.into_std()?;
-            axum_server::from_tcp_rustls(std_listener, rustls)?
-                .handle(handle)
-                .serve(router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .await
-                .map_err(ServeError::from)
+            Some(tokio_rustls::TlsAcceptor::from(rustls.get_inner()))
         }
     };
+    let background = tokio::spawn(background_tasks(Arc::clone(&state)));
+    listener::serve(
+        listener,
+        tls,
+        app(Arc::clone(&state)),
+        state.config.connections,
+        state.config.shutdown_grace,
+        shutdown,
+    )
+    .await;
     background.abort();
-    result
+    Ok(())
 }
 
 /// Polls the registry version and sweeps expired `jti`s.

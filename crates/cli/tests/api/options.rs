@@ -22,6 +22,7 @@ fn sample(opt: &Opt, dir: &Path) -> Vec<String> {
     let choices = (opt.choices)();
     let one = match (opt.name, opt.kind()) {
         ("accept_audience", _) => return vec!["a.example".into(), "b.example".into()],
+        ("trusted_proxy", _) => return vec!["10.0.0.0/8".into(), "192.0.2.7".into()],
         ("data_dir", _) => path("data"),
         ("database", _) => "postgres://jg:s3cret@127.0.0.1:1/jg".into(),
         ("config", _) => path("empty.toml"),

@@ -406,6 +406,41 @@ options! {
         default: DefaultValue::Number(64 * 1024),
         range: Some((1024, 16 * 1024 * 1024)),
     }
+    // Connections: every phase bounded in time, their number capped, the drain at
+    // shutdown bounded, and forwarded client addresses read only from proxies named.
+    HEADER_TIMEOUT_SECS header_timeout_secs: Number = "Seconds a client has to send a request's headers (or finish a TLS handshake), from their first byte; then the connection is closed" {
+        value_name: "SECS",
+        default: DefaultValue::Number(10),
+        range: Some((1, 300)),
+    }
+    BODY_TIMEOUT_SECS body_timeout_secs: Number = "Seconds a client has to send a request's body once its headers are in; then 408 and the connection is closed" {
+        value_name: "SECS",
+        default: DefaultValue::Number(30),
+        range: Some((1, 600)),
+    }
+    IDLE_TIMEOUT_SECS idle_timeout_secs: Number = "Seconds a connection may stay open with no request on it; then it is closed" {
+        value_name: "SECS",
+        default: DefaultValue::Number(60),
+        range: Some((1, 3600)),
+    }
+    REQUEST_TIMEOUT_SECS request_timeout_secs: Number = "Seconds one request may take from its headers to its answer; then 503 and the connection is closed" {
+        value_name: "SECS",
+        default: DefaultValue::Number(60),
+        range: Some((1, 3600)),
+    }
+    MAX_CONNECTIONS max_connections: Number = "Most client connections open at once (at most the open-file limit allows); past it a new one gets 503 and is closed" {
+        value_name: "N",
+        default: DefaultValue::Number(10_000),
+        range: Some((1, 1_000_000)),
+    }
+    SHUTDOWN_GRACE_SECS shutdown_grace_secs: Number = "Seconds SIGTERM or Ctrl-C lets requests in flight finish before the connections left are closed" {
+        value_name: "SECS",
+        default: DefaultValue::Number(30),
+        range: Some((0, 3600)),
+    }
+    TRUSTED_PROXY trusted_proxy: List = "A proxy's address or range (CIDR) whose X-Forwarded-For and Forwarded headers name the client (repeatable); from any other peer they are ignored" {
+        value_name: "CIDR",
+    }
     KEY_ROTATION_DELAY_SECS key_rotation_delay_secs: Number = "Seconds from `keys rotate` until the new key signs: its --activate-after default" {
         value_name: "SECS",
         default: DefaultValue::Number(300),

@@ -4,12 +4,10 @@
 //! redirects. A request whose client or redirect URI cannot be trusted gets an error
 //! page and never a redirect.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::ExtensionRejection;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::authorization_code::{
@@ -18,6 +16,7 @@ use jwtgrant_core::grants::authorization_code::{
 use jwtgrant_core::model::Integration;
 use jwtgrant_store::{AuthorizationCodeRecord, StoreError, UserLogin};
 
+use crate::client_addr::ClientAddr;
 use crate::clock;
 use crate::credentials::{self, random_token, token_hash};
 use crate::pages::{
@@ -121,7 +120,7 @@ pub async fn authorize(
 /// `POST /login`: the sign-in form.
 pub async fn login(
     State(state): State<Arc<AppState>>,
-    peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -145,9 +144,9 @@ pub async fn login(
         );
     };
     let account_key = format!("account:{}", email.to_lowercase());
-    let address_key = match &peer {
-        Ok(ConnectInfo(addr)) => format!("address:{}", addr.ip()),
-        Err(_) => "address:unknown".to_owned(),
+    let address_key = match client {
+        Some(addr) => format!("address:{addr}"),
+        None => "address:unknown".to_owned(),
     };
     let throttle = &state.login_throttle;
     let locked = match (

@@ -2,18 +2,19 @@
 //! for each grant reads its typed request (authenticating the client first where
 //! the grant has one) and hands it to the grant's own file.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, ExtensionRejection};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::JwtGrantResponse;
 
+use crate::client_addr::ClientAddr;
 use crate::client_auth::{authenticate_client, code_flow_client, presenting_client};
 use crate::error::{RequestError, TokenEndpointError};
 use crate::form::Form;
@@ -28,12 +29,11 @@ use crate::token_request::{
 /// The token endpoint.
 pub async fn token(
     State(state): State<Arc<AppState>>,
-    client: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let client = client.ok().map(|ConnectInfo(addr)| addr.ip());
     let result = handle(&state, client, &headers, body).await;
     state.metrics.observe_latency(started.elapsed());
     match result {
