@@ -217,11 +217,23 @@ pub struct PgCluster {
     /// The port it listens on, the same across restarts.
     pub port: u16,
     running: bool,
+    /// Whether it takes TLS connections only.
+    tls: bool,
 }
 
 impl PgCluster {
     /// Creates the cluster and starts it; returns once it accepts connections.
     pub fn start() -> PgCluster {
+        Self::create(None)
+    }
+
+    /// [`PgCluster::start`] with `ssl = on` and this certificate chain and key
+    /// (PEM), taking TLS connections only: one without TLS is refused.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PgCluster {
+        Self::create(Some((cert_pem, key_pem)))
+    }
+
+    fn create(tls: Option<(&str, &str)>) -> PgCluster {
         let bin = postgres_bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("jg-pg-")
@@ -242,6 +254,7 @@ impl PgCluster {
             as_postgres,
             port: 0,
             running: false,
+            tls: tls.is_some(),
         };
         let data = cluster.data_dir();
         cluster
@@ -258,6 +271,9 @@ impl PgCluster {
                 ],
             )
             .unwrap_or_else(|failure| panic!("{failure}"));
+        if let Some((cert, key)) = tls {
+            cluster.install_tls(cert, key);
+        }
         for _ in 0..ports::ATTEMPTS {
             cluster.port = ports::pick();
             if cluster.try_start().is_ok() {
@@ -265,6 +281,38 @@ impl PgCluster {
             }
         }
         panic!("PostgreSQL: {} ports tried, all taken", ports::ATTEMPTS);
+    }
+
+    /// Writes the certificate and key where the server reads them (the key
+    /// readable by its owner only, as PostgreSQL demands) and a `pg_hba.conf` that
+    /// takes TCP connections over TLS only.
+    fn install_tls(&self, cert: &str, key: &str) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let data = self.dir.path().join("data");
+        std::fs::write(data.join("server.crt"), cert).expect("server.crt");
+        std::fs::write(data.join("server.key"), key).expect("server.key");
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("server.key mode");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 0.0.0.0/0 reject\n",
+        )
+        .expect("pg_hba.conf");
+        if self.as_postgres {
+            for file in ["server.crt", "server.key", "pg_hba.conf"] {
+                let status = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(data.join(file))
+                    .status()
+                    .expect("chown");
+                assert!(status.success(), "chown of {file} failed");
+            }
+        }
     }
 
     fn data_dir(&self) -> String {
@@ -314,11 +362,14 @@ impl PgCluster {
     fn try_start(&mut self) -> Result<(), String> {
         let data = self.data_dir();
         let log = self.dir.path().join("server.log").display().to_string();
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            options.push_str(" -c ssl=on");
+        }
         match self.run(
             "pg_ctl",
             &[

@@ -2,6 +2,7 @@
 //! and restart), or, for a test that does not stop it, the shared one named by
 //! `JWTGRANT_TEST_REDIS_URL` under a key prefix of the test's own.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,8 +20,10 @@ pub struct RedisServer {
     durable: bool,
     /// The port it listens on, the same across restarts.
     pub port: u16,
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT` (`rediss://` with TLS).
     pub url: String,
+    /// TLS only, with this certificate chain and key (PEM files).
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// How a start of `redis-server` ended.
@@ -33,18 +36,30 @@ impl RedisServer {
     /// Starts one on a port of its own (another one when that is taken); returns
     /// once it accepts connections.
     pub async fn start(durable: bool) -> RedisServer {
+        Self::start_with(durable, None).await
+    }
+
+    /// [`RedisServer::start`] (not durable) taking TLS connections only, with the
+    /// certificate chain and key in these PEM files; no plain port.
+    pub async fn start_tls(cert: PathBuf, key: PathBuf) -> RedisServer {
+        Self::start_with(false, Some((cert, key))).await
+    }
+
+    async fn start_with(durable: bool, tls: Option<(PathBuf, PathBuf)>) -> RedisServer {
+        let scheme = if tls.is_some() { "rediss" } else { "redis" };
         let mut redis = RedisServer {
             child: None,
             dir: tempfile::tempdir().expect("tempdir"),
             durable,
             port: 0,
             url: String::new(),
+            tls,
         };
         for _ in 0..ports::ATTEMPTS {
             redis.port = ports::pick();
             if let Started::Ready(child) = redis.spawn().await {
                 redis.child = Some(child);
-                redis.url = format!("redis://127.0.0.1:{}", redis.port);
+                redis.url = format!("{scheme}://127.0.0.1:{}", redis.port);
                 return redis;
             }
         }
@@ -70,10 +85,19 @@ impl RedisServer {
         let log = self.dir.path().join("redis.log");
         let output = Output::from_now(&log);
         let appendonly = if self.durable { "yes" } else { "no" };
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some((cert, key)) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let mut child = command
             .args([
-                "--port",
-                &self.port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -227,6 +251,7 @@ mod tests {
             durable: false,
             port: holder.local_addr().unwrap().port(),
             url: String::new(),
+            tls: None,
         };
         assert!(matches!(redis.spawn().await, Started::PortTaken));
         let mut started = RedisServer::start(false).await;

@@ -23,6 +23,7 @@ mod migrate;
 mod options;
 mod proxies;
 mod redis;
+mod store_tls;
 mod support;
 mod tls;
 mod token;
