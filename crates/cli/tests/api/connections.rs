@@ -1,8 +1,9 @@
 //! Connections under hostile clients, against the real binary on loopback: slow
 //! headers, stalled bodies and idle connections closed after their (short,
-//! configured) limits while other clients are served; the connection cap answered
-//! with 503; SIGTERM draining a request in flight within the grace period while a
-//! stalled client is held open; the open-file limit raised at start.
+//! configured) limits while other clients are served, over plain HTTP and TLS; the
+//! connection cap answered with 503; SIGTERM draining a request in flight within
+//! the grace period while a stalled client is held open; the open-file limit
+//! raised at start.
 
 use std::time::{Duration, Instant};
 
@@ -331,4 +332,83 @@ async fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
             && log.contains(&format!("to={hard}")),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_silent_handshake_and_slow_headers_are_closed_too() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    // In this process: the kit's readiness check for the binary speaks plain HTTP.
+    let server = TestServer::start_with(jwtgrant_server::RawConfig {
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        header_timeout_secs: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let addr: std::net::SocketAddr = server.host().parse().unwrap();
+
+    // A TCP connection that never says hello.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let silent_started = Instant::now();
+    let silent_closed =
+        tokio::spawn(async move { read_until_closed(&mut silent, Duration::from_secs(20)).await });
+
+    // A TLS client that sends half a request head, then nothing.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut tls = connector
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: ")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let slow_started = Instant::now();
+
+    // Meanwhile HTTPS clients are served.
+    let https = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/healthz", addr.port());
+    assert_eq!(https.get(&url).send().await.unwrap().status(), 200);
+
+    let mut buf = [0_u8; 1024];
+    let closed = match tokio::time::timeout(Duration::from_secs(20), tls.read(&mut buf)).await {
+        Ok(Ok(0) | Err(_)) => Instant::now(),
+        other => panic!("the slow TLS client was not closed: {other:?}"),
+    };
+    let after = closed.duration_since(slow_started);
+    assert!(
+        after >= Duration::from_millis(1900) && after < Duration::from_secs(6),
+        "slow headers over TLS closed after {after:?}"
+    );
+    let (read, closed) = silent_closed.await.unwrap();
+    let after = closed
+        .expect("the silent client is closed")
+        .duration_since(silent_started);
+    assert!(read.is_empty(), "{read}");
+    assert!(
+        after >= Duration::from_millis(1900) && after < Duration::from_secs(6),
+        "a silent handshake closed after {after:?}"
+    );
+    assert_eq!(https.get(&url).send().await.unwrap().status(), 200);
 }
