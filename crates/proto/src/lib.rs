@@ -106,6 +106,8 @@ pub enum ErrorCode {
     InvalidScope,
     /// The user has not consented (DocuSign's code).
     ConsentRequired,
+    /// A `resource` that is malformed or not allowed (RFC 8707 section 2).
+    InvalidTarget,
     /// The user or server refused (authorization endpoint).
     AccessDenied,
     /// The authorization endpoint does not offer this `response_type`.
@@ -131,6 +133,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::InvalidToken => "invalid_token",
@@ -146,6 +149,14 @@ impl std::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+/// The header `typ` of an Identity Assertion JWT Authorization Grant
+/// (draft-ietf-oauth-identity-assertion-authz-grant).
+pub const ID_JAG_TYP: &str = "oauth-id-jag+jwt";
+
+/// The grant profile an authorization server that accepts ID-JAGs lists in
+/// `authorization_grant_profiles_supported`.
+pub const ID_JAG_GRANT_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
 
 /// Authorization server metadata (RFC 8414), also served as OpenID configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +209,10 @@ pub struct AuthorizationServerMetadata {
     /// Algorithms of issued ID tokens (OIDC); absent while the server issues none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// The assertion grant profiles the token endpoint accepts (ID-JAG, for MCP's
+    /// enterprise-managed authorization).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_grant_profiles_supported: Vec<String>,
     /// jwtgrant's extension (RFC 8414 section 2 allows additional members): the
     /// longest assertion lifetime (`exp - iat`, in seconds) the token endpoint
     /// accepts, so clients sign no longer-lived assertions.

@@ -1,13 +1,17 @@
 //! The strict form of the token, introspection and revocation endpoints: the
 //! content type checked, UTF-8 also after percent-decoding, each parameter at most
-//! once; and the client credentials such a request carries.
+//! once (but `resource`, RFC 8707); and the client credentials such a request
+//! carries.
 
 use axum::http::{HeaderMap, header};
 use jwtgrant_core::client_auth::{ClientAuthError, ClientCredentials, read_client_credentials};
 
 use crate::error::RequestError;
 
-/// A request's form parameters, each present at most once.
+/// The parameters a request may repeat: RFC 8707's `resource`.
+const REPEATABLE: [&str; 1] = ["resource"];
+
+/// A request's form parameters, each present at most once but those [`REPEATABLE`].
 #[derive(Debug, Default)]
 pub struct Form {
     params: Vec<(String, String)>,
@@ -30,7 +34,9 @@ impl Form {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = decode_component(name)?;
             let value = decode_component(value)?;
-            if params.iter().any(|(known, _)| *known == name) {
+            if !REPEATABLE.contains(&name.as_str())
+                && params.iter().any(|(known, _)| *known == name)
+            {
                 return Err(RequestError::Repeated(name.chars().take(64).collect()));
             }
             params.push((name, value));
@@ -44,6 +50,15 @@ impl Form {
             .iter()
             .find(|(known, value)| known == name && !value.is_empty())
             .map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of a repeatable parameter, in order; empty values are absent.
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.params
+            .iter()
+            .filter(|(known, value)| known == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+            .collect()
     }
 
     /// A parameter that must be present.
@@ -178,6 +193,14 @@ mod tests {
         assert_eq!(
             form("application/x-www-form-urlencoded", b"a=1&a=2").err(),
             Some(RequestError::Repeated("a".into()))
+        );
+        let resources = form(
+            "application/x-www-form-urlencoded",
+            b"resource=https%3A%2F%2Fa.example&resource=&resource=urn:b",
+        );
+        assert_eq!(
+            resources.ok().map(|f| f.get_all("resource").join(" ")),
+            Some("https://a.example urn:b".to_owned())
         );
         let empty = form("application/x-www-form-urlencoded", b"a=");
         assert_eq!(
