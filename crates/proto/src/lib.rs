@@ -7,16 +7,19 @@
 //! Besides the types, the few spellings both sides must agree on byte for byte:
 //! the bearer header and its challenge ([`bearer`]), the consent URL and how an error
 //! names it ([`consent`]), and the bare host an assertion's `aud` carries ([`host`]).
+//! A resource server's own metadata (RFC 9728) is in [`protected_resource`].
 
 use serde::{Deserialize, Serialize};
 
 pub mod bearer;
 pub mod consent;
 pub mod host;
+pub mod protected_resource;
 
-pub use bearer::{BARE_BEARER_CHALLENGE, bearer_challenge, bearer_token};
+pub use bearer::{BARE_BEARER_CHALLENGE, BearerChallenge, bearer_challenge, bearer_token};
 pub use consent::{AUTHORIZATION_PATH, CONSENT_URL_MARKER, consent_url, consent_url_in};
 pub use host::bare_host;
+pub use protected_resource::{PROTECTED_RESOURCE_METADATA_PATH, ProtectedResourceMetadata};
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
