@@ -64,7 +64,7 @@ fn policy_from(args: &IssuerAddArgs, allow_insecure: bool) -> Result<IssuerPolic
     if args.subject == SubjectArg::User && args.subject_expr.is_some() {
         bail!("--subject-expr is for --subject workload; --subject user maps by --user-claim");
     }
-    Ok(IssuerPolicy {
+    let policy = IssuerPolicy {
         keys,
         audiences: args.audiences.clone(),
         algorithms: parse_algorithms(&args.algorithms)?,
@@ -95,7 +95,11 @@ fn policy_from(args: &IssuerAddArgs, allow_insecure: bool) -> Result<IssuerPolic
         expires_at,
         client_authentication: args.client_authentication,
         id_jag: args.id_jag,
-    })
+    };
+    if policy.id_jag {
+        jwtgrant_core::id_jag::check_policy(&policy)?;
+    }
+    Ok(policy)
 }
 
 fn parse_algorithms(names: &[String]) -> Result<Vec<JwsAlgorithm>> {

@@ -73,12 +73,12 @@ pub(crate) struct SqlStore<D: Dialect> {
     pub(crate) dialect: D,
 }
 
+/// What each migration does, in order; each database's folder has one file for each.
+pub(crate) const MIGRATIONS: [&str; 4] =
+    ["registry", "authorization", "trusted issuers", "resources"];
+
 /// The migrations of one database's folder, in order (the same ones on each).
-pub(crate) fn migrator(
-    registry: &'static str,
-    authorization: &'static str,
-    federation: &'static str,
-) -> Migrator {
+pub(crate) fn migrator(sql: [&'static str; MIGRATIONS.len()]) -> Migrator {
     let migration = |version, description: &str, sql| {
         let sql = SqlStr::from_static(sql);
         Migration::new(
@@ -89,11 +89,13 @@ pub(crate) fn migrator(
             false,
         )
     };
-    Migrator::with_migrations(vec![
-        migration(1, "registry", registry),
-        migration(2, "authorization", authorization),
-        migration(3, "trusted issuers", federation),
-    ])
+    Migrator::with_migrations(
+        (1..)
+            .zip(MIGRATIONS)
+            .zip(sql)
+            .map(|((version, description), sql)| migration(version, description, sql))
+            .collect(),
+    )
 }
 
 /// Runs the migrations not yet applied.
