@@ -33,6 +33,8 @@ fn integration(secret: bool) -> Integration {
         require_jti: false,
         scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
         redirect_uris: REGISTERED.iter().map(|s| (*s).to_owned()).collect(),
+        resources: Vec::new(),
+        default_scopes: Vec::new(),
         client_secret_hash: secret.then(|| "hash".to_owned()),
         keys: vec![],
     }

@@ -674,7 +674,8 @@ fuzz_target!(|input: Input| {
                 "granted a scope the integration may not have"
             );
             let subject_claim = match &want.subject {
-                TokenSubject::User(id) => id.as_str(),
+                // An integration's own assertion never names a workload.
+                TokenSubject::User(id) | TokenSubject::Workload(id) => id.as_str(),
                 TokenSubject::Application => ISS,
             };
             assert_eq!(decision.subject_claim(), subject_claim);

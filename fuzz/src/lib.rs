@@ -129,6 +129,8 @@ pub fn fixtures() -> &'static Fixtures {
                 require_jti: index & 2 != 0,
                 scopes: INTEGRATION_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
                 redirect_uris: vec!["https://app.example.test/callback".into()],
+                resources: Vec::new(),
+                default_scopes: Vec::new(),
                 client_secret_hash: None,
                 keys: keys.clone(),
             })

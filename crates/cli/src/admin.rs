@@ -7,7 +7,8 @@ use jwtgrant_proto::{DEFAULT_SCOPES, Jwk};
 use jwtgrant_server::signing::{add_signing_key, load_keyring};
 use jwtgrant_server::{clock, credentials};
 use jwtgrant_store::{
-    AccountRecord, IntegrationKeyRecord, IntegrationRecord, NewIntegration, Store, UserRecord,
+    AccountRecord, IntegrationKeyRecord, IntegrationRecord, IntegrationUpdate, NewIntegration,
+    Store, UserRecord,
 };
 use serde_json::{Value, json};
 
@@ -62,6 +63,8 @@ fn integration_json(record: &IntegrationRecord) -> Value {
         "require_jti": record.require_jti,
         "scopes": record.scopes,
         "redirect_uris": record.redirect_uris,
+        "resources": record.resources,
+        "default_scopes": record.default_scopes,
         "client_type": client_type(record),
         "client_authentication_methods": client_authentication_methods(record),
         "client_credentials": may_use_client_credentials(record),
@@ -89,6 +92,56 @@ fn client_kind(record: &IntegrationRecord) -> String {
     }
 }
 
+/// The list as words, or `-` when it is empty.
+fn or_dash(list: &[String]) -> String {
+    if list.is_empty() {
+        "-".to_owned()
+    } else {
+        list.join(" ")
+    }
+}
+
+/// Scopes given as repeated flags, each of which may hold several.
+fn split_each(given: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for scope in given
+        .iter()
+        .flat_map(|s| jwtgrant_core::model::split_scopes(s))
+    {
+        if !out.contains(&scope) {
+            out.push(scope);
+        }
+    }
+    out
+}
+
+fn check_redirect_uris(uris: &[String]) -> Result<()> {
+    for uri in uris {
+        if !(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains('#') {
+            bail!("--redirect-uri '{uri}' must be an absolute http(s) URL without a fragment");
+        }
+    }
+    Ok(())
+}
+
+/// RFC 8707's form, checked by the core's rule, so that the server accepts every
+/// resource an operator could register.
+fn check_resources(resources: &[String]) -> Result<()> {
+    for resource in resources {
+        jwtgrant_core::resource::check_form(resource).map_err(|_| {
+            anyhow!("--resource '{resource}' must be an absolute URI without a fragment")
+        })?;
+    }
+    Ok(())
+}
+
+fn check_default_scopes(defaults: &[String], scopes: &[String]) -> Result<()> {
+    if let Some(scope) = defaults.iter().find(|s| !scopes.contains(s)) {
+        bail!("--default-scope '{scope}' is not one of the integration's scopes");
+    }
+    Ok(())
+}
+
 fn integration_text(record: &IntegrationRecord) -> String {
     let mut text = format!(
         "{}  {}  {}\n  scopes: {}\n  redirect URIs: {}\n  client: {}  application tokens: {}  requires jti: {}\n",
@@ -105,6 +158,13 @@ fn integration_text(record: &IntegrationRecord) -> String {
         record.allow_application_tokens,
         record.require_jti,
     );
+    if !record.resources.is_empty() || !record.default_scopes.is_empty() {
+        text.push_str(&format!(
+            "  resources: {}  default scopes: {}\n",
+            or_dash(&record.resources),
+            or_dash(&record.default_scopes),
+        ));
+    }
     text.push_str(&format!(
         "  client authentication: {}  client credentials grant: {}\n",
         client_authentication_methods(record).join(" "),
@@ -160,6 +220,8 @@ pub async fn integration(store: &dyn Store, command: IntegrationCommand) -> Resu
             name,
             scopes,
             redirect_uris,
+            resources,
+            default_scopes,
             allow_application_tokens,
             require_jti,
             json,
@@ -170,25 +232,20 @@ pub async fn integration(store: &dyn Store, command: IntegrationCommand) -> Resu
             let scopes = if scopes.is_empty() {
                 DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect()
             } else {
-                scopes
-                    .iter()
-                    .flat_map(|s| jwtgrant_core::model::split_scopes(s))
-                    .collect()
+                split_each(&scopes)
             };
-            for uri in &redirect_uris {
-                if !(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains('#')
-                {
-                    bail!(
-                        "--redirect-uri '{uri}' must be an absolute http(s) URL without a fragment"
-                    );
-                }
-            }
+            check_redirect_uris(&redirect_uris)?;
+            check_resources(&resources)?;
+            let default_scopes = split_each(&default_scopes);
+            check_default_scopes(&default_scopes, &scopes)?;
             let record = store
                 .create_integration(NewIntegration {
                     integration_key: uuid::Uuid::new_v4().to_string(),
                     name,
                     scopes,
                     redirect_uris,
+                    resources,
+                    default_scopes,
                     allow_application_tokens,
                     require_jti,
                     created_at: clock::now(),
@@ -199,6 +256,41 @@ pub async fn integration(store: &dyn Store, command: IntegrationCommand) -> Resu
                 integration_json(&record),
                 format!("{}\n", record.integration_key),
             )
+        }
+        IntegrationCommand::Update {
+            integration_key,
+            scopes,
+            redirect_uris,
+            resources,
+            clear_resources,
+            default_scopes,
+            clear_default_scopes,
+            json,
+        } => {
+            let current = require_integration(store, &integration_key).await?;
+            let given =
+                |list: Vec<String>, clear: bool| (clear || !list.is_empty()).then_some(list);
+            let update = IntegrationUpdate {
+                scopes: given(split_each(&scopes), false),
+                redirect_uris: given(redirect_uris, false),
+                resources: given(resources, clear_resources),
+                default_scopes: given(split_each(&default_scopes), clear_default_scopes),
+            };
+            if update == IntegrationUpdate::default() {
+                bail!(
+                    "nothing to change: give --scope, --redirect-uri, --resource, --default-scope or a --clear- flag"
+                );
+            }
+            check_redirect_uris(update.redirect_uris.as_deref().unwrap_or_default())?;
+            check_resources(update.resources.as_deref().unwrap_or_default())?;
+            let scopes_after = update.scopes.as_ref().unwrap_or(&current.scopes);
+            let defaults_after = update
+                .default_scopes
+                .as_ref()
+                .unwrap_or(&current.default_scopes);
+            check_default_scopes(defaults_after, scopes_after)?;
+            let record = store.update_integration(&integration_key, update).await?;
+            emit(json, integration_json(&record), integration_text(&record))
         }
         IntegrationCommand::AddKey {
             integration_key,

@@ -96,12 +96,44 @@ pub enum IntegrationCommand {
         /// A redirect URI (repeatable).
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
+        /// A resource (RFC 8707, an absolute URI) it may ask tokens for (repeatable).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// A scope an authorization request without `scope` gets (repeatable).
+        #[arg(long = "default-scope")]
+        default_scopes: Vec<String>,
         /// Allow tokens without a user (`sub`).
         #[arg(long)]
         allow_application_tokens: bool,
         /// Refuse assertions without `jti`.
         #[arg(long)]
         require_jti: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an integration's lists: each one given replaces the stored one.
+    Update {
+        /// Integration key.
+        integration_key: String,
+        /// A scope it may request (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A resource (RFC 8707, an absolute URI) it may ask tokens for (repeatable).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// Remove every resource (its tokens keep the configured audience).
+        #[arg(long, conflicts_with = "resources")]
+        clear_resources: bool,
+        /// A scope an authorization request without `scope` gets (repeatable).
+        #[arg(long = "default-scope")]
+        default_scopes: Vec<String>,
+        /// Remove the default scopes.
+        #[arg(long, conflicts_with = "default_scopes")]
+        clear_default_scopes: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -330,7 +362,8 @@ pub struct IssuerAddArgs {
     /// An accepted `alg` (repeatable) [default: what the key type allows].
     #[arg(long = "alg", value_parser = PossibleValuesParser::new(JwsAlgorithm::ALL.map(JwsAlgorithm::as_str)))]
     pub algorithms: Vec<String>,
-    /// An accepted header `typ` (repeatable) [default: any].
+    /// An accepted header `typ` (repeatable) [default: any; oauth-id-jag+jwt with
+    /// --id-jag].
     #[arg(long = "typ")]
     pub typs: Vec<String>,
     /// The longest a token may live, `iat` to `exp`.
@@ -339,9 +372,9 @@ pub struct IssuerAddArgs {
     /// Clock skew allowed [default: the server's leeway].
     #[arg(long)]
     pub clock_skew_secs: Option<i64>,
-    /// `jti` handling.
-    #[arg(long, value_enum, default_value_t = ReplayArg::SingleUse)]
-    pub replay: ReplayArg,
+    /// `jti` handling [default: single-use; until-exp with --id-jag].
+    #[arg(long, value_enum)]
+    pub replay: Option<ReplayArg>,
     /// Whom the tokens speak for.
     #[arg(long, value_enum)]
     pub subject: SubjectArg,
@@ -364,6 +397,10 @@ pub struct IssuerAddArgs {
     /// Also accept its tokens as client assertions for the integration.
     #[arg(long)]
     pub client_authentication: bool,
+    /// Its tokens are ID-JAGs (cross-app access): presented by the integration,
+    /// authenticated, for a user, with the IdP's consent.
+    #[arg(long)]
+    pub id_jag: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -292,6 +292,8 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
             name: "jwtgrant bench".into(),
             scopes: DEFAULT_SCOPES.map(str::to_owned).to_vec(),
             redirect_uris: vec![],
+            resources: vec![],
+            default_scopes: vec![],
             // The client credentials grant is for integrations allowed them.
             allow_application_tokens: args.endpoint == "client-credentials",
             require_jti: true,

@@ -64,17 +64,22 @@ fn policy_from(args: &IssuerAddArgs, allow_insecure: bool) -> Result<IssuerPolic
     if args.subject == SubjectArg::User && args.subject_expr.is_some() {
         bail!("--subject-expr is for --subject workload; --subject user maps by --user-claim");
     }
-    Ok(IssuerPolicy {
+    let policy = IssuerPolicy {
         keys,
         audiences: args.audiences.clone(),
         algorithms: parse_algorithms(&args.algorithms)?,
-        typs: args.typs.clone(),
+        typs: if args.id_jag && args.typs.is_empty() {
+            vec![jwtgrant_proto::ID_JAG_TYP.to_owned()]
+        } else {
+            args.typs.clone()
+        },
         max_lifetime_secs: args.max_lifetime_secs,
         clock_skew_secs: args.clock_skew_secs,
         replay: match args.replay {
-            ReplayArg::SingleUse => ReplayPolicy::SingleUse,
-            ReplayArg::UntilExp => ReplayPolicy::UntilExp,
-            ReplayArg::None => ReplayPolicy::None,
+            None if args.id_jag => ReplayPolicy::UntilExp,
+            None | Some(ReplayArg::SingleUse) => ReplayPolicy::SingleUse,
+            Some(ReplayArg::UntilExp) => ReplayPolicy::UntilExp,
+            Some(ReplayArg::None) => ReplayPolicy::None,
         },
         subject: match args.subject {
             SubjectArg::User => SubjectKind::User,
@@ -89,7 +94,12 @@ fn policy_from(args: &IssuerAddArgs, allow_insecure: bool) -> Result<IssuerPolic
         scopes: args.scopes.clone(),
         expires_at,
         client_authentication: args.client_authentication,
-    })
+        id_jag: args.id_jag,
+    };
+    if policy.id_jag {
+        jwtgrant_core::id_jag::check_policy(&policy)?;
+    }
+    Ok(policy)
 }
 
 fn parse_algorithms(names: &[String]) -> Result<Vec<JwsAlgorithm>> {

@@ -627,6 +627,8 @@ mod tests {
             require_jti: false,
             scopes: vec![],
             redirect_uris: vec![],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             client_secret_hash: None,
             keys: vec![jwtgrant_core::model::IntegrationKey {
                 kid: kid.into(),

@@ -19,6 +19,11 @@
 //! - [`discovery`]: RFC 8414 authorization server metadata.
 //! - [`verifier`]: check RFC 9068 access tokens against the server's JWKS
 //!   ([`Verifier`]), and [`layer`]: the axum/tower layer that guards routes with it.
+//! - [`protected_resource`]: describe the API the layer guards (RFC 9728,
+//!   [`ProtectedResource`]), as an MCP server must: the layer then serves its
+//!   `/.well-known/oauth-protected-resource` metadata, names that document in every
+//!   `WWW-Authenticate` challenge, and takes only tokens whose `aud` is the
+//!   resource (`examples/mcp_server.rs`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,6 +52,7 @@ pub mod discovery;
 pub mod keys;
 pub mod layer;
 pub mod presets;
+pub mod protected_resource;
 mod retry;
 pub mod token_client;
 pub mod token_source;
@@ -61,10 +67,12 @@ pub use jwtgrant_core::JwsAlgorithm;
 pub use jwtgrant_core::access_token::AccessTokenClaims;
 pub use jwtgrant_proto::{
     AuthorizationServerMetadata, JwtGrant, JwtGrantResponse, OAuthErrorResponse,
+    ProtectedResourceMetadata,
 };
 pub use keys::{KeyLoadError, PrivateKey};
 pub use layer::{AuthRejection, RequireAccessToken};
 pub use presets::{DocuSign, Jwtgrant, PresetError, ServiceAccountKey};
+pub use protected_resource::{ProtectedResource, ResourceError};
 pub use retry::RetryPolicy;
 pub use token_client::{
     ClientAuthentication, Introspection, TokenClient, TokenClientBuilder, TokenClientError,

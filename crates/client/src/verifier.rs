@@ -105,7 +105,10 @@ impl VerifierBuilder {
     }
 
     /// The `aud` tokens must carry. Default: the issuer URL, which is what jwtgrant
-    /// puts there unless configured with `access_token_audience`.
+    /// puts there unless configured with `access_token_audience`; behind a
+    /// [`RequireAccessToken`](crate::RequireAccessToken) that guards a
+    /// [`ProtectedResource`](crate::ProtectedResource), that resource. Set here, it
+    /// stands for the resource too.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Audience::Exact(audience.into());
         self
@@ -178,18 +181,21 @@ impl VerifierBuilder {
                 .build()
                 .map_err(|e| VerifyError::Config(format!("cannot set up the HTTP client: {e}")))?,
         };
+        let audience_chosen = self.audience != Audience::Issuer;
         let audience = match self.audience {
             Audience::Issuer => Some(self.issuer.clone()),
             Audience::Exact(aud) => Some(aud),
             Audience::Any => None,
         };
         Ok(Verifier {
+            expect: Arc::new(AccessTokenExpectations {
+                issuer: self.issuer.clone(),
+                audience,
+                leeway_secs: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+            }),
+            audience_chosen,
             inner: Arc::new(Inner {
-                expect: AccessTokenExpectations {
-                    issuer: self.issuer,
-                    audience,
-                    leeway_secs: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
-                },
+                issuer: self.issuer,
                 jwks_uri,
                 refetch_interval: self.refetch_interval,
                 jwks_max_age: self.jwks_max_age,
@@ -214,10 +220,17 @@ impl VerifierBuilder {
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
+    /// What a token must say. Beside the shared cache rather than in it, so a
+    /// guard of one resource can expect that resource as `aud` with the same keys.
+    expect: Arc<AccessTokenExpectations>,
+    /// Whether the builder was told the audience (`audience`, `any_audience`);
+    /// if not, a protected resource stands in for the issuer default.
+    audience_chosen: bool,
 }
 
 struct Inner {
-    expect: AccessTokenExpectations,
+    /// The issuer, whose metadata names the JWKS when it is discovered.
+    issuer: String,
     /// Set at build, or once discovered.
     jwks_uri: OnceCell<Url>,
     refetch_interval: Duration,
@@ -256,8 +269,8 @@ impl KeySet {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("issuer", &self.inner.expect.issuer)
-            .field("audience", &self.inner.expect.audience)
+            .field("issuer", &self.expect.issuer)
+            .field("audience", &self.expect.audience)
             .finish_non_exhaustive()
     }
 }
@@ -275,7 +288,28 @@ impl Verifier {
 
     /// The issuer whose tokens are accepted.
     pub fn issuer(&self) -> &str {
-        &self.inner.expect.issuer
+        &self.expect.issuer
+    }
+
+    /// The `aud` tokens must carry; `None` when any is accepted.
+    pub fn audience(&self) -> Option<&str> {
+        self.expect.audience.as_deref()
+    }
+
+    /// This verifier (the same key cache) for the tokens of `resource`: `aud` must
+    /// be the resource unless the builder was told an audience, which stands.
+    pub(crate) fn for_resource(&self, resource: &str) -> Verifier {
+        if self.audience_chosen {
+            return self.clone();
+        }
+        Verifier {
+            inner: Arc::clone(&self.inner),
+            expect: Arc::new(AccessTokenExpectations {
+                audience: Some(resource.to_owned()),
+                ..AccessTokenExpectations::clone(&self.expect)
+            }),
+            audience_chosen: false,
+        }
     }
 
     /// Checks `token` and the scopes the builder required; returns its claims.
@@ -328,7 +362,7 @@ impl Verifier {
     }
 
     fn check(&self, token: &str, keys: &KeySet) -> Result<AccessTokenClaims, TokenError> {
-        access_token::verify(token, |kid| keys.find(kid), &self.inner.expect, unix_now())
+        access_token::verify(token, |kid| keys.find(kid), &self.expect, unix_now())
     }
 
     fn snapshot(&self) -> Option<Arc<KeySet>> {
@@ -402,9 +436,9 @@ impl Verifier {
         let url = inner
             .jwks_uri
             .get_or_try_init(|| async {
-                let metadata = discovery::discover(&inner.http, &inner.expect.issuer).await?;
+                let metadata = discovery::discover(&inner.http, &inner.issuer).await?;
                 Url::parse(&metadata.jwks_uri).map_err(|_| DiscoveryError::InvalidDocument {
-                    url: discovery::metadata_url(&inner.expect.issuer)
+                    url: discovery::metadata_url(&inner.issuer)
                         .map(|u| u.to_string())
                         .unwrap_or_default(),
                     reason: "jwks_uri is not a URL".into(),

@@ -49,6 +49,8 @@ fn grant_path(c: &mut Criterion) {
         require_jti: true,
         scopes: vec!["signature".into(), "impersonation".into()],
         redirect_uris: vec![],
+        resources: Vec::new(),
+        default_scopes: Vec::new(),
         client_secret_hash: None,
         keys: vec![IntegrationKey {
             kid: "k".into(),
@@ -352,6 +354,8 @@ fn trusted(c: &mut Criterion) {
         require_jti: true,
         scopes: vec!["signature".into(), "impersonation".into()],
         redirect_uris: vec![],
+        resources: Vec::new(),
+        default_scopes: Vec::new(),
         client_secret_hash: None,
         keys: vec![IntegrationKey {
             kid: "k".into(),
@@ -411,6 +415,7 @@ fn trusted(c: &mut Criterion) {
             scopes: vec!["signature".into()],
             expires_at: None,
             client_authentication: false,
+            id_jag: false,
         };
         TrustedIssuer::new(
             "1e5a9c3d".into(),

@@ -46,6 +46,11 @@ impl Audience {
         Audience(vec![audience])
     }
 
+    /// Several audiences (one is sent as a string, as [`Audience::one`]).
+    pub fn many(audiences: Vec<String>) -> Self {
+        Audience(audiences)
+    }
+
     /// Whether `audience` is among them.
     pub fn contains(&self, audience: &str) -> bool {
         self.0.iter().any(|a| a == audience)
@@ -112,7 +117,11 @@ pub fn issue(
     let claims = AccessTokenClaims {
         iss: settings.issuer.clone(),
         sub: decision.subject_claim().to_owned(),
-        aud: Audience::one(settings.audience.clone()),
+        // RFC 8707: the resources asked for, else the configured audience.
+        aud: match decision.resources() {
+            [] => Audience::one(settings.audience.clone()),
+            resources => Audience::many(resources.to_vec()),
+        },
         client_id: decision.client_id().to_owned(),
         scope: decision.scopes().join(" "),
         iat: now,

@@ -377,6 +377,8 @@ mod tests {
             require_jti: false,
             scopes: vec![],
             redirect_uris: vec![],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             client_secret_hash: hash.map(str::to_owned),
             keys: vec![],
         }

@@ -220,6 +220,35 @@ pub enum GrantError {
     /// Refresh: `scope` asks for more than the original grant.
     #[error("the 'scope' parameter may only narrow the original grant; '{0}' is not in it")]
     ScopeBeyondGrant(String),
+    /// ID-JAG: presented without client authentication, or by a public client.
+    #[error(
+        "client_authentication_required: an ID-JAG is accepted only from an authenticated confidential client"
+    )]
+    IdJagClientAuthenticationRequired,
+    /// ID-JAG: its `client_id` is not the client that presented it.
+    #[error(
+        "id_jag_client_mismatch: the ID-JAG's 'client_id' is not the authenticated client, or not the client its issuer is bound to"
+    )]
+    IdJagClientMismatch,
+    /// ID-JAG: `aud` is not exactly this server's issuer, as its one value.
+    #[error("id_jag_audience: an ID-JAG's 'aud' must be exactly this server's issuer, alone")]
+    IdJagAudience,
+    /// ID-JAG: none of the requested scopes is in the ID-JAG.
+    #[error("scope_not_in_id_jag: none of the requested scopes is granted by the ID-JAG")]
+    IdJagNoScope,
+    /// RFC 8707: a `resource` that is not an absolute URI, or has a fragment.
+    #[error(
+        "resource_malformed: 'resource' must be an absolute URI without a fragment (RFC 8707); '{0}' is not"
+    )]
+    ResourceMalformed(String),
+    /// RFC 8707: a `resource` the integration may not ask tokens for.
+    #[error("resource_not_allowed: resource '{0}' is not one this client may ask tokens for")]
+    ResourceNotAllowed(String),
+    /// RFC 8707: a redemption asks for a resource its grant did not name.
+    #[error(
+        "resource_beyond_grant: 'resource' may only narrow the resources of the original grant; '{0}' is not among them"
+    )]
+    ResourceBeyondGrant(String),
     /// Rule 7: the form's scope asks for more than the assertion's.
     #[error(
         "the 'scope' parameter may only narrow the assertion's 'scope' claim; '{0}' is not in it"
@@ -234,6 +263,11 @@ impl GrantError {
             GrantError::ScopeNotAllowed(_)
             | GrantError::ScopeBeyondAssertion(_)
             | GrantError::ScopeBeyondGrant(_) => ErrorCode::InvalidScope,
+            GrantError::IdJagClientAuthenticationRequired => ErrorCode::InvalidClient,
+            GrantError::IdJagNoScope => ErrorCode::InvalidScope,
+            GrantError::ResourceMalformed(_)
+            | GrantError::ResourceNotAllowed(_)
+            | GrantError::ResourceBeyondGrant(_) => ErrorCode::InvalidTarget,
             GrantError::ImpersonationScopeMissing { .. } | GrantError::ConsentRequired { .. } => {
                 ErrorCode::ConsentRequired
             }
@@ -272,6 +306,8 @@ impl GrantError {
             | GrantError::JtiRequired
             | GrantError::JtiReplayed
             | GrantError::PresentingClientMismatch
+            | GrantError::IdJagClientMismatch
+            | GrantError::IdJagAudience
             | GrantError::UserNotFound
             | GrantError::UserDisabled
             | GrantError::ApplicationTokensNotAllowed

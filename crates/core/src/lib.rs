@@ -22,6 +22,7 @@ pub mod condition;
 mod der;
 pub mod error;
 pub mod grants;
+pub mod id_jag;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jws;
@@ -29,6 +30,7 @@ pub mod keyring;
 pub mod keys;
 pub mod model;
 pub mod pkce;
+pub mod resource;
 #[cfg(test)]
 mod rule_tests;
 pub mod trusted_issuer;

@@ -19,8 +19,12 @@ pub struct Integration {
     pub require_jti: bool,
     /// The scopes this integration may request (rule 7).
     pub scopes: Vec<String>,
+    /// The scopes an authorization request without `scope` gets.
+    pub default_scopes: Vec<String>,
     /// Where the authorization endpoint may send the user back.
     pub redirect_uris: Vec<String>,
+    /// The resources (RFC 8707) it may ask tokens for: their audiences.
+    pub resources: Vec<String>,
     /// The argon2id hash of its client secret: a confidential client. Without one it
     /// is a public client, whose authorization codes PKCE must bind.
     pub client_secret_hash: Option<String>,

@@ -42,6 +42,8 @@ fn integration() -> Integration {
         require_jti: false,
         scopes: vec!["signature".into(), "impersonation".into()],
         redirect_uris: vec![],
+        resources: Vec::new(),
+        default_scopes: Vec::new(),
         client_secret_hash: None,
         keys: vec![IntegrationKey {
             kid: "k1".into(),

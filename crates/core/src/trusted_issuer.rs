@@ -125,6 +125,9 @@ pub struct IssuerPolicy {
     /// Its tokens also authenticate the bound integration as client assertions.
     #[serde(default)]
     pub client_authentication: bool,
+    /// Its tokens are ID-JAGs (cross-app access): decided by [`crate::id_jag`].
+    #[serde(default)]
+    pub id_jag: bool,
 }
 
 /// Why a policy cannot be used.
@@ -202,6 +205,9 @@ impl TrustedIssuer {
             return Err(IssuerPolicyError::Invalid(
                 "--clock-skew-secs must be 0 to 600".into(),
             ));
+        }
+        if policy.id_jag {
+            crate::id_jag::check_policy(&policy)?;
         }
         if policy.subject == SubjectKind::User && policy.subject_expr.is_some() {
             return Err(IssuerPolicyError::Invalid(
@@ -431,6 +437,10 @@ pub fn decide_for_issuer(
     if integration.key != issuer.integration_key || !integration.active {
         return Err(GrantError::IntegrationDisabled);
     }
+    if issuer.policy.id_jag {
+        // An ID-JAG is decided by its own rules, with the presenting client.
+        return Err(GrantError::IssuerNotFound);
+    }
     issuer.check_condition(assertion)?;
 
     let cap = &issuer.policy.scopes;
@@ -488,7 +498,7 @@ pub fn authenticate_federated_client(
     integration: &Integration,
     leeway_secs: i64,
 ) -> Result<(AuthenticatedClient, Option<ReplayGuard>), GrantError> {
-    if !issuer.policy.client_authentication {
+    if !issuer.policy.client_authentication || issuer.policy.id_jag {
         return Err(GrantError::IssuerNotFound);
     }
     if integration.key != issuer.integration_key || !integration.active {

@@ -57,6 +57,8 @@ fn verdict(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Result<(),
         require_jti: i["require_jti"].as_bool().unwrap(),
         scopes: serde_json::from_value(i["scopes"].clone()).unwrap(),
         redirect_uris: vec![],
+        resources: Vec::new(),
+        default_scopes: Vec::new(),
         client_secret_hash: None,
         keys: i["keys"]
             .as_array()
@@ -179,6 +181,8 @@ fn client_verdict(doc: &Value, case: &Value) -> Result<Value, ClientAuthError> {
             require_jti: i["require_jti"].as_bool().unwrap(),
             scopes: vec![],
             redirect_uris: vec![],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             client_secret_hash: None,
             keys: i["keys"]
                 .as_array()
@@ -324,6 +328,8 @@ fn issuer_integration(doc: &Value, key: &str) -> Option<Integration> {
             require_jti: false,
             scopes: serde_json::from_value(i["scopes"].clone()).unwrap(),
             redirect_uris: vec![],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             client_secret_hash: None,
             keys: vec![],
         })

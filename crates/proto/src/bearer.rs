@@ -1,6 +1,7 @@
 //! RFC 6750 on the wire: reading `Authorization: Bearer <token>` and writing the
-//! `WWW-Authenticate: Bearer ...` challenge. Shared by the server's userinfo endpoint
-//! and the SDK's resource-server layer so both read and answer alike.
+//! `WWW-Authenticate: Bearer ...` challenge (and RFC 9728's `resource_metadata` in
+//! it). Shared by the server's userinfo endpoint and the SDK's resource-server
+//! layer so both read and answer alike.
 
 /// The token of an `Authorization` header value `Bearer <token>` (scheme
 /// case-insensitive, surrounding spaces trimmed); `None` for another scheme or an
@@ -25,23 +26,53 @@ pub fn bearer_challenge(
     error_description: Option<&str>,
     scope: Option<&str>,
 ) -> String {
-    let mut challenge = String::from(BARE_BEARER_CHALLENGE);
-    let params = [
-        ("error", error),
-        ("error_description", error_description),
-        ("scope", scope),
-    ];
-    let mut first = true;
-    for (name, value) in params {
-        let Some(value) = value else { continue };
-        challenge.push_str(if first { " " } else { ", " });
-        first = false;
-        challenge.push_str(name);
-        challenge.push_str("=\"");
-        challenge.extend(value.chars().map(quoted_char));
-        challenge.push('"');
+    BearerChallenge {
+        error,
+        error_description,
+        scope,
+        resource_metadata: None,
     }
-    challenge
+    .to_string()
+}
+
+/// The parameters of a `WWW-Authenticate: Bearer` challenge, written (by
+/// `Display`) in this order, each quoted and made header-safe as
+/// [`bearer_challenge`] says; with none it is [`BARE_BEARER_CHALLENGE`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BearerChallenge<'a> {
+    /// The RFC 6750 error code (`invalid_token`, `insufficient_scope`), absent
+    /// when no token was sent.
+    pub error: Option<&'a str>,
+    /// Why, for a developer.
+    pub error_description: Option<&'a str>,
+    /// The scopes the resource needs, space separated.
+    pub scope: Option<&'a str>,
+    /// The URL of the resource's protected resource metadata (RFC 9728 section
+    /// 5.1), so a client can find which authorization server to ask.
+    pub resource_metadata: Option<&'a str>,
+}
+
+impl std::fmt::Display for BearerChallenge<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(BARE_BEARER_CHALLENGE)?;
+        let params = [
+            ("error", self.error),
+            ("error_description", self.error_description),
+            ("scope", self.scope),
+            ("resource_metadata", self.resource_metadata),
+        ];
+        let mut separator = " ";
+        for (name, value) in params {
+            let Some(value) = value else { continue };
+            write!(f, "{separator}{name}=\"")?;
+            for c in value.chars() {
+                write!(f, "{}", quoted_char(c))?;
+            }
+            f.write_str("\"")?;
+            separator = ", ";
+        }
+        Ok(())
+    }
 }
 
 /// One character as it may appear inside a quoted-string of the challenge.
@@ -77,6 +108,34 @@ mod tests {
         assert_eq!(
             bearer_challenge(Some("invalid_token"), Some("bad \"kid\" \\ é\nnext"), None),
             "Bearer error=\"invalid_token\", error_description=\"bad 'kid' ' ??next\""
+        );
+    }
+
+    #[test]
+    fn challenges_name_the_resource_metadata_last() {
+        let metadata = "https://api.example.com/.well-known/oauth-protected-resource/mcp";
+        let bare = BearerChallenge {
+            resource_metadata: Some(metadata),
+            ..BearerChallenge::default()
+        };
+        assert_eq!(
+            bare.to_string(),
+            format!("Bearer resource_metadata=\"{metadata}\"")
+        );
+        let scoped = BearerChallenge {
+            error: Some("insufficient_scope"),
+            scope: Some("mcp:tools"),
+            ..bare
+        };
+        assert_eq!(
+            scoped.to_string(),
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"mcp:tools\", resource_metadata=\"{metadata}\""
+            )
+        );
+        assert_eq!(
+            BearerChallenge::default().to_string(),
+            BARE_BEARER_CHALLENGE
         );
     }
 }

@@ -7,16 +7,19 @@
 //! Besides the types, the few spellings both sides must agree on byte for byte:
 //! the bearer header and its challenge ([`bearer`]), the consent URL and how an error
 //! names it ([`consent`]), and the bare host an assertion's `aud` carries ([`host`]).
+//! A resource server's own metadata (RFC 9728) is in [`protected_resource`].
 
 use serde::{Deserialize, Serialize};
 
 pub mod bearer;
 pub mod consent;
 pub mod host;
+pub mod protected_resource;
 
-pub use bearer::{BARE_BEARER_CHALLENGE, bearer_challenge, bearer_token};
+pub use bearer::{BARE_BEARER_CHALLENGE, BearerChallenge, bearer_challenge, bearer_token};
 pub use consent::{AUTHORIZATION_PATH, CONSENT_URL_MARKER, consent_url, consent_url_in};
 pub use host::bare_host;
+pub use protected_resource::{PROTECTED_RESOURCE_METADATA_PATH, ProtectedResourceMetadata};
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -106,6 +109,8 @@ pub enum ErrorCode {
     InvalidScope,
     /// The user has not consented (DocuSign's code).
     ConsentRequired,
+    /// A `resource` that is malformed or not allowed (RFC 8707 section 2).
+    InvalidTarget,
     /// The user or server refused (authorization endpoint).
     AccessDenied,
     /// The authorization endpoint does not offer this `response_type`.
@@ -131,6 +136,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::InvalidToken => "invalid_token",
@@ -146,6 +152,14 @@ impl std::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+/// The header `typ` of an Identity Assertion JWT Authorization Grant
+/// (draft-ietf-oauth-identity-assertion-authz-grant).
+pub const ID_JAG_TYP: &str = "oauth-id-jag+jwt";
+
+/// The grant profile an authorization server that accepts ID-JAGs lists in
+/// `authorization_grant_profiles_supported`.
+pub const ID_JAG_GRANT_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
 
 /// Authorization server metadata (RFC 8414), also served as OpenID configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +212,10 @@ pub struct AuthorizationServerMetadata {
     /// Algorithms of issued ID tokens (OIDC); absent while the server issues none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// The assertion grant profiles the token endpoint accepts (ID-JAG, for MCP's
+    /// enterprise-managed authorization).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_grant_profiles_supported: Vec<String>,
     /// jwtgrant's extension (RFC 8414 section 2 allows additional members): the
     /// longest assertion lifetime (`exp - iat`, in seconds) the token endpoint
     /// accepts, so clients sign no longer-lived assertions.

@@ -86,7 +86,9 @@ impl TokenEndpointError {
     fn status(&self) -> StatusCode {
         match self {
             TokenEndpointError::Request(RequestError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-            TokenEndpointError::ClientAuth(_) if self.code() == ErrorCode::InvalidClient => {
+            TokenEndpointError::ClientAuth(_) | TokenEndpointError::Grant(_)
+                if self.code() == ErrorCode::InvalidClient =>
+            {
                 StatusCode::UNAUTHORIZED
             }
             TokenEndpointError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -1,13 +1,17 @@
 //! The strict form of the token, introspection and revocation endpoints: the
 //! content type checked, UTF-8 also after percent-decoding, each parameter at most
-//! once; and the client credentials such a request carries.
+//! once (but `resource`, RFC 8707); and the client credentials such a request
+//! carries.
 
 use axum::http::{HeaderMap, header};
 use jwtgrant_core::client_auth::{ClientAuthError, ClientCredentials, read_client_credentials};
 
 use crate::error::RequestError;
 
-/// A request's form parameters, each present at most once.
+/// The parameters a request may repeat: RFC 8707's `resource`.
+const REPEATABLE: [&str; 1] = ["resource"];
+
+/// A request's form parameters, each present at most once but those [`REPEATABLE`].
 #[derive(Debug, Default)]
 pub struct Form {
     params: Vec<(String, String)>,
@@ -24,18 +28,15 @@ impl Form {
         if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
             return Err(RequestError::WrongContentType);
         }
-        if std::str::from_utf8(body).is_err() {
-            return Err(RequestError::NotUtf8);
-        }
+        let body = std::str::from_utf8(body).map_err(|_| RequestError::NotUtf8)?;
         let mut params: Vec<(String, String)> = Vec::new();
-        for pair in body.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = match pair.iter().position(|b| *b == b'=') {
-                Some(at) => (pair.get(..at), pair.get(at + 1..)),
-                None => (Some(pair), None),
-            };
-            let name = decode_component(name.unwrap_or_default())?;
-            let value = decode_component(value.unwrap_or_default())?;
-            if params.iter().any(|(known, _)| *known == name) {
+        for pair in body.split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decode_component(name)?;
+            let value = decode_component(value)?;
+            if !REPEATABLE.contains(&name.as_str())
+                && params.iter().any(|(known, _)| *known == name)
+            {
                 return Err(RequestError::Repeated(name.chars().take(64).collect()));
             }
             params.push((name, value));
@@ -49,6 +50,15 @@ impl Form {
             .iter()
             .find(|(known, value)| known == name && !value.is_empty())
             .map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of a repeatable parameter, in order; empty values are absent.
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.params
+            .iter()
+            .filter(|(known, value)| known == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+            .collect()
     }
 
     /// A parameter that must be present.
@@ -78,13 +88,38 @@ impl Form {
 /// Decodes one `application/x-www-form-urlencoded` name or value strictly: `+` is a
 /// space, and the percent-decoded bytes must be UTF-8 (a lossy decode would turn
 /// `%FF` into U+FFFD and hide a malformed request behind a later rule).
-fn decode_component(raw: &[u8]) -> Result<String, RequestError> {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+fn decode_component(raw: &str) -> Result<String, RequestError> {
+    // Most values (assertions, tokens, ids) hold neither: one scan and one copy.
+    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
+        return Ok(raw.to_owned());
+    }
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut rest = raw.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        rest = tail;
+        match first {
+            b'+' => bytes.push(b' '),
+            b'%' => match percent_escape(rest) {
+                Some(decoded) => {
+                    bytes.push(decoded);
+                    rest = rest.get(2..).unwrap_or_default();
+                }
+                // Not an escape: the `%` stands for itself, as browsers read it.
+                None => bytes.push(b'%'),
+            },
+            other => bytes.push(other),
+        }
+    }
     String::from_utf8(bytes).map_err(|_| RequestError::NotUtf8)
+}
+
+/// The byte of a `%XX` escape whose two hex digits start `rest`.
+fn percent_escape(rest: &[u8]) -> Option<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    match rest {
+        [high, low, ..] => Some((hex(*high)? * 16 + hex(*low)?) as u8),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +149,30 @@ mod tests {
     }
 
     #[test]
+    fn decodes_escapes_pluses_and_stray_percents() {
+        for (raw, decoded) in [
+            (
+                "eyJhbGciOiJSUzI1NiJ9.e30.c2ln-_",
+                "eyJhbGciOiJSUzI1NiJ9.e30.c2ln-_",
+            ),
+            ("a+b%2Bc", "a b+c"),
+            ("%41%62%e2%82%AC", "Ab\u{20ac}"),
+            ("100%", "100%"),
+            ("%4", "%4"),
+            ("%zz%4g", "%zz%4g"),
+            ("%%41", "%A"),
+            ("", ""),
+        ] {
+            assert_eq!(
+                decode_component(raw).ok().as_deref(),
+                Some(decoded),
+                "{raw}"
+            );
+        }
+        assert_eq!(decode_component("%C3%28"), Err(RequestError::NotUtf8));
+    }
+
+    #[test]
     fn refuses_wrong_type_non_utf8_and_repeats() {
         assert_eq!(
             form("application/json", b"{}").err(),
@@ -134,6 +193,14 @@ mod tests {
         assert_eq!(
             form("application/x-www-form-urlencoded", b"a=1&a=2").err(),
             Some(RequestError::Repeated("a".into()))
+        );
+        let resources = form(
+            "application/x-www-form-urlencoded",
+            b"resource=https%3A%2F%2Fa.example&resource=&resource=urn:b",
+        );
+        assert_eq!(
+            resources.ok().map(|f| f.get_all("resource").join(" ")),
+            Some("https://a.example urn:b".to_owned())
         );
         let empty = form("application/x-www-form-urlencoded", b"a=");
         assert_eq!(

@@ -14,7 +14,7 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// Codes a refusal can carry, in the order they are counted.
-const REFUSAL_CODES: [ErrorCode; 10] = [
+const REFUSAL_CODES: [ErrorCode; 11] = [
     ErrorCode::InvalidRequest,
     ErrorCode::InvalidClient,
     ErrorCode::InvalidGrant,
@@ -22,6 +22,7 @@ const REFUSAL_CODES: [ErrorCode; 10] = [
     ErrorCode::UnsupportedGrantType,
     ErrorCode::InvalidScope,
     ErrorCode::ConsentRequired,
+    ErrorCode::InvalidTarget,
     ErrorCode::SlowDown,
     ErrorCode::TemporarilyUnavailable,
     ErrorCode::ServerError,

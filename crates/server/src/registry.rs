@@ -453,7 +453,9 @@ fn to_integration(record: IntegrationRecord) -> Integration {
         allow_application_tokens: record.allow_application_tokens,
         require_jti: record.require_jti,
         scopes: record.scopes,
+        default_scopes: record.default_scopes,
         redirect_uris: record.redirect_uris,
+        resources: record.resources,
         client_secret_hash: record.client_secret_hash,
         keys,
     }

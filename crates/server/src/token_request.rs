@@ -15,13 +15,16 @@ pub fn grant_type(form: &Form) -> Result<GrantType, TokenEndpointError> {
     })
 }
 
-/// RFC 7523 section 2.1: an assertion, and optionally scopes narrowing it.
+/// RFC 7523 section 2.1: an assertion, and optionally scopes narrowing it and
+/// resources its token is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtBearerRequest<'a> {
     /// The signed assertion, a compact JWS.
     pub assertion: &'a str,
     /// The form's `scope`, which may only narrow the assertion's.
     pub scope: Option<&'a str>,
+    /// The form's `resource` values (RFC 8707): the token's audiences.
+    pub resources: Vec<&'a str>,
 }
 
 impl<'a> JwtBearerRequest<'a> {
@@ -30,6 +33,7 @@ impl<'a> JwtBearerRequest<'a> {
         Ok(JwtBearerRequest {
             assertion: form.require("assertion")?,
             scope: form.get("scope"),
+            resources: form.get_all("resource"),
         })
     }
 }
@@ -43,6 +47,8 @@ pub struct AuthorizationCodeRequest<'a> {
     pub redirect_uri: Option<&'a str>,
     /// The PKCE verifier (RFC 7636).
     pub code_verifier: Option<&'a str>,
+    /// `resource` values, which may only narrow the authorization request's.
+    pub resources: Vec<&'a str>,
 }
 
 impl<'a> AuthorizationCodeRequest<'a> {
@@ -52,6 +58,7 @@ impl<'a> AuthorizationCodeRequest<'a> {
             code: form.require("code")?,
             redirect_uri: form.get("redirect_uri"),
             code_verifier: form.get("code_verifier"),
+            resources: form.get_all("resource"),
         })
     }
 }
@@ -63,6 +70,8 @@ pub struct RefreshTokenRequest<'a> {
     pub refresh_token: &'a str,
     /// The form's `scope`, which may only narrow the original grant.
     pub scope: Option<&'a str>,
+    /// `resource` values, which may only narrow the original grant's.
+    pub resources: Vec<&'a str>,
 }
 
 impl<'a> RefreshTokenRequest<'a> {
@@ -71,6 +80,7 @@ impl<'a> RefreshTokenRequest<'a> {
         Ok(RefreshTokenRequest {
             refresh_token: form.require("refresh_token")?,
             scope: form.get("scope"),
+            resources: form.get_all("resource"),
         })
     }
 }
@@ -81,6 +91,8 @@ impl<'a> RefreshTokenRequest<'a> {
 pub struct ClientCredentialsRequest<'a> {
     /// The form's `scope`.
     pub scope: Option<&'a str>,
+    /// The form's `resource` values (RFC 8707).
+    pub resources: Vec<&'a str>,
 }
 
 impl<'a> ClientCredentialsRequest<'a> {
@@ -88,6 +100,7 @@ impl<'a> ClientCredentialsRequest<'a> {
     pub fn from_form(form: &'a Form) -> Self {
         ClientCredentialsRequest {
             scope: form.get("scope"),
+            resources: form.get_all("resource"),
         }
     }
 }

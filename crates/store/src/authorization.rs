@@ -23,6 +23,9 @@ pub struct AuthorizationCodeRecord {
     pub redirect_uri: String,
     /// The approved scopes.
     pub scopes: Vec<String>,
+    /// The resources (RFC 8707) the authorization request named: the audiences its
+    /// tokens may have.
+    pub resources: Vec<String>,
     /// The PKCE S256 challenge, if any.
     pub code_challenge: Option<String>,
     /// The chain of refresh tokens its redemption starts.
@@ -48,6 +51,8 @@ pub struct RefreshTokenRecord {
     pub user_id: String,
     /// The scopes of the grant.
     pub scopes: Vec<String>,
+    /// The resources of the grant (RFC 8707), which a refresh may only narrow.
+    pub resources: Vec<String>,
     /// The `jti` of the access token issued with it (revoked with the chain).
     pub access_jti: String,
     /// When that access token expires.
@@ -156,6 +161,7 @@ fn code_from_row(row: &impl RecordRow) -> StoreResult<AuthorizationCodeRecord> {
         user_id: row.text("user_id")?,
         redirect_uri: row.text("redirect_uri")?,
         scopes: json_list(&row.text("scopes")?)?,
+        resources: json_list(&row.text("resources")?)?,
         code_challenge: row.opt_text("code_challenge")?,
         family_id: row.text("family_id")?,
         created_at: row.int("created_at")?,
@@ -171,6 +177,7 @@ fn refresh_from_row(row: &impl RecordRow) -> StoreResult<RefreshTokenRecord> {
         integration_key: row.text("integration_key")?,
         user_id: row.text("user_id")?,
         scopes: json_list(&row.text("scopes")?)?,
+        resources: json_list(&row.text("resources")?)?,
         access_jti: row.text("access_jti")?,
         access_expires_at: row.int("access_expires_at")?,
         created_at: row.int("created_at")?,
@@ -180,8 +187,8 @@ fn refresh_from_row(row: &impl RecordRow) -> StoreResult<RefreshTokenRecord> {
     })
 }
 
-const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at, resources)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// Which refresh tokens a revocation reaches, with the values its `$2` (and `$3`)
 /// stand for (`$1` is the time).
@@ -250,6 +257,7 @@ where
             .bind(next.access_expires_at)
             .bind(next.created_at)
             .bind(next.expires_at)
+            .bind(to_json(&next.resources))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -345,8 +353,8 @@ where
 
     async fn create_authorization_code(&self, code: &AuthorizationCodeRecord) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO authorization_codes (code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at, resources)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(code.code_hash.as_str())
         .bind(code.integration_key.as_str())
@@ -357,6 +365,7 @@ where
         .bind(code.family_id.as_str())
         .bind(code.created_at)
         .bind(code.expires_at)
+        .bind(to_json(&code.resources))
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -369,7 +378,7 @@ where
         // From the writer: a code is read right after it was written, and a reuse
         // must see the first redemption.
         sqlx::query(
-            "SELECT code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at, used_at
+            "SELECT code_hash, integration_key, user_id, redirect_uri, scopes, resources, code_challenge, family_id, created_at, expires_at, used_at
              FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
@@ -397,7 +406,7 @@ where
 
     async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
         sqlx::query(
-            "SELECT token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at, rotated_at, revoked_at
+            "SELECT token_hash, family_id, integration_key, user_id, scopes, resources, access_jti, access_expires_at, created_at, expires_at, rotated_at, revoked_at
              FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)

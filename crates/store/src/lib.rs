@@ -79,6 +79,10 @@ pub struct IntegrationRecord {
     pub scopes: Vec<String>,
     /// Registered redirect URIs.
     pub redirect_uris: Vec<String>,
+    /// The resources (RFC 8707, absolute URIs) it may ask tokens for.
+    pub resources: Vec<String>,
+    /// The scopes an authorization request without `scope` gets.
+    pub default_scopes: Vec<String>,
     /// The argon2id hash of its client secret, if it has one (a confidential client).
     #[serde(skip)]
     pub client_secret_hash: Option<String>,
@@ -99,12 +103,29 @@ pub struct NewIntegration {
     pub scopes: Vec<String>,
     /// Registered redirect URIs.
     pub redirect_uris: Vec<String>,
+    /// The resources it may ask tokens for.
+    pub resources: Vec<String>,
+    /// The scopes an authorization request without `scope` gets.
+    pub default_scopes: Vec<String>,
     /// Whether it may obtain application tokens.
     pub allow_application_tokens: bool,
     /// Whether its assertions must carry `jti`.
     pub require_jti: bool,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// What `update_integration` changes: each list given replaces the stored one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrationUpdate {
+    /// Scopes it may request.
+    pub scopes: Option<Vec<String>>,
+    /// Registered redirect URIs.
+    pub redirect_uris: Option<Vec<String>>,
+    /// The resources it may ask tokens for.
+    pub resources: Option<Vec<String>>,
+    /// The scopes an authorization request without `scope` gets.
+    pub default_scopes: Option<Vec<String>>,
 }
 
 /// One public key of an integration.
@@ -227,6 +248,13 @@ pub trait Store: AuthorizationStore + FederationStore + Send + Sync + 'static {
 
     /// Registers an integration.
     async fn create_integration(&self, new: NewIntegration) -> StoreResult<IntegrationRecord>;
+    /// Replaces the lists `update` names, leaving the others; returns the
+    /// integration as it now is.
+    async fn update_integration(
+        &self,
+        integration_key: &str,
+        update: IntegrationUpdate,
+    ) -> StoreResult<IntegrationRecord>;
     /// One integration with its keys.
     async fn integration(&self, integration_key: &str) -> StoreResult<Option<IntegrationRecord>>;
     /// Every integration with its keys.

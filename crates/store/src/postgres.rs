@@ -80,11 +80,12 @@ impl RowsAffected for PgQueryResult {
 }
 
 fn postgres_migrator() -> Migrator {
-    migrator(
+    migrator([
         include_str!("../migrations/postgres/0001_registry.sql"),
         include_str!("../migrations/postgres/0002_authorization.sql"),
         include_str!("../migrations/postgres/0003_trusted_issuers.sql"),
-    )
+        include_str!("../migrations/postgres/0004_resources.sql"),
+    ])
 }
 
 /// Connects to `url`, and migrates unless told not to.

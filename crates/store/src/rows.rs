@@ -63,6 +63,8 @@ pub(crate) fn integration_from_row(row: &impl RecordRow) -> StoreResult<Integrat
         require_jti: row.flag("require_jti")?,
         scopes: json_list(&row.text("scopes")?)?,
         redirect_uris: json_list(&row.text("redirect_uris")?)?,
+        resources: json_list(&row.text("resources")?)?,
+        default_scopes: json_list(&row.text("default_scopes")?)?,
         client_secret_hash: row.opt_text("client_secret_hash")?,
         created_at: row.int("created_at")?,
         keys: Vec::new(),

@@ -17,8 +17,9 @@ use crate::rows::{
     key_from_row, require_changed, signing_key_from_row, to_json, user_from_row,
 };
 use crate::{
-    AccountRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord, JtiOutcome, JtiRecord,
-    NewIntegration, SigningKeyRecord, Store, StoreError, StoreResult, UserRecord,
+    AccountRecord, ConsentRecord, IntegrationKeyRecord, IntegrationRecord, IntegrationUpdate,
+    JtiOutcome, JtiRecord, NewIntegration, SigningKeyRecord, Store, StoreError, StoreResult,
+    UserRecord,
 };
 
 /// What one database does its own way; everything else is [`SqlStore`]'s.
@@ -72,12 +73,12 @@ pub(crate) struct SqlStore<D: Dialect> {
     pub(crate) dialect: D,
 }
 
+/// What each migration does, in order; each database's folder has one file for each.
+pub(crate) const MIGRATIONS: [&str; 4] =
+    ["registry", "authorization", "trusted issuers", "resources"];
+
 /// The migrations of one database's folder, in order (the same ones on each).
-pub(crate) fn migrator(
-    registry: &'static str,
-    authorization: &'static str,
-    federation: &'static str,
-) -> Migrator {
+pub(crate) fn migrator(sql: [&'static str; MIGRATIONS.len()]) -> Migrator {
     let migration = |version, description: &str, sql| {
         let sql = SqlStr::from_static(sql);
         Migration::new(
@@ -88,11 +89,13 @@ pub(crate) fn migrator(
             false,
         )
     };
-    Migrator::with_migrations(vec![
-        migration(1, "registry", registry),
-        migration(2, "authorization", authorization),
-        migration(3, "trusted issuers", federation),
-    ])
+    Migrator::with_migrations(
+        (1..)
+            .zip(MIGRATIONS)
+            .zip(sql)
+            .map(|((version, description), sql)| migration(version, description, sql))
+            .collect(),
+    )
 }
 
 /// Runs the migrations not yet applied.
@@ -185,8 +188,8 @@ where
 
     async fn create_integration(&self, new: NewIntegration) -> StoreResult<IntegrationRecord> {
         sqlx::query(
-            "INSERT INTO integrations (integration_key, name, active, allow_application_tokens, require_jti, scopes, redirect_uris, created_at)
-             VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7)",
+            "INSERT INTO integrations (integration_key, name, active, allow_application_tokens, require_jti, scopes, redirect_uris, created_at, resources, default_scopes)
+             VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(new.integration_key.as_str())
         .bind(new.name.as_str())
@@ -195,6 +198,8 @@ where
         .bind(to_json(&new.scopes))
         .bind(to_json(&new.redirect_uris))
         .bind(new.created_at)
+        .bind(to_json(&new.resources))
+        .bind(to_json(&new.default_scopes))
         .execute(&self.writer)
         .await?;
         self.integration(&new.integration_key)
@@ -202,9 +207,33 @@ where
             .ok_or(StoreError::NotFound("integration"))
     }
 
+    async fn update_integration(
+        &self,
+        integration_key: &str,
+        update: IntegrationUpdate,
+    ) -> StoreResult<IntegrationRecord> {
+        let json = |list: &Option<Vec<String>>| list.as_ref().map(|l| to_json(l));
+        let done = sqlx::query(
+            "UPDATE integrations SET scopes = COALESCE($1, scopes), redirect_uris = COALESCE($2, redirect_uris),
+                 resources = COALESCE($3, resources), default_scopes = COALESCE($4, default_scopes)
+             WHERE integration_key = $5",
+        )
+        .bind(json(&update.scopes).as_deref())
+        .bind(json(&update.redirect_uris).as_deref())
+        .bind(json(&update.resources).as_deref())
+        .bind(json(&update.default_scopes).as_deref())
+        .bind(integration_key)
+        .execute(&self.writer)
+        .await?;
+        require_changed(done.rows_affected(), "integration")?;
+        self.integration(integration_key)
+            .await?
+            .ok_or(StoreError::NotFound("integration"))
+    }
+
     async fn integration(&self, integration_key: &str) -> StoreResult<Option<IntegrationRecord>> {
         let Some(row) = sqlx::query(
-            "SELECT integration_key, name, active, allow_application_tokens, require_jti, scopes, redirect_uris, client_secret_hash, created_at
+            "SELECT integration_key, name, active, allow_application_tokens, require_jti, scopes, redirect_uris, resources, default_scopes, client_secret_hash, created_at
              FROM integrations WHERE integration_key = $1",
         )
             .bind(integration_key)
@@ -220,7 +249,7 @@ where
 
     async fn list_integrations(&self) -> StoreResult<Vec<IntegrationRecord>> {
         let rows = sqlx::query(
-            "SELECT integration_key, name, active, allow_application_tokens, require_jti, scopes, redirect_uris, client_secret_hash, created_at
+            "SELECT integration_key, name, active, allow_application_tokens, require_jti, scopes, redirect_uris, resources, default_scopes, client_secret_hash, created_at
              FROM integrations ORDER BY created_at, integration_key",
         )
             .fetch_all(&self.reader)

@@ -131,11 +131,12 @@ async fn connect(
     // connection of its own, without blocking the writer.
     let writer = pool(1, file.clone().pragma("wal_autocheckpoint", "0")).await?;
     migrate(
-        &migrator(
+        &migrator([
             include_str!("../migrations/sqlite/0001_registry.sql"),
             include_str!("../migrations/sqlite/0002_authorization.sql"),
             include_str!("../migrations/sqlite/0003_trusted_issuers.sql"),
-        ),
+            include_str!("../migrations/sqlite/0004_resources.sql"),
+        ]),
         &writer,
     )
     .await?;

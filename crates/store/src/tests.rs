@@ -103,6 +103,7 @@ on_every_backend!(
     every_registry_change_bumps_the_version,
     a_closed_store_is_unavailable,
     trusted_issuers_and_external_identities,
+    an_update_replaces_only_the_lists_it_names,
 );
 
 fn trusted_issuer(id: &str, issuer: &str, integration_key: &str) -> TrustedIssuerRecord {
@@ -275,6 +276,8 @@ fn new_integration(key: &str) -> NewIntegration {
         name: "Acme".into(),
         scopes: vec!["signature".into(), "impersonation".into()],
         redirect_uris: vec!["http://localhost/cb".into()],
+        resources: Vec::new(),
+        default_scopes: Vec::new(),
         allow_application_tokens: false,
         require_jti: true,
         created_at: 10,
@@ -345,6 +348,48 @@ async fn integrations_and_keys(store: Arc<dyn Store>) {
     ));
     assert_eq!(ok(store.list_integrations().await).len(), 1);
     assert!(ok(store.integration("nope").await).is_none());
+}
+
+async fn an_update_replaces_only_the_lists_it_names(store: Arc<dyn Store>) {
+    let mut new = new_integration("i1");
+    new.resources = vec!["https://api.example.com/mcp".into()];
+    new.default_scopes = vec!["signature".into()];
+    let created = ok(store.create_integration(new).await);
+    assert_eq!(created.resources, ["https://api.example.com/mcp"]);
+    assert_eq!(created.default_scopes, ["signature"]);
+
+    let v0 = ok(store.registry_version().await);
+    let update = IntegrationUpdate {
+        resources: Some(vec!["urn:a".into(), "urn:b".into()]),
+        default_scopes: Some(Vec::new()),
+        ..IntegrationUpdate::default()
+    };
+    let updated = ok(store.update_integration("i1", update).await);
+    assert_eq!(updated.resources, ["urn:a", "urn:b"]);
+    assert!(updated.default_scopes.is_empty());
+    assert_eq!(updated.scopes, created.scopes, "a list not named stays");
+    assert_eq!(updated.redirect_uris, created.redirect_uris);
+    assert!(
+        ok(store.registry_version().await) > v0,
+        "an update bumps the version"
+    );
+    assert_eq!(ok(store.integration("i1").await), Some(updated));
+
+    let scopes = IntegrationUpdate {
+        scopes: Some(vec!["mcp".into()]),
+        redirect_uris: Some(vec!["http://127.0.0.1:9/cb".into()]),
+        ..IntegrationUpdate::default()
+    };
+    let updated = ok(store.update_integration("i1", scopes).await);
+    assert_eq!(updated.scopes, ["mcp"]);
+    assert_eq!(updated.redirect_uris, ["http://127.0.0.1:9/cb"]);
+    assert_eq!(updated.resources, ["urn:a", "urn:b"]);
+    assert!(matches!(
+        store
+            .update_integration("nope", IntegrationUpdate::default())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn users_accounts_and_consents(store: Arc<dyn Store>) {
@@ -509,6 +554,7 @@ fn refresh(hash: &str, family: &str, jti: &str) -> RefreshTokenRecord {
         integration_key: "ik".into(),
         user_id: "u1".into(),
         scopes: vec!["signature".into()],
+        resources: vec!["https://api.example.com/mcp".into()],
         access_jti: jti.into(),
         access_expires_at: 5_000,
         created_at: 100,
@@ -525,6 +571,10 @@ fn code(hash: &str, family: &str) -> AuthorizationCodeRecord {
         user_id: "u1".into(),
         redirect_uri: "http://localhost/cb".into(),
         scopes: vec!["signature".into()],
+        resources: vec![
+            "https://api.example.com/mcp".into(),
+            "urn:example:files".into(),
+        ],
         code_challenge: Some("c".repeat(43)),
         family_id: family.into(),
         created_at: 100,

@@ -71,6 +71,17 @@ pub fn docusign_claims(iss: &str, sub: &str, aud: &str, lifetime: i64) -> Value 
     })
 }
 
+/// The claims of a compact JWT, read without checking its signature (`null` when
+/// it is not one): what a test asserts about a token the server issued.
+pub fn jwt_claims(token: &str) -> Value {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(jwtgrant_core::b64::decode)
+        .and_then(|payload| serde_json::from_slice(&payload).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// What kind of integration [`add_integration`] registers.
 pub struct IntegrationSpec {
     /// Whether assertions without `sub` (application tokens) are accepted.
@@ -117,6 +128,8 @@ pub async fn add_integration(
             name: "Test integration".into(),
             scopes: spec.scopes,
             redirect_uris: vec!["http://localhost:9000/callback".into()],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             allow_application_tokens: spec.allow_application_tokens,
             require_jti: spec.require_jti,
             created_at: now(),

@@ -30,7 +30,7 @@ pub use binary::{
 pub use browser::{Browser, Page, query_param};
 pub use fixtures::{
     DEFAULT_SCOPES, Fixture, IntegrationSpec, JWT_BEARER, add_integration, add_key, add_user,
-    docusign_claims, grant_consent, now, oauth_error, other_rsa_key, rsa_key, sign,
+    docusign_claims, grant_consent, jwt_claims, now, oauth_error, other_rsa_key, rsa_key, sign,
 };
 pub use http::{get_status, http, token_request};
 pub use idp::{JwksBehavior, TestIdp, sign_with_header};

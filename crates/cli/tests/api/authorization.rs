@@ -5,7 +5,7 @@
 
 use jwtgrant_core::pkce::s256_challenge;
 use jwtgrant_server::credentials::hash_secret;
-use jwtgrant_store::NewIntegration;
+use jwtgrant_store::{IntegrationUpdate, NewIntegration};
 use serde_json::Value;
 
 use crate::support::*;
@@ -38,6 +38,8 @@ async fn integration(server: &TestServer, name: &str, secret: Option<&str>) -> S
                 "extended".into(),
             ],
             redirect_uris: vec![REDIRECT.into()],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             allow_application_tokens: false,
             require_jti: false,
             created_at: now(),
@@ -456,6 +458,8 @@ async fn client_authentication_is_required_and_checked() {
             name: "JWT only".into(),
             scopes: vec!["signature".into()],
             redirect_uris: vec![],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             allow_application_tokens: true,
             require_jti: false,
             created_at: now(),
@@ -509,6 +513,107 @@ async fn the_authorization_endpoint_refuses_without_redirecting_when_it_cannot_t
     assert_eq!(query_param(&location, "state").as_deref(), Some("st-123"));
     let page = browser
         .get(&flow.auth_url(&flow.confidential, &[("scope", "signature admin")]))
+        .await;
+    assert_eq!(
+        query_param(&page.location(), "error").as_deref(),
+        Some("invalid_scope")
+    );
+}
+
+#[tokio::test]
+async fn resources_and_default_scopes_on_the_code_flow_and_refresh() {
+    const MCP: &str = "https://mcp.example.com/mcp";
+    let flow = Flow::new().await;
+    let update = IntegrationUpdate {
+        resources: Some(vec![MCP.into(), "https://files.example.com".into()]),
+        default_scopes: Some(vec!["signature".into(), "impersonation".into()]),
+        ..IntegrationUpdate::default()
+    };
+    flow.server
+        .store
+        .update_integration(&flow.confidential, update)
+        .await
+        .unwrap();
+    flow.server.refresh().await;
+
+    // No `scope`: the integration's default scopes; `resource`: the token's audience.
+    let mut browser = Browser::new();
+    let location = flow
+        .approve(
+            &mut browser,
+            &flow.confidential,
+            &[("scope", ""), ("resource", MCP)],
+        )
+        .await;
+    let code = query_param(&location, "code").unwrap_or_else(|| panic!("{location}"));
+    let (status, first, _) = flow
+        .token(
+            Some((&flow.confidential, SECRET)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("resource", MCP),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["scope"], "signature impersonation");
+    assert_eq!(jwt_claims(&field(&first, "access_token"))["aud"], MCP);
+
+    // A refresh keeps the resources, or narrows them; it never widens them.
+    let (status, second) = flow.refresh(&field(&first, "refresh_token")).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(jwt_claims(&field(&second, "access_token"))["aud"], MCP);
+    let (status, wider, _) = flow
+        .token(
+            Some((&flow.confidential, SECRET)),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &field(&second, "refresh_token")),
+                ("resource", "https://files.example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, oauth_error(&wider).0),
+        (400, "invalid_target"),
+        "{wider}"
+    );
+    assert!(oauth_error(&wider).1.starts_with("resource_beyond_grant:"));
+    // The refused refresh rotated nothing: the same token still refreshes.
+    let (status, third) = flow.refresh(&field(&second, "refresh_token")).await;
+    assert_eq!(status, 200, "{third}");
+
+    // An authorization request for a resource the client may not use goes back to
+    // the client as `invalid_target`, before any sign-in.
+    let page = Browser::new()
+        .get(&flow.auth_url(
+            &flow.confidential,
+            &[("resource", "https://evil.example.com")],
+        ))
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        query_param(&page.location(), "error").as_deref(),
+        Some("invalid_target")
+    );
+    let page = Browser::new()
+        .get(&flow.auth_url(&flow.confidential, &[("resource", "relative/path")]))
+        .await;
+    assert_eq!(
+        query_param(&page.location(), "error").as_deref(),
+        Some("invalid_target")
+    );
+    // Without default scopes, a request without `scope` is still `invalid_scope`.
+    let page = Browser::new()
+        .get(&flow.auth_url(
+            &flow.public,
+            &[
+                ("scope", ""),
+                ("code_challenge", &s256_challenge(VERIFIER)),
+                ("code_challenge_method", "S256"),
+            ],
+        ))
         .await;
     assert_eq!(
         query_param(&page.location(), "error").as_deref(),

@@ -48,7 +48,7 @@ async fn serve_no_migrate_refuses_a_fresh_database_until_migrate_runs() {
     );
     let said: serde_json::Value = serde_json::from_slice(&migrated.stdout).unwrap();
     assert_eq!(said, serde_json::json!({"migrated": true}));
-    assert_eq!(db.applied().await, [1, 2, 3]);
+    assert_eq!(db.applied().await, [1, 2, 3, 4]);
 
     // Now `serve --no-migrate` serves it.
     let mut command = jwtgrant(dir.path());
@@ -80,7 +80,11 @@ async fn the_database_comes_from_the_environment() {
         "{}",
         String::from_utf8_lossy(&migrated.stderr)
     );
-    assert_eq!(db.applied().await, [1, 2, 3], "migrated another database");
+    assert_eq!(
+        db.applied().await,
+        [1, 2, 3, 4],
+        "migrated another database"
+    );
 
     let mut command = jwtgrant(dir.path());
     command
@@ -130,7 +134,11 @@ async fn the_database_comes_from_the_config_file() {
         "{}",
         String::from_utf8_lossy(&migrated.stderr)
     );
-    assert_eq!(db.applied().await, [1, 2, 3], "migrated another database");
+    assert_eq!(
+        db.applied().await,
+        [1, 2, 3, 4],
+        "migrated another database"
+    );
 
     let mut command = jwtgrant(dir.path());
     command.env("JWTGRANT_CONFIG", &config);

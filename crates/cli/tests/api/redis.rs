@@ -137,6 +137,8 @@ async fn second_instance(f: &Fixture, raw: RawConfig) -> TestServer {
             name: integration.name.clone(),
             scopes: integration.scopes.clone(),
             redirect_uris: integration.redirect_uris.clone(),
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             allow_application_tokens: integration.allow_application_tokens,
             require_jti: integration.require_jti,
             created_at: integration.created_at,

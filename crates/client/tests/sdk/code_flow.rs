@@ -98,6 +98,8 @@ impl Flow {
                 name: "Public App".into(),
                 scopes: vec!["signature".into(), "impersonation".into()],
                 redirect_uris: vec![REDIRECT.into()],
+                resources: Vec::new(),
+                default_scopes: Vec::new(),
                 allow_application_tokens: false,
                 require_jti: false,
                 created_at: now(),

@@ -1,6 +1,7 @@
 //! The SDK against the real jwtgrant server, started in this process on port 0
 //! over a temporary SQLite file: token sources, the authorization code flow's token
-//! client, presets, the verifier and its layer, and the examples' code.
+//! client, presets, the verifier and its layer (and the protected resource it
+//! guards), and the examples' code.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,7 +19,10 @@ mod support;
 mod token_source;
 mod verifier;
 
-/// The example's source, so its router is tested as written.
+#[path = "../../examples/mcp_server.rs"]
+#[allow(dead_code)]
+mod mcp_server;
+/// The examples' sources, so their routers are tested as written.
 #[path = "../../examples/protected_api.rs"]
 #[allow(dead_code)]
 mod protected_api;

@@ -9,6 +9,7 @@ use crate::error::GrantError;
 use crate::grants::jwt_bearer::{GrantDecision, TokenSubject};
 use crate::model::{Integration, User, split_scopes};
 use crate::pkce;
+use crate::resource::Resources;
 
 /// How long an authorization code may be redeemed (RFC 6749 recommends at most ten
 /// minutes).
@@ -35,6 +36,8 @@ pub struct AuthorizationRequest {
     pub code_challenge: Option<String>,
     /// `code_challenge_method` (PKCE).
     pub code_challenge_method: Option<String>,
+    /// `resource` (RFC 8707), the one parameter that may be repeated.
+    pub resources: Vec<String>,
 }
 
 /// Why an authorization request is refused: either on a page of the server's own
@@ -60,12 +63,19 @@ pub enum AuthorizeError {
 }
 
 impl AuthorizationRequest {
-    /// Reads the query's pairs; a parameter given twice is a malformed request.
+    /// Reads the query's pairs; a parameter given twice is a malformed request,
+    /// except `resource`.
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, AuthorizeError> {
         let mut request = AuthorizationRequest::default();
         for (name, value) in pairs {
+            if name == "resource" {
+                if !value.is_empty() {
+                    request.resources.push(value.to_owned());
+                }
+                continue;
+            }
             let slot = match name {
                 "response_type" => &mut request.response_type,
                 "client_id" => &mut request.client_id,
@@ -101,6 +111,7 @@ impl AuthorizationRequest {
         ]
         .into_iter()
         .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .chain(self.resources.iter().map(|r| ("resource", r.as_str())))
         .collect()
     }
 }
@@ -115,8 +126,10 @@ pub struct ValidAuthorization {
     pub redirect_uri: String,
     /// Whether the request named `redirect_uri` (else the only registered one is used).
     pub redirect_uri_given: bool,
-    /// The requested scopes.
+    /// The requested scopes (the integration's default scopes when none were).
     pub scopes: Vec<String>,
+    /// The resources (RFC 8707) the tokens will be for, each allowed for the client.
+    pub resources: Vec<String>,
     /// Echoed back.
     pub state: Option<String>,
     /// The PKCE S256 challenge, if the client sent one.
@@ -213,15 +226,18 @@ pub fn validate_request(
             ));
         }
     }
-    let scopes = request
+    let mut scopes = request
         .scope
         .as_deref()
         .map(split_scopes)
         .unwrap_or_default();
     if scopes.is_empty() {
+        scopes = integration.default_scopes.clone();
+    }
+    if scopes.is_empty() {
         return Err(redirect(
             ErrorCode::InvalidScope,
-            "the request names no scope",
+            "the request names no scope and this application has no default scopes",
         ));
     }
     if let Some(scope) = scopes.iter().find(|s| !integration.scopes.contains(s)) {
@@ -233,11 +249,15 @@ pub fn validate_request(
             ),
         ));
     }
+    let requested: Vec<&str> = request.resources.iter().map(String::as_str).collect();
+    let resources = Resources::for_integration(&requested, integration)
+        .map_err(|error| redirect(error.code(), &error.to_string()))?;
     Ok(ValidAuthorization {
         client_id: integration.key.clone(),
         redirect_uri,
         redirect_uri_given,
         scopes,
+        resources: resources.as_slice().to_vec(),
         state,
         code_challenge,
     })
@@ -254,6 +274,8 @@ pub struct AuthorizationCode {
     pub redirect_uri: String,
     /// The approved scopes.
     pub scopes: Vec<String>,
+    /// The resources the authorization request named.
+    pub resources: Vec<String>,
     /// The PKCE S256 challenge, if any.
     pub code_challenge: Option<String>,
     /// Unix seconds after which it is refused.
@@ -269,6 +291,8 @@ pub struct CodeExchange<'a> {
     pub redirect_uri: Option<&'a str>,
     /// `code_verifier`, when sent.
     pub code_verifier: Option<&'a str>,
+    /// `resource` values, which may only narrow the code's (RFC 8707 section 2.2).
+    pub resources: &'a [&'a str],
 }
 
 /// Decides a code exchange by the authenticated client `client_id`.
@@ -315,11 +339,13 @@ pub fn decide(
     if !user.active {
         return Err(GrantError::UserDisabled);
     }
+    let resources = Resources::narrowing(exchange.resources, &code.resources)?;
     Ok(GrantDecision::new(
         client_id.to_owned(),
         TokenSubject::User(user.id.clone()),
         code.scopes.clone(),
-    ))
+    )
+    .for_resources(resources))
 }
 
 #[cfg(test)]
@@ -339,6 +365,8 @@ mod tests {
             require_jti: false,
             scopes: vec!["signature".into(), "impersonation".into()],
             redirect_uris: vec!["https://app.example/cb".into()],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
             client_secret_hash: Some("hash".into()),
             keys: vec![],
         }
@@ -476,6 +504,7 @@ mod tests {
             user_id: "user".into(),
             redirect_uri: "https://app.example/cb".into(),
             scopes: vec!["signature".into()],
+            resources: Vec::new(),
             code_challenge: challenge.map(str::to_owned),
             expires_at: NOW + CODE_LIFETIME_SECS,
             used: false,
@@ -496,6 +525,7 @@ mod tests {
         CodeExchange {
             redirect_uri,
             code_verifier: verifier,
+            resources: &[],
         }
     }
 

@@ -7,13 +7,16 @@ use crate::client_auth::AuthenticatedClient;
 use crate::error::GrantError;
 use crate::grants::jwt_bearer::{GrantDecision, TokenSubject};
 use crate::model::{Integration, split_scopes};
+use crate::resource::Resources;
 
 /// Decides a client credentials grant for the authenticated `client`, whose
-/// integration is `integration`; `requested_scope` is the form's `scope`.
+/// integration is `integration`; `requested_scope` is the form's `scope` and
+/// `requested_resources` its `resource` values (RFC 8707).
 pub fn decide(
     client: &AuthenticatedClient,
     integration: &Integration,
     requested_scope: Option<&str>,
+    requested_resources: &[&str],
 ) -> Result<GrantDecision, GrantError> {
     if !client.confidential {
         return Err(GrantError::ClientCredentialsNeedConfidentialClient);
@@ -25,11 +28,11 @@ pub fn decide(
     if let Some(scope) = scopes.iter().find(|s| !integration.scopes.contains(s)) {
         return Err(GrantError::ScopeNotAllowed(crate::jws::truncate(scope)));
     }
-    Ok(GrantDecision::new(
-        integration.key.clone(),
-        TokenSubject::Application,
-        scopes,
-    ))
+    let resources = Resources::for_integration(requested_resources, integration)?;
+    Ok(
+        GrantDecision::new(integration.key.clone(), TokenSubject::Application, scopes)
+            .for_resources(resources),
+    )
 }
 
 #[cfg(test)]
@@ -44,7 +47,9 @@ mod tests {
             allow_application_tokens,
             require_jti: false,
             scopes: vec!["signature".into(), "extended".into()],
+            default_scopes: Vec::new(),
             redirect_uris: Vec::new(),
+            resources: vec!["https://api.example.com".into()],
             client_secret_hash: Some("$argon2id$...".into()),
             keys: Vec::new(),
         }
@@ -63,6 +68,7 @@ mod tests {
             &client(true),
             &integration(true),
             Some("signature extended"),
+            &[],
         );
         let decision = decision.unwrap();
         assert_eq!(decision.client_id(), "ik");
@@ -70,14 +76,14 @@ mod tests {
         assert_eq!(decision.subject_claim(), "ik");
         assert_eq!(decision.scopes(), ["signature", "extended"]);
         assert!(decision.replay_guard().is_none());
-        let no_scope = decide(&client(true), &integration(true), None).unwrap();
+        let no_scope = decide(&client(true), &integration(true), None, &[]).unwrap();
         assert!(no_scope.scopes().is_empty());
     }
 
     #[test]
     fn a_public_client_is_refused() {
         assert_eq!(
-            decide(&client(false), &integration(true), None).err(),
+            decide(&client(false), &integration(true), None, &[]).err(),
             Some(GrantError::ClientCredentialsNeedConfidentialClient)
         );
     }
@@ -85,7 +91,7 @@ mod tests {
     #[test]
     fn an_integration_without_application_tokens_is_refused() {
         assert_eq!(
-            decide(&client(true), &integration(false), None).err(),
+            decide(&client(true), &integration(false), None, &[]).err(),
             Some(GrantError::ClientCredentialsNotAllowed)
         );
     }
@@ -93,8 +99,40 @@ mod tests {
     #[test]
     fn a_scope_beyond_the_integration_is_refused() {
         assert_eq!(
-            decide(&client(true), &integration(true), Some("signature admin")).err(),
+            decide(
+                &client(true),
+                &integration(true),
+                Some("signature admin"),
+                &[]
+            )
+            .err(),
             Some(GrantError::ScopeNotAllowed("admin".into()))
+        );
+    }
+
+    #[test]
+    fn resources_narrow_the_audience_to_the_integrations_own() {
+        let decision = decide(
+            &client(true),
+            &integration(true),
+            None,
+            &["https://api.example.com"],
+        );
+        assert_eq!(
+            decision.map(|d| d.resources().to_vec()),
+            Ok(vec!["https://api.example.com".to_owned()])
+        );
+        assert_eq!(
+            decide(
+                &client(true),
+                &integration(true),
+                None,
+                &["https://other.example.com"]
+            )
+            .err(),
+            Some(GrantError::ResourceNotAllowed(
+                "https://other.example.com".into()
+            ))
         );
     }
 }

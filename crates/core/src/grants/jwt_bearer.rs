@@ -5,6 +5,7 @@ use crate::assertion::VerifiedAssertion;
 use crate::client_auth::AuthenticatedClient;
 use crate::error::GrantError;
 use crate::model::{Consent, Integration, User, split_scopes};
+use crate::resource::Resources;
 
 /// The scope a user token must carry (DocuSign's rule).
 pub const IMPERSONATION_SCOPE: &str = "impersonation";
@@ -39,6 +40,7 @@ pub struct GrantDecision {
     client_id: String,
     subject: TokenSubject,
     scopes: Vec<String>,
+    resources: Resources,
     replay_guard: Option<ReplayGuard>,
 }
 
@@ -49,6 +51,7 @@ impl GrantDecision {
             client_id,
             subject,
             scopes,
+            resources: Resources::none(),
             replay_guard: None,
         }
     }
@@ -64,8 +67,17 @@ impl GrantDecision {
             client_id,
             subject,
             scopes,
+            resources: Resources::none(),
             replay_guard,
         }
+    }
+
+    /// The same decision for `resources` (RFC 8707), checked by their constructor:
+    /// the token's audience.
+    #[must_use]
+    pub fn for_resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
     }
 
     /// The integration key: the token's `client_id`.
@@ -90,6 +102,11 @@ impl GrantDecision {
     /// The granted scopes.
     pub fn scopes(&self) -> &[String] {
         &self.scopes
+    }
+
+    /// The resources the token is for; none means the configured audience.
+    pub fn resources(&self) -> &[String] {
+        self.resources.as_slice()
     }
 
     /// The `jti` to record before issuing, when the assertion had one.
@@ -156,6 +173,7 @@ pub fn decide(
         client_id: integration.key.clone(),
         subject,
         scopes,
+        resources: Resources::none(),
         replay_guard,
     })
 }

@@ -6,6 +6,7 @@
 use crate::error::GrantError;
 use crate::grants::jwt_bearer::{GrantDecision, TokenSubject};
 use crate::model::{Consent, User, split_scopes};
+use crate::resource::Resources;
 
 /// A refresh token as the store keeps it (under the hash of the token).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct RefreshToken {
     pub user_id: String,
     /// The scopes of the grant.
     pub scopes: Vec<String>,
+    /// The resources of the grant, which a refresh may only narrow.
+    pub resources: Vec<String>,
     /// Unix seconds after which it is refused.
     pub expires_at: i64,
     /// Whether it was exchanged already (and replaced by a newer one).
@@ -25,7 +28,8 @@ pub struct RefreshToken {
 }
 
 /// Decides a refresh by the authenticated client `client_id`. `requested_scope` is
-/// the form's `scope`, which may only narrow the grant. The user's consent must still
+/// the form's `scope` and `requested_resources` its `resource` values, which may only
+/// narrow the grant. The user's consent must still
 /// cover the scopes: withdrawing consent ends the refresh chain.
 ///
 /// A rotated token is refused with [`GrantError::RefreshTokenReused`], whereupon the
@@ -33,6 +37,7 @@ pub struct RefreshToken {
 pub fn decide(
     token: Option<&RefreshToken>,
     requested_scope: Option<&str>,
+    requested_resources: &[&str],
     client_id: &str,
     user: Option<&User>,
     consent: Option<&Consent>,
@@ -72,11 +77,13 @@ pub fn decide(
     {
         return Err(GrantError::ConsentWithdrawn);
     }
+    let resources = Resources::narrowing(requested_resources, &token.resources)?;
     Ok(GrantDecision::new(
         client_id.to_owned(),
         TokenSubject::User(user.id.clone()),
         scopes,
-    ))
+    )
+    .for_resources(resources))
 }
 
 #[cfg(test)]
@@ -90,6 +97,7 @@ mod tests {
             client_id: "client".into(),
             user_id: "user".into(),
             scopes: vec!["signature".into(), "extended".into()],
+            resources: vec!["https://api.example.com".into()],
             expires_at: NOW + 60,
             rotated: false,
             revoked: false,
@@ -112,11 +120,12 @@ mod tests {
     #[test]
     fn a_refresh_keeps_or_narrows_the_scopes() {
         let (u, c) = (user(true), consent());
-        let same = decide(Some(&token()), None, "client", Some(&u), Some(&c), NOW).unwrap();
+        let same = decide(Some(&token()), None, &[], "client", Some(&u), Some(&c), NOW).unwrap();
         assert_eq!(same.scopes(), ["signature", "extended"]);
         let narrowed = decide(
             Some(&token()),
             Some("signature"),
+            &[],
             "client",
             Some(&u),
             Some(&c),
@@ -131,10 +140,10 @@ mod tests {
     fn every_refresh_rule_refuses() {
         let (u, c) = (user(true), consent());
         let run = |t: &RefreshToken, scope: Option<&str>, client: &str, now: i64| {
-            decide(Some(t), scope, client, Some(&u), Some(&c), now).unwrap_err()
+            decide(Some(t), scope, &[], client, Some(&u), Some(&c), now).unwrap_err()
         };
         assert_eq!(
-            decide(None, None, "client", Some(&u), Some(&c), NOW).unwrap_err(),
+            decide(None, None, &[], "client", Some(&u), Some(&c), NOW).unwrap_err(),
             GrantError::RefreshTokenInvalid
         );
         let revoked = RefreshToken {
@@ -172,6 +181,7 @@ mod tests {
             decide(
                 Some(&token()),
                 None,
+                &[],
                 "client",
                 Some(&u),
                 Some(&narrower),
@@ -181,13 +191,14 @@ mod tests {
             GrantError::ConsentWithdrawn
         );
         assert_eq!(
-            decide(Some(&token()), None, "client", Some(&u), None, NOW).unwrap_err(),
+            decide(Some(&token()), None, &[], "client", Some(&u), None, NOW).unwrap_err(),
             GrantError::ConsentWithdrawn
         );
         assert_eq!(
             decide(
                 Some(&token()),
                 None,
+                &[],
                 "client",
                 Some(&user(false)),
                 Some(&c),
@@ -195,6 +206,41 @@ mod tests {
             )
             .unwrap_err(),
             GrantError::UserDisabled
+        );
+    }
+
+    #[test]
+    fn a_refresh_keeps_or_narrows_the_resources_never_widens() {
+        let (u, c) = (user(true), consent());
+        let same = decide(Some(&token()), None, &[], "client", Some(&u), Some(&c), NOW);
+        assert_eq!(
+            same.map(|d| d.resources().to_vec()),
+            Ok(vec!["https://api.example.com".to_owned()])
+        );
+        let named = decide(
+            Some(&token()),
+            None,
+            &["https://api.example.com"],
+            "client",
+            Some(&u),
+            Some(&c),
+            NOW,
+        );
+        assert!(named.is_ok());
+        assert_eq!(
+            decide(
+                Some(&token()),
+                None,
+                &["https://other.example.com"],
+                "client",
+                Some(&u),
+                Some(&c),
+                NOW,
+            )
+            .err(),
+            Some(GrantError::ResourceBeyondGrant(
+                "https://other.example.com".into()
+            ))
         );
     }
 }

@@ -83,6 +83,7 @@ fn policy() -> IssuerPolicy {
         scopes: vec![],
         expires_at: None,
         client_authentication: false,
+        id_jag: false,
     }
 }
 
@@ -184,6 +185,8 @@ fn integration() -> Integration {
             "extended".into(),
         ],
         redirect_uris: vec![],
+        resources: Vec::new(),
+        default_scopes: Vec::new(),
         client_secret_hash: None,
         keys: vec![],
     }
@@ -1143,6 +1146,7 @@ fn the_policy_round_trips_through_json() {
         scopes: vec!["signature".into()],
         expires_at: Some(NOW + 86_400),
         client_authentication: true,
+        id_jag: false,
     };
     assert_eq!(IssuerPolicy::from_json(&full.to_json()), Ok(full.clone()));
     for keys in [
@@ -1209,8 +1213,8 @@ fn the_policy_refuses_unknown_fields_and_values() {
         ),
         (
             "a field of another version",
-            json!({ "id_jag": true }),
-            "unknown field `id_jag`",
+            json!({ "id_jag_profile": true }),
+            "unknown field `id_jag_profile`",
         ),
         (
             "a replay policy",

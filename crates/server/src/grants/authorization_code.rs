@@ -33,6 +33,7 @@ pub async fn grant(
         user_id: r.user_id.clone(),
         redirect_uri: r.redirect_uri.clone(),
         scopes: r.scopes.clone(),
+        resources: r.resources.clone(),
         code_challenge: r.code_challenge.clone(),
         expires_at: r.expires_at,
         used: r.used_at.is_some(),
@@ -40,6 +41,7 @@ pub async fn grant(
     let exchange = CodeExchange {
         redirect_uri: request.redirect_uri,
         code_verifier: request.code_verifier,
+        resources: &request.resources,
     };
     let decided = decide(
         stored.as_ref(),

@@ -31,6 +31,6 @@ pub async fn grant(
             state.config.rate_limit_per_integration,
         )
         .await?;
-    let decision = decide(client, &integration, request.scope)?;
+    let decision = decide(client, &integration, request.scope, &request.resources)?;
     issue(state, &decision, now)
 }

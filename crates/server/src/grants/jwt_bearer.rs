@@ -4,6 +4,7 @@
 
 use jwtgrant_core::client_auth::AuthenticatedClient;
 use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, check_presenting_client, decide};
+use jwtgrant_core::resource::Resources;
 use jwtgrant_core::{GrantError, UnverifiedAssertion};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::JtiOutcome;
@@ -70,7 +71,11 @@ pub async fn grant(
         records,
         state.config.clock_leeway_secs,
         |scopes| state.consent_url(&integration.key, redirect_uri, scopes),
-    )?;
+    )?
+    .for_resources(Resources::for_integration(
+        &request.resources,
+        &integration,
+    )?);
 
     if let Some(guard) = decision.replay_guard() {
         let outcome = state.replay.record(guard, now).await?;

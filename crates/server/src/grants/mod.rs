@@ -46,6 +46,7 @@ pub fn issue_with_refresh(
         integration_key: decision.client_id().to_owned(),
         user_id: decision.subject_claim().to_owned(),
         scopes: decision.scopes().to_vec(),
+        resources: decision.resources().to_vec(),
         access_jti: issued.claims.jti.clone(),
         access_expires_at: issued.claims.exp,
         created_at: now,

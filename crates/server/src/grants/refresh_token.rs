@@ -36,6 +36,7 @@ pub async fn grant(
         client_id: r.integration_key.clone(),
         user_id: r.user_id.clone(),
         scopes: r.scopes.clone(),
+        resources: r.resources.clone(),
         expires_at: r.expires_at,
         rotated: r.rotated_at.is_some(),
         revoked: r.revoked_at.is_some(),
@@ -43,6 +44,7 @@ pub async fn grant(
     let decided = decide(
         stored.as_ref(),
         request.scope,
+        &request.resources,
         &client.client_id,
         user.as_ref().map(|u| &u.user),
         consent.as_ref(),

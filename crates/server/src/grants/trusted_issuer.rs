@@ -1,13 +1,16 @@
 //! The JWT bearer grant for a trusted issuer's token, as the server runs it: the
 //! issuer's keys from its cache (fetched by the adapter), the core's checks under
-//! the issuer's policy, the local user behind the token's subject, the decision,
-//! the replay record, the signature.
+//! the issuer's policy, the local user behind the token's subject, the decision
+//! (an ID-JAG's by its own rules, with the presenting client), the replay record,
+//! the signature.
 
 use std::sync::Arc;
 
 use jwtgrant_core::client_auth::AuthenticatedClient;
 use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, check_presenting_client};
+use jwtgrant_core::id_jag::{IdJagRequest, decide_id_jag};
 use jwtgrant_core::jwks::IssuerKeySet;
+use jwtgrant_core::resource::Resources;
 use jwtgrant_core::trusted_issuer::{
     KeySource as PolicyKeys, TrustedIssuer, UserLookup, decide_for_issuer,
 };
@@ -40,7 +43,9 @@ pub async fn grant(
         .ok_or(GrantError::IntegrationDisabled)?;
     let keys = issuer_keys(state, issuer, unverified.kid(), now).await?;
     let assertion = unverified.verify_from_issuer(issuer, &keys, &state.policy, now)?;
-    check_presenting_client(client, &integration)?;
+    if !issuer.policy.id_jag {
+        check_presenting_client(client, &integration)?;
+    }
     state
         .rate_limit(
             &format!("integration:{}", integration.key),
@@ -65,6 +70,27 @@ pub async fn grant(
         }
         None => None,
     };
+    if issuer.policy.id_jag {
+        // The IdP's policy stands for consent: the user only has to exist here.
+        let user = match &user_id {
+            Some(user_id) => state.registry.user(user_id).await?,
+            None => None,
+        };
+        let request = IdJagRequest {
+            client,
+            scope: request.scope,
+            resources: &request.resources,
+        };
+        let decision = decide_id_jag(
+            &assertion,
+            issuer,
+            &integration,
+            &state.issuer,
+            request,
+            user.as_ref().map(|u| &u.user),
+        )?;
+        return issue(state, &decision, now);
+    }
     let (user, consent) = match &user_id {
         Some(user_id) => (
             state.registry.user(user_id).await?,
@@ -85,7 +111,11 @@ pub async fn grant(
         records,
         state.config.clock_leeway_secs,
         |scopes| state.consent_url(&integration.key, redirect_uri, scopes),
-    )?;
+    )?
+    .for_resources(Resources::for_integration(
+        &request.resources,
+        &integration,
+    )?);
 
     // A workload's `sub` comes from its claims: it may not pass for a local user or
     // another integration at a resource server.

@@ -454,6 +454,7 @@ async fn issue_code(
         user_id: user_id.to_owned(),
         redirect_uri: valid.redirect_uri.clone(),
         scopes: valid.scopes.clone(),
+        resources: valid.resources.clone(),
         code_challenge: valid.code_challenge.clone(),
         family_id: uuid::Uuid::new_v4().to_string(),
         created_at: now,

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::JwsAlgorithm;
 use jwtgrant_core::grants::GrantType;
-use jwtgrant_proto::{AuthorizationServerMetadata, DEFAULT_SCOPES};
+use jwtgrant_proto::{AuthorizationServerMetadata, DEFAULT_SCOPES, ID_JAG_GRANT_PROFILE};
 
 use crate::state::AppState;
 
@@ -65,6 +65,8 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationS
         // Userinfo's `sub` is the user's id, the same for every client.
         subject_types_supported: vec!["public".into()],
         id_token_signing_alg_values_supported: Vec::new(),
+        // ID-JAGs are accepted from trusted issuers registered with `--id-jag`.
+        authorization_grant_profiles_supported: vec![ID_JAG_GRANT_PROFILE.into()],
         jwtgrant_max_assertion_lifetime: u64::try_from(state.config.max_assertion_lifetime_secs)
             .ok(),
     })
