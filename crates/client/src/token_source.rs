@@ -306,6 +306,8 @@ pub struct TokenSourceBuilder {
     refresh_margin: Option<Duration>,
     retry: RetryPolicy,
     consent_url: Option<String>,
+    /// RFC 8707 resources the tokens are for (the form's `resource`).
+    resources: Vec<String>,
 }
 
 impl TokenSourceBuilder {
@@ -328,6 +330,7 @@ impl TokenSourceBuilder {
             refresh_margin: None,
             retry: RetryPolicy::default(),
             consent_url: None,
+            resources: Vec::new(),
         }
     }
 
@@ -367,6 +370,14 @@ impl TokenSourceBuilder {
     /// the issuer.
     pub fn server(mut self, issuer: impl Into<String>) -> Self {
         self.endpoint = Some(Endpoint::Discover(issuer.into()));
+        self
+    }
+
+    /// A resource (RFC 8707, an absolute URI such as an MCP server's) the tokens are
+    /// for; repeatable. The server narrows the token's `aud` to them and refuses a
+    /// resource the integration may not use (`invalid_target`).
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
         self
     }
 
@@ -513,6 +524,7 @@ impl TokenSourceBuilder {
                 refresh_margin: self.refresh_margin,
                 retry: self.retry,
                 consent_url: self.consent_url,
+                resources: self.resources,
                 cache: std::sync::Mutex::new(Cache::default()),
                 flight: Arc::new(Mutex::new(())),
                 fetches: AtomicU64::new(0),
@@ -552,6 +564,8 @@ struct Inner {
     refresh_margin: Option<Duration>,
     retry: RetryPolicy,
     consent_url: Option<String>,
+    /// The form's `resource` values.
+    resources: Vec<String>,
     /// The cached token, and the outcome of the last fetch for callers who waited
     /// on it. Locked only to read or write it, never across a request, so a caller
     /// with a valid token never waits for a refresh.
@@ -862,6 +876,8 @@ struct TokenForm {
     assertion: Option<String>,
     /// The client credentials grant's scopes.
     scope: Option<String>,
+    /// RFC 8707 resources.
+    resources: Vec<String>,
     client: Option<ClientAssertionFields>,
 }
 
@@ -874,6 +890,7 @@ impl TokenForm {
         if let Some(scope) = &self.scope {
             pairs.push(("scope", scope));
         }
+        pairs.extend(self.resources.iter().map(|r| ("resource", r.as_str())));
         if let Some(client) = &self.client {
             pairs.extend(client.pairs());
         }
@@ -921,6 +938,7 @@ impl TokenSource {
             grant_type,
             assertion,
             scope,
+            resources: inner.resources.clone(),
             client,
         })
     }

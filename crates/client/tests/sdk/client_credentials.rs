@@ -210,3 +210,48 @@ async fn a_jwt_bearer_source_may_authenticate_the_client_too() {
     assert_eq!(token.scope(), Some("signature impersonation"));
     assert_eq!(f.server.issued(), 1);
 }
+
+#[tokio::test]
+async fn a_source_asks_for_its_resource_and_the_token_is_for_it() {
+    const MCP: &str = "https://mcp.example.com/mcp";
+    let f = Fixture::new().await;
+    let update = jwtgrant_store::IntegrationUpdate {
+        resources: Some(vec![MCP.into()]),
+        ..Default::default()
+    };
+    f.server
+        .store
+        .update_integration(&f.integration_key, update)
+        .await
+        .unwrap();
+    f.server.refresh().await;
+    let source = Jwtgrant::new(&f.server.url)
+        .unwrap()
+        .client_credentials(&f.integration_key, f.key.clone())
+        .resource(MCP)
+        .build()
+        .unwrap();
+    let token = source.access_token().await.unwrap();
+    // The resource server (an MCP server) checks the token is for it.
+    let for_mcp = Verifier::discover(&f.server.url)
+        .audience(MCP)
+        .build()
+        .unwrap();
+    let claims = for_mcp.verify(&token).await.unwrap();
+    assert_eq!(claims.client_id, f.integration_key);
+    let for_issuer = Verifier::discover(&f.server.url).build().unwrap();
+    assert!(
+        for_issuer.verify(&token).await.is_err(),
+        "aud is the resource only"
+    );
+
+    let elsewhere = Jwtgrant::new(&f.server.url)
+        .unwrap()
+        .client_credentials(&f.integration_key, f.key.clone())
+        .resource("https://evil.example.com")
+        .build()
+        .unwrap();
+    let refused = elsewhere.access_token().await.unwrap_err();
+    let oauth = refused.oauth().unwrap();
+    assert!(oauth.is(ErrorCode::InvalidTarget), "{refused}");
+}
