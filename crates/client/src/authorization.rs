@@ -6,7 +6,8 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use zeroize::Zeroizing;
 
 /// Parameters the request sets itself; [`AuthorizationRequest::param`] may not.
-const RESERVED: [&str; 7] = [
+const RESERVED: [&str; 8] = [
+    "resource",
     "response_type",
     "client_id",
     "redirect_uri",
@@ -133,6 +134,8 @@ pub struct AuthorizationRequest {
     /// Whether to send a PKCE challenge: on by default, as RFC 9700 (OAuth 2.0
     /// security BCP) asks of every client.
     pkce: bool,
+    /// RFC 8707 resources, sent here and again with the code.
+    resources: Vec<String>,
     params: Vec<(String, String)>,
 }
 
@@ -151,8 +154,17 @@ impl AuthorizationRequest {
             redirect_uri: redirect_uri.into(),
             scopes: Vec::new(),
             pkce: true,
+            resources: Vec::new(),
             params: Vec::new(),
         }
+    }
+
+    /// A resource (RFC 8707, such as an MCP server's URL) the tokens are for;
+    /// repeatable. Sent with the authorization request and again with the code (as
+    /// MCP asks of its clients), so the access token's `aud` is the resource.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
     }
 
     /// The scopes to ask for; each item may itself hold several space-separated ones.
@@ -217,6 +229,9 @@ impl AuthorizationRequest {
                     .append_pair("code_challenge", pkce.challenge())
                     .append_pair("code_challenge_method", Pkce::METHOD);
             }
+            for resource in &self.resources {
+                query.append_pair("resource", resource);
+            }
             for (name, value) in &self.params {
                 query.append_pair(name, value);
             }
@@ -226,6 +241,7 @@ impl AuthorizationRequest {
             state,
             pkce,
             redirect_uri: self.redirect_uri.clone(),
+            resources: self.resources.clone(),
         })
     }
 }
@@ -239,6 +255,7 @@ pub struct PendingAuthorization {
     state: String,
     pkce: Option<Pkce>,
     redirect_uri: String,
+    resources: Vec<String>,
 }
 
 impl PendingAuthorization {
@@ -255,6 +272,11 @@ impl PendingAuthorization {
     /// The redirect URI sent, which the code exchange repeats.
     pub fn redirect_uri(&self) -> &str {
         &self.redirect_uri
+    }
+
+    /// The resources the request named, which the code exchange names again.
+    pub fn resources(&self) -> &[String] {
+        &self.resources
     }
 
     /// The PKCE `code_verifier`, when a challenge was sent.

@@ -595,6 +595,19 @@ impl TokenClient {
         redirect_uri: Option<&str>,
         code_verifier: Option<&str>,
     ) -> Result<JwtGrantResponse, TokenClientError> {
+        self.exchange_code_for(code, redirect_uri, code_verifier, &[])
+            .await
+    }
+
+    /// [`exchange_code`](Self::exchange_code) naming RFC 8707 `resources`, which
+    /// may only narrow the authorization request's.
+    pub async fn exchange_code_for(
+        &self,
+        code: &str,
+        redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
+        resources: &[String],
+    ) -> Result<JwtGrantResponse, TokenClientError> {
         let mut form: Form = vec![
             ("grant_type", "authorization_code".into()),
             ("code", code.into()),
@@ -605,6 +618,7 @@ impl TokenClient {
         if let Some(verifier) = code_verifier {
             form.push(("code_verifier", verifier.into()));
         }
+        form.extend(resources.iter().map(|r| ("resource", r.clone())));
         self.token_request(form).await
     }
 
@@ -620,8 +634,13 @@ impl TokenClient {
         let code = pending
             .code_from(callback)
             .map_err(TokenClientError::Authorization)?;
-        self.exchange_code(&code, Some(pending.redirect_uri()), pending.code_verifier())
-            .await
+        self.exchange_code_for(
+            &code,
+            Some(pending.redirect_uri()),
+            pending.code_verifier(),
+            pending.resources(),
+        )
+        .await
     }
 
     /// Trades a refresh token for a new access token (RFC 6749 section 6), and

@@ -421,3 +421,51 @@ async fn every_request_carries_a_new_client_assertion_for_the_issuer() {
     }
     assert_ne!(claims[0]["jti"], claims[1]["jti"]);
 }
+
+#[tokio::test]
+async fn an_mcp_client_names_its_server_as_the_resource_in_both_requests() {
+    const MCP: &str = "https://mcp.example.com/mcp";
+    let flow = Flow::new().await;
+    let public = flow.public_integration().await;
+    let update = jwtgrant_store::IntegrationUpdate {
+        resources: Some(vec![MCP.into()]),
+        default_scopes: Some(vec!["signature".into(), "impersonation".into()]),
+        ..Default::default()
+    };
+    flow.server
+        .store
+        .update_integration(&public, update)
+        .await
+        .unwrap();
+    flow.server.refresh().await;
+    let client = flow.client(ClientAuthentication::none(&public)).await;
+    // As MCP clients do: no scope (the integration's defaults), the resource named.
+    let pending = client
+        .authorization_request(REDIRECT)
+        .unwrap()
+        .resource(MCP)
+        .start()
+        .unwrap();
+    assert_eq!(pending.resources(), [MCP]);
+    let callback = flow.approve(&mut Browser::new(), &pending).await;
+    let tokens = client
+        .finish_authorization(&pending, &callback)
+        .await
+        .unwrap();
+    assert_eq!(tokens.scope.as_deref(), Some("signature impersonation"));
+    let claims = jwtgrant_client::Verifier::discover(&flow.server.url)
+        .audience(MCP)
+        .build()
+        .unwrap()
+        .verify(&tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(claims.client_id, public);
+    // `resource` is the request's own: not a free parameter.
+    let reserved = client
+        .authorization_request(REDIRECT)
+        .unwrap()
+        .param("resource", MCP)
+        .start();
+    assert!(reserved.is_err());
+}
