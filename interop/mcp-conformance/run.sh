@@ -23,11 +23,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # failure (or warning) is reported and tolerated; once one passes, drive.mjs fails
 # until it is taken off this list.
 known_missing=(
-  # The metadata scenario's SHOULD (spec 2025-11-25): the metadata is to say
-  # "client_id_metadata_document_supported": true. jwtgrant has no client ID
-  # metadata documents yet (issue 13 item 4, `--client-metadata-documents`);
-  # when they land, start the server below with that flag and remove this line.
-  authorization-server-metadata-cimd
+  # (none: the metadata scenario's CIMD check passes since the server below runs
+  # with --client-metadata-documents)
 )
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
@@ -106,9 +103,15 @@ field() { "$node22" -e '
   });' "$1"; }
 
 mkdir -p "$data"
+# Clients known by a client ID metadata document (as MCP clients are) get what this
+# template integration may have; the metadata then says
+# "client_id_metadata_document_supported": true, which the suite checks.
+template="$(jg integration create --name "MCP document clients" \
+              --scope mcp:tools --default-scope mcp:tools --json | field integration_key)"
 # The binary itself in the background (not through jg, which would put a
 # subshell between $! and the server and leave the server running at exit).
 "$bin" --data-dir "$data" serve --listen "127.0.0.1:$port" --public-url "$url" \
+  --client-metadata-documents --client-metadata-template "$template" \
   >"$tmp/server.log" 2>&1 &
 server_pid=$!
 

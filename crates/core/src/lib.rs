@@ -18,6 +18,7 @@ pub mod alg;
 pub mod assertion;
 pub mod b64;
 pub mod client_auth;
+pub mod client_metadata;
 pub mod condition;
 mod der;
 pub mod error;

@@ -212,6 +212,10 @@ pub struct AuthorizationServerMetadata {
     /// Algorithms of issued ID tokens (OIDC); absent while the server issues none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Whether a `client_id` may be a client ID metadata document's URL
+    /// (draft-ietf-oauth-client-id-metadata-document).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_id_metadata_document_supported: bool,
     /// The assertion grant profiles the token endpoint accepts (ID-JAG, for MCP's
     /// enterprise-managed authorization).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

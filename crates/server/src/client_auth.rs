@@ -12,7 +12,7 @@ use jwtgrant_store::JtiOutcome;
 
 use crate::error::TokenEndpointError;
 use crate::grants::trusted_issuer::issuer_keys;
-use crate::state::AppState;
+use crate::state::{AppState, ClientLookupError};
 
 /// Authenticates the client presenting `credentials`.
 pub async fn authenticate_client(
@@ -20,7 +20,12 @@ pub async fn authenticate_client(
     credentials: &ClientCredentials,
 ) -> Result<AuthenticatedClient, TokenEndpointError> {
     let integration = match credentials.client_id() {
-        Some(id) => state.registry.integration(id).await?,
+        Some(id) => match state.client(id).await {
+            Ok(integration) => integration,
+            Err(ClientLookupError::Store(error)) => return Err(error.into()),
+            // A document that cannot be used names no client.
+            Err(ClientLookupError::Document(_)) => None,
+        },
         None => None,
     };
     if let ClientCredentials::FederatedAssertion {
@@ -132,7 +137,11 @@ pub async fn code_flow_client(
     credentials: &ClientCredentials,
 ) -> Result<AuthenticatedClient, TokenEndpointError> {
     let client = authenticate_client(state, credentials).await?;
-    let integration = state.registry.integration(&client.client_id).await?;
+    let integration = match state.client(&client.client_id).await {
+        Ok(integration) => integration,
+        Err(ClientLookupError::Store(error)) => return Err(error.into()),
+        Err(ClientLookupError::Document(_)) => None,
+    };
     if integration.is_some_and(|i| i.redirect_uris.is_empty()) {
         return Err(TokenEndpointError::UnauthorizedClient(
             "this integration has no redirect URI, so it may not use the authorization code flow"

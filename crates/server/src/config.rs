@@ -94,6 +94,9 @@ pub struct ServerConfig {
     /// Whether trusted issuers' URLs may be http and reach loopback, link-local and
     /// private addresses (development and tests).
     pub allow_insecure_issuer_urls: bool,
+    /// With `--client-metadata-documents`: the template integration of clients known
+    /// by their metadata document; `None`, such `client_id`s are unknown clients.
+    pub client_metadata_template: Option<String>,
     /// The timeout of one fetch of a trusted issuer's keys or metadata.
     pub issuer_fetch_timeout: std::time::Duration,
     /// The largest body of such a fetch, in bytes.
@@ -202,6 +205,20 @@ impl ServerConfig {
             other => other,
         };
 
+        let client_metadata_template = match (
+            raw.client_metadata_documents.unwrap_or_default(),
+            raw.client_metadata_template,
+        ) {
+            (true, Some(key)) if !key.trim().is_empty() => Some(key),
+            (true, _) => {
+                return Err(invalid(
+                    CLIENT_METADATA_TEMPLATE.name,
+                    "is required with client_metadata_documents",
+                ));
+            }
+            (false, _) => None,
+        };
+
         let redis = match raw.redis {
             Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
                 return Err(invalid(REDIS.name, "must be a redis:// or rediss:// URL"));
@@ -269,6 +286,7 @@ impl ServerConfig {
                 raw.rate_limit_per_integration,
             )?,
             allow_insecure_issuer_urls: raw.allow_insecure_issuer_urls.unwrap_or_default(),
+            client_metadata_template,
             issuer_fetch_timeout: std::time::Duration::from_secs(number(
                 &ISSUER_FETCH_TIMEOUT_SECS,
                 raw.issuer_fetch_timeout_secs,

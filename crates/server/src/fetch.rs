@@ -129,9 +129,19 @@ pub struct SafeFetcher {
 impl SafeFetcher {
     /// A fetcher bounded by `policy`.
     pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
+        Self::following(policy, redirect::Policy::custom(same_origin_redirects))
+    }
+
+    /// A fetcher bounded by `policy` that follows no redirect at all: a 3xx is a
+    /// refusal (client ID metadata documents, whose URL is the client's identity).
+    pub fn without_redirects(policy: FetchPolicy) -> Result<Self, FetchError> {
+        Self::following(policy, redirect::Policy::none())
+    }
+
+    fn following(policy: FetchPolicy, redirects: redirect::Policy) -> Result<Self, FetchError> {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
-            .redirect(redirect::Policy::custom(same_origin_redirects))
+            .redirect(redirects)
             .https_only(!policy.allow_insecure)
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)

@@ -4,6 +4,7 @@
 
 pub mod client_addr;
 pub mod client_auth;
+pub mod client_documents;
 pub mod clock;
 pub mod config;
 pub mod credentials;

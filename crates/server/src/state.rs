@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use jwtgrant_core::AssertionPolicy;
 use jwtgrant_core::access_token::AccessTokenSettings;
+use jwtgrant_core::{AssertionPolicy, Integration};
 use jwtgrant_store::Store;
 
+use crate::client_documents::{ClientDocumentError, ClientDocuments};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::credentials::VerifiedSecrets;
@@ -58,6 +59,19 @@ pub struct AppState {
     pub clock: Clock,
     /// Trusted issuers' keys fetched by URL, cached per issuer.
     pub issuer_keys: IssuerKeys,
+    /// With `--client-metadata-documents`: clients known by their document.
+    pub client_documents: Option<ClientDocuments>,
+}
+
+/// Why the client a `client_id` names could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientLookupError {
+    /// The store did not answer.
+    #[error(transparent)]
+    Store(#[from] jwtgrant_store::StoreError),
+    /// Its client metadata document cannot be used.
+    #[error(transparent)]
+    Document(#[from] ClientDocumentError),
 }
 
 impl AppState {
@@ -123,6 +137,12 @@ impl AppState {
         let fetcher = SafeFetcher::new(config.fetch_policy())
             .map_err(|e| SigningKeyError::Startup(format!("the issuer key fetcher: {e}")))?;
         let issuer_keys = IssuerKeys::new(fetcher);
+        let client_documents = match &config.client_metadata_template {
+            Some(_) => Some(ClientDocuments::new(config.fetch_policy()).map_err(|e| {
+                SigningKeyError::Startup(format!("the client metadata document fetcher: {e}"))
+            })?),
+            None => None,
+        };
         let clock = Clock::system();
         ensure_signing_key(
             store.as_ref(),
@@ -198,7 +218,42 @@ impl AppState {
             verified_secrets: VerifiedSecrets::default(),
             clock,
             issuer_keys,
+            client_documents,
         }))
+    }
+
+    /// The client `client_id` names: a registered integration, or, with
+    /// `--client-metadata-documents`, a public client known by the metadata document
+    /// at that URL, under the template integration (which must exist and be active).
+    pub async fn client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Arc<Integration>>, ClientLookupError> {
+        if let Some(integration) = self.registry.integration(client_id).await? {
+            return Ok(Some(integration));
+        }
+        let (Some(documents), Some(template_key)) = (
+            &self.client_documents,
+            &self.config.client_metadata_template,
+        ) else {
+            return Ok(None);
+        };
+        if !ClientDocuments::names_a_document(client_id) {
+            return Ok(None);
+        }
+        let Some(template) = self
+            .registry
+            .integration(template_key)
+            .await?
+            .filter(|t| t.active)
+        else {
+            tracing::warn!(template = %template_key, "client_metadata_template names no active integration");
+            return Ok(None);
+        };
+        let client = documents
+            .client(client_id, &template, self.clock.now())
+            .await?;
+        Ok(Some(client))
     }
 
     /// Counts one request for `key`; refuses with 429 past `per_second`.

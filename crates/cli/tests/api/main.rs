@@ -13,6 +13,7 @@ mod authorization;
 mod bench;
 mod client_auth;
 mod client_credentials;
+mod client_documents;
 mod connections;
 mod crash;
 mod endpoints;

@@ -35,6 +35,7 @@ fn sample(opt: &Opt, dir: &Path) -> Vec<String> {
         ("redis_key_prefix", _) => "options-test:".into(),
         ("master_key_file", _) => path("master.key"),
         ("master_key", _) => MASTER_KEY.into(),
+        ("client_metadata_template", _) => "mcp-clients".into(),
         (_, Kind::Text) if !choices.is_empty() => {
             let other = choices
                 .iter()

@@ -488,6 +488,13 @@ options! {
         default: DefaultValue::Switch(false),
         scope: Scope::Global,
     }
+    CLIENT_METADATA_DOCUMENTS client_metadata_documents: Switch = "Take a client_id that is an https URL as a client ID metadata document (MCP clients): fetched safely, a public client with the scopes, default scopes and resources of --client-metadata-template" {
+        default: DefaultValue::Switch(false),
+    }
+    CLIENT_METADATA_TEMPLATE client_metadata_template: Text = "The integration whose scopes, default scopes and resources clients known by a metadata document get" {
+        value_name: "KEY",
+        default: DefaultValue::Derived("none; required with --client-metadata-documents"),
+    }
     ISSUER_FETCH_TIMEOUT_SECS issuer_fetch_timeout_secs: Number = "Timeout of one fetch of a trusted issuer's keys or metadata, in seconds" {
         value_name: "SECS",
         default: DefaultValue::Number(fetch::DEFAULT_TIMEOUT.as_secs()),

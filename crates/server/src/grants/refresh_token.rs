@@ -8,6 +8,7 @@ use jwtgrant_core::client_auth::AuthenticatedClient;
 use jwtgrant_core::grants::refresh_token::{RefreshToken, decide};
 use jwtgrant_proto::JwtGrantResponse;
 
+use crate::client_documents::ClientDocuments;
 use crate::credentials::token_hash;
 use crate::error::TokenEndpointError;
 use crate::grants::{issue_with_refresh, refuse};
@@ -31,7 +32,16 @@ pub async fn grant(
         ),
         None => (None, None),
     };
-    let consent = consent.map(|c| jwtgrant_core::Consent { scopes: c.scopes });
+    let consent = match &record {
+        // A client known by its metadata document has no consent record: the user
+        // consented on the page to the code this chain began with, which stands.
+        Some(r) if ClientDocuments::names_a_document(&r.integration_key) => {
+            Some(jwtgrant_core::Consent {
+                scopes: r.scopes.clone(),
+            })
+        }
+        _ => consent.map(|c| jwtgrant_core::Consent { scopes: c.scopes }),
+    };
     let stored = record.as_ref().map(|r| RefreshToken {
         client_id: r.integration_key.clone(),
         user_id: r.user_id.clone(),

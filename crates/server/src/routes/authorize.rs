@@ -17,6 +17,7 @@ use jwtgrant_core::model::Integration;
 use jwtgrant_store::{AuthorizationCodeRecord, StoreError, UserLogin};
 
 use crate::client_addr::ClientAddr;
+use crate::client_documents::ClientDocuments;
 use crate::clock;
 use crate::credentials::{self, random_token, token_hash};
 use crate::pages::{
@@ -25,7 +26,7 @@ use crate::pages::{
 use crate::session::{
     self, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS, Session, password_tag,
 };
-use crate::state::AppState;
+use crate::state::{AppState, ClientLookupError};
 
 /// Where the consents page lives.
 const CONSENTS_PATH: &str = "/account/consents";
@@ -265,6 +266,11 @@ pub async fn decision(
         Err(response) => return response,
     };
     match fields.get("decision") {
+        // A client known by its metadata document is asked every time: its consent
+        // is the code's, and then its refresh chain's, not a record.
+        "allow" if ClientDocuments::names_a_document(&valid.client_id) => {
+            issue_code(&state, &valid, &user.user.user_id, now).await
+        }
         "allow" => {
             if let Err(error) = state
                 .store
@@ -422,11 +428,19 @@ async fn check(
     request: &AuthorizationRequest,
 ) -> Result<(ValidAuthorization, Arc<Integration>), Response> {
     let integration = match request.client_id.as_deref() {
-        Some(id) => state
-            .registry
-            .integration(id)
-            .await
-            .map_err(|e| unavailable(&e))?,
+        Some(id) => match state.client(id).await {
+            Ok(integration) => integration,
+            Err(ClientLookupError::Store(error)) => return Err(unavailable(&error)),
+            // Its redirect URIs are unknown: shown here, never a redirect.
+            Err(ClientLookupError::Document(error)) => {
+                tracing::info!(client_id = id, %error, "client metadata document refused");
+                return Err(error_page(
+                    StatusCode::BAD_REQUEST,
+                    "This application cannot be used",
+                    &format!("{error}."),
+                ));
+            }
+        },
         None => None,
     };
     let valid = validate_request(request, integration.as_deref()).map_err(refusal)?;
@@ -600,7 +614,7 @@ async fn client_name_for(state: &AppState, return_to: &str) -> Option<String> {
     let client_id = form_urlencoded::parse(query.as_bytes())
         .find(|(n, _)| n == "client_id")
         .map(|(_, v)| v.into_owned())?;
-    let integration = state.registry.integration(&client_id).await.ok()??;
+    let integration = state.client(&client_id).await.ok()??;
     Some(integration.name.clone())
 }
 

@@ -67,6 +67,7 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationS
         id_token_signing_alg_values_supported: Vec::new(),
         // ID-JAGs are accepted from trusted issuers registered with `--id-jag`.
         authorization_grant_profiles_supported: vec![ID_JAG_GRANT_PROFILE.into()],
+        client_id_metadata_document_supported: state.client_documents.is_some(),
         jwtgrant_max_assertion_lifetime: u64::try_from(state.config.max_assertion_lifetime_secs)
             .ok(),
     })
