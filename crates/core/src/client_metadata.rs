@@ -2,8 +2,9 @@
 //! MCP clients use them): a `client_id` that is an https URL names a JSON document,
 //! fetched by the adapter, that says who the client is and where it may be sent
 //! back. Here: the document's rules, and the client it makes under the operator's
-//! template integration (its scopes, default scopes and resources). Such a client is
-//! public: PKCE binds its codes.
+//! template integration (its scopes, default scopes and resources). Such a client has
+//! no secret: PKCE binds its codes, and with `private_key_jwt` it signs client
+//! assertions with the keys its `jwks_uri` publishes (fetched by the adapter).
 
 use serde_json::Value;
 
@@ -36,11 +37,26 @@ pub enum DocumentError {
     /// A document carries a shared secret, which a public document cannot keep.
     #[error("a client metadata document must not carry a client_secret")]
     SecretInDocument,
-    /// An authentication method other than `none`.
+    /// An authentication method other than `none` and `private_key_jwt`.
     #[error(
-        "token_endpoint_auth_method '{0}' is not supported for client metadata documents (only 'none')"
+        "token_endpoint_auth_method '{0}' is not supported for client metadata documents (only 'none' and 'private_key_jwt')"
     )]
     UnsupportedAuthMethod(String),
+    /// `private_key_jwt` without an http(s) `jwks_uri` (an inline `jwks` is not taken).
+    #[error(
+        "token_endpoint_auth_method 'private_key_jwt' needs a jwks_uri in the client metadata document"
+    )]
+    NoJwksUri,
+}
+
+/// The client a document describes, and where its keys are when it authenticates
+/// with `private_key_jwt`.
+#[derive(Debug, Clone)]
+pub struct DocumentClient {
+    /// The client (no keys yet: the adapter adds those `jwks_uri` serves).
+    pub integration: Integration,
+    /// With `private_key_jwt`: the URL of its JWKS.
+    pub jwks_uri: Option<String>,
 }
 
 /// Whether `client_id` names a document (an http or https URL), which the adapter
@@ -62,7 +78,7 @@ pub fn client_from_document(
     url: &str,
     body: &[u8],
     template: &Integration,
-) -> Result<Integration, DocumentError> {
+) -> Result<DocumentClient, DocumentError> {
     let Ok(Value::Object(document)) = serde_json::from_slice::<Value>(body) else {
         return Err(DocumentError::NotJsonObject);
     };
@@ -72,9 +88,17 @@ pub fn client_from_document(
     if document.contains_key("client_secret") {
         return Err(DocumentError::SecretInDocument);
     }
-    match document.get("token_endpoint_auth_method") {
-        None => {}
-        Some(Value::String(method)) if method == "none" => {}
+    let jwks_uri = match document.get("token_endpoint_auth_method") {
+        None => None,
+        Some(Value::String(method)) if method == "none" => None,
+        Some(Value::String(method)) if method == "private_key_jwt" => {
+            match document.get("jwks_uri").and_then(Value::as_str) {
+                Some(uri) if uri.starts_with("https://") || uri.starts_with("http://") => {
+                    Some(uri.to_owned())
+                }
+                _ => return Err(DocumentError::NoJwksUri),
+            }
+        }
         Some(other) => {
             let method = other
                 .as_str()
@@ -83,7 +107,7 @@ pub fn client_from_document(
                 &method,
             )));
         }
-    }
+    };
     let redirect_uris: Vec<String> = match document.get("redirect_uris") {
         Some(Value::Array(uris)) if !uris.is_empty() => uris
             .iter()
@@ -116,7 +140,7 @@ pub fn client_from_document(
         }
         _ => host.to_owned(),
     };
-    Ok(Integration {
+    let integration = Integration {
         key: url.to_owned(),
         name,
         active: true,
@@ -128,6 +152,10 @@ pub fn client_from_document(
         resources: template.resources.clone(),
         client_secret_hash: None,
         keys: Vec::new(),
+    };
+    Ok(DocumentClient {
+        integration,
+        jwks_uri,
     })
 }
 
@@ -169,6 +197,7 @@ mod tests {
 
     fn client(document: &serde_json::Value) -> Result<Integration, DocumentError> {
         client_from_document(URL, &serde_json::to_vec(document).unwrap(), &template())
+            .map(|c| c.integration)
     }
 
     #[test]
@@ -248,6 +277,33 @@ mod tests {
                 "client_secret_basic".into()
             ))
         );
+    }
+
+    #[test]
+    fn private_key_jwt_names_the_jwks_uri() {
+        let mut doc = document();
+        doc["token_endpoint_auth_method"] = json!("private_key_jwt");
+        assert_eq!(client(&doc).err(), Some(DocumentError::NoJwksUri));
+        doc["jwks"] = json!({ "keys": [] });
+        assert_eq!(
+            client(&doc).err(),
+            Some(DocumentError::NoJwksUri),
+            "inline jwks"
+        );
+        doc["jwks_uri"] = json!("https://app.example.com/jwks.json");
+        let with_keys =
+            client_from_document(URL, &serde_json::to_vec(&doc).unwrap(), &template()).unwrap();
+        assert_eq!(
+            with_keys.jwks_uri.as_deref(),
+            Some("https://app.example.com/jwks.json")
+        );
+        assert!(
+            with_keys.integration.keys.is_empty(),
+            "the adapter fetches them"
+        );
+        let public =
+            client_from_document(URL, &serde_json::to_vec(&document()).unwrap(), &template());
+        assert_eq!(public.map(|c| c.jwks_uri).ok(), Some(None));
     }
 
     #[test]

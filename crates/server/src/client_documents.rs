@@ -11,6 +11,7 @@ use jwtgrant_core::Integration;
 use jwtgrant_core::client_metadata::{
     MAX_DOCUMENT_BYTES, client_from_document, is_document_client_id,
 };
+use jwtgrant_core::jwks::parse_jwks;
 
 use crate::fetch::{FetchError, FetchPolicy, SafeFetcher};
 
@@ -32,6 +33,9 @@ pub enum ClientDocumentError {
     /// The document breaks a rule.
     #[error(transparent)]
     Document(#[from] jwtgrant_core::client_metadata::DocumentError),
+    /// Its `jwks_uri` serves no usable key.
+    #[error("the client metadata document's jwks_uri has no usable key: {0}")]
+    Keys(String),
 }
 
 /// The fetcher and the cache of documents' clients.
@@ -78,9 +82,27 @@ impl ClientDocuments {
             return Ok(client);
         }
         let fetched = self.fetcher.get(url).await?;
-        let client = Arc::new(client_from_document(url, &fetched.body, template)?);
-        let keep = fetched
-            .max_age
+        let document = client_from_document(url, &fetched.body, template)?;
+        let mut client = document.integration;
+        let mut max_age = fetched.max_age;
+        if let Some(jwks_uri) = &document.jwks_uri {
+            // Fetched with the document, kept as long as the shorter-lived of the two.
+            let jwks = self.fetcher.get(jwks_uri).await?;
+            let set = parse_jwks(&jwks.body, &[])
+                .map_err(|e| ClientDocumentError::Keys(e.to_string()))?;
+            if set.keys.is_empty() {
+                return Err(ClientDocumentError::Keys(
+                    "none is an asymmetric signing key this server accepts".into(),
+                ));
+            }
+            client.keys = set.keys;
+            max_age = match (max_age, jwks.max_age) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let client = Arc::new(client);
+        let keep = max_age
             .unwrap_or(DEFAULT_CACHE_SECS)
             .clamp(MIN_CACHE_SECS, MAX_CACHE_SECS);
         if let Ok(mut cache) = self.cache.lock() {

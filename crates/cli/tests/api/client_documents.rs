@@ -59,7 +59,14 @@ impl DocumentHost {
                     async move { respond(answer) }
                 }),
             )
-            .route("/other.json", get(|| async { "{}" }));
+            .route("/other.json", get(|| async { "{}" }))
+            .route(
+                "/jwks.json",
+                get(|| async {
+                    let jwk = rsa_key().public_key().to_jwk(Some("client-key-1"), None);
+                    axum::Json(json!({ "keys": [jwk] }))
+                }),
+            );
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -218,6 +225,63 @@ async fn an_mcp_client_known_by_its_document_signs_a_user_in_and_refreshes() {
         ])
         .await;
     assert_eq!(status, 200, "{refreshed}");
+}
+
+#[tokio::test]
+async fn a_document_client_with_private_key_jwt_signs_with_the_keys_of_its_jwks_uri() {
+    let host = DocumentHost::start().await;
+    let mut document = host.document();
+    document["token_endpoint_auth_method"] = json!("private_key_jwt");
+    document["jwks_uri"] = json!(host.url.replace("client.json", "jwks.json"));
+    host.serve(document);
+    let (server, email) = server(true).await;
+    let location = Browser::new()
+        .approve(&server.url, &auth_url(&server, &host.url), &email, PASSWORD)
+        .await;
+    let code = query_param(&location, "code").unwrap_or_else(|| panic!("{location}"));
+    let client_assertion = |key: &jwtgrant_core::SigningKey| {
+        let now = now();
+        sign(
+            key,
+            jwtgrant_core::JwsAlgorithm::Rs256,
+            &json!({
+                "iss": host.url, "sub": host.url, "aud": server.url,
+                "iat": now, "exp": now + 60, "jti": uuid::Uuid::new_v4().to_string(),
+            }),
+        )
+    };
+    let exchange = |assertion: String| {
+        let server = &server;
+        let code = code.clone();
+        async move {
+            server
+                .post_form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", CALLBACK),
+                    ("code_verifier", VERIFIER),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ])
+                .await
+        }
+    };
+    // Signed with a key its JWKS does not publish: not this client.
+    let (status, body) = exchange(client_assertion(&other_rsa_key())).await;
+    assert_eq!(
+        (status, oauth_error(&body).0),
+        (401, "invalid_client"),
+        "{body}"
+    );
+    let (status, tokens) = exchange(client_assertion(&rsa_key())).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        jwt_claims(tokens["access_token"].as_str().unwrap())["client_id"],
+        host.url.as_str()
+    );
 }
 
 #[tokio::test]
