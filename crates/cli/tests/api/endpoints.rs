@@ -96,7 +96,9 @@ async fn userinfo_refuses_bad_tokens_with_401_and_challenge() {
 #[tokio::test]
 async fn expired_access_tokens_are_refused() {
     let server = TestServer::start_with(RawConfig {
-        access_token_lifetime_secs: Some(1),
+        // Long enough that a loaded machine still uses it before it expires; the
+        // server's clock is then moved past it.
+        access_token_lifetime_secs: Some(60),
         clock_leeway_secs: Some(0),
         ..Default::default()
     })
@@ -113,8 +115,8 @@ async fn expired_access_tokens_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    // Two seconds later by the server's clock: past the one-second lifetime.
-    f.server.state.clock.advance(2);
+    // 61 seconds later by the server's clock: past the 60-second lifetime.
+    f.server.state.clock.advance(61);
     let response = f
         .server
         .http
