@@ -36,6 +36,10 @@ pub enum Command {
     /// assertions (and, if allowed, client assertions) for an integration.
     #[command(subcommand)]
     Issuer(IssuerCommand),
+    /// As an identity provider: the servers a client may get ID-JAGs for (token
+    /// exchange), with its id there and what the ID-JAG may carry.
+    #[command(subcommand, name = "trust-target")]
+    TrustTarget(TrustTargetCommand),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -296,6 +300,62 @@ pub enum IssuerCommand {
     Enable(IssuerRef),
     /// Remove an issuer and its linked subjects.
     Remove(IssuerRef),
+}
+
+/// `jwtgrant trust-target ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrustTargetCommand {
+    /// Let an integration exchange its users' ID tokens for ID-JAGs for a server.
+    Add(TrustTargetAddArgs),
+    /// List trust targets.
+    List {
+        /// Only this integration's.
+        #[arg(long)]
+        integration: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a trust target: the integration gets no more ID-JAGs for that server.
+    Remove {
+        /// The other server's issuer.
+        #[arg(long)]
+        audience: String,
+        /// The integration key.
+        #[arg(long)]
+        integration: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `jwtgrant trust-target add`.
+#[derive(Debug, Args)]
+pub struct TrustTargetAddArgs {
+    /// The other server's issuer identifier: the exchange's `audience` and the
+    /// ID-JAG's `aud`, exactly.
+    #[arg(long)]
+    pub audience: String,
+    /// The integration (a confidential client) that may ask.
+    #[arg(long)]
+    pub integration: String,
+    /// The client's id at the other server, the ID-JAG's `client_id` (default: the
+    /// integration key).
+    #[arg(long)]
+    pub remote_client_id: Option<String>,
+    /// A resource at the other server an ID-JAG may name (repeatable); none: an
+    /// exchange that names a resource is refused.
+    #[arg(long = "resource")]
+    pub resources: Vec<String>,
+    /// A scope an ID-JAG may carry (repeatable); the request's scopes are narrowed
+    /// to these. None: the requested scopes pass as asked, for the other server
+    /// to judge.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Names a trusted issuer.

@@ -10,6 +10,7 @@ mod issuer;
 mod keygen;
 mod options;
 mod output;
+mod trust_target;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -131,6 +132,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Issuer(command) => block_on(async {
             let (config, store) = admin_store(global).await?;
             issuer::issuer(store.as_ref(), command, config.allow_insecure_issuer_urls).await
+        }),
+        Command::TrustTarget(command) => block_on(async {
+            trust_target::trust_target(admin_store(global).await?.1.as_ref(), command).await
         }),
         Command::User(command) => {
             block_on(async { admin::user(admin_store(global).await?.1.as_ref(), command).await })

@@ -256,6 +256,7 @@ impl AccessToken {
             expires_in: self.expires_in().as_secs(),
             scope: self.scope.clone(),
             refresh_token: None,
+            id_token: None,
         }
     }
 

@@ -249,6 +249,32 @@ pub enum GrantError {
         "resource_beyond_grant: 'resource' may only narrow the resources of the original grant; '{0}' is not among them"
     )]
     ResourceBeyondGrant(String),
+    /// Token exchange: the subject token is no ID token this server issued, or no
+    /// longer sound.
+    #[error("subject_token_invalid: the subject_token is not an ID token of this server: {0}")]
+    SubjectTokenInvalid(&'static str),
+    /// Token exchange: the ID token has expired.
+    #[error(
+        "subject_token_expired: the ID token has expired; sign the user in again for a fresh one"
+    )]
+    SubjectTokenExpired,
+    /// Token exchange: the ID token was issued to another client.
+    #[error("subject_token_client_mismatch: the ID token was issued to another client")]
+    SubjectTokenClientMismatch,
+    /// Token exchange: a malformed or unsupported request (the text leads with the
+    /// rule).
+    #[error("{0}")]
+    TokenExchangeMalformed(String),
+    /// Token exchange: asked without client authentication, or by a public client.
+    #[error(
+        "client_authentication_required: token exchange is offered only to an authenticated confidential client"
+    )]
+    TokenExchangeClientAuthenticationRequired,
+    /// Token exchange: no trust target of this client names the audience.
+    #[error(
+        "audience_not_trusted: this client may not get ID-JAGs for '{0}' (see `jwtgrant trust-target add`)"
+    )]
+    AudienceNotTrusted(String),
     /// Rule 7: the form's scope asks for more than the assertion's.
     #[error(
         "the 'scope' parameter may only narrow the assertion's 'scope' claim; '{0}' is not in it"
@@ -263,7 +289,10 @@ impl GrantError {
             GrantError::ScopeNotAllowed(_)
             | GrantError::ScopeBeyondAssertion(_)
             | GrantError::ScopeBeyondGrant(_) => ErrorCode::InvalidScope,
-            GrantError::IdJagClientAuthenticationRequired => ErrorCode::InvalidClient,
+            GrantError::IdJagClientAuthenticationRequired
+            | GrantError::TokenExchangeClientAuthenticationRequired => ErrorCode::InvalidClient,
+            GrantError::TokenExchangeMalformed(_) => ErrorCode::InvalidRequest,
+            GrantError::AudienceNotTrusted(_) => ErrorCode::InvalidTarget,
             GrantError::IdJagNoScope => ErrorCode::InvalidScope,
             GrantError::ResourceMalformed(_)
             | GrantError::ResourceNotAllowed(_)
@@ -324,7 +353,10 @@ impl GrantError {
             | GrantError::RefreshTokenReused
             | GrantError::RefreshTokenClientMismatch
             | GrantError::RefreshTokenExpired
-            | GrantError::ConsentWithdrawn => ErrorCode::InvalidGrant,
+            | GrantError::ConsentWithdrawn
+            | GrantError::SubjectTokenInvalid(_)
+            | GrantError::SubjectTokenExpired
+            | GrantError::SubjectTokenClientMismatch => ErrorCode::InvalidGrant,
         }
     }
 

@@ -24,6 +24,7 @@ mod der;
 pub mod error;
 pub mod grants;
 pub mod id_jag;
+pub mod id_token;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jws;
@@ -34,6 +35,7 @@ pub mod pkce;
 pub mod resource;
 #[cfg(test)]
 mod rule_tests;
+pub mod token_exchange;
 pub mod trusted_issuer;
 
 pub use alg::{JwsAlgorithm, KeyType};

@@ -79,6 +79,27 @@ pub struct JwtGrantResponse {
     /// Issued only by the authorization code and refresh token grants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// An OpenID Connect ID token, when the grant's scopes include `openid`
+    /// (the authorization code grant, and the refresh token grant after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// A token exchange response (RFC 8693 section 2.2.1), as the enterprise identity
+/// provider answers a request for an ID-JAG.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenExchangeResponse {
+    /// The issued token: for an ID-JAG, the signed JWT.
+    pub access_token: String,
+    /// What `access_token` is: [`ID_JAG_TOKEN_TYPE`].
+    pub issued_token_type: String,
+    /// `N_A`: an ID-JAG is no access token, but a grant for another server.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The scopes it carries, space separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// An OAuth error body (RFC 6749 section 5.2).
@@ -109,8 +130,11 @@ pub enum ErrorCode {
     InvalidScope,
     /// The user has not consented (DocuSign's code).
     ConsentRequired,
-    /// A `resource` that is malformed or not allowed (RFC 8707 section 2).
+    /// A `resource` that is malformed or not allowed (RFC 8707 section 2), or a
+    /// token exchange `audience` the server will not issue for (RFC 8693).
     InvalidTarget,
+    /// `prompt=none`, and the user would have to sign in (OpenID Connect).
+    LoginRequired,
     /// The user or server refused (authorization endpoint).
     AccessDenied,
     /// The authorization endpoint does not offer this `response_type`.
@@ -137,6 +161,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::LoginRequired => "login_required",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::InvalidToken => "invalid_token",
@@ -152,6 +177,18 @@ impl std::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+/// The token exchange grant (RFC 8693).
+pub const TOKEN_EXCHANGE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// The token type of an OpenID Connect ID token (RFC 8693 section 3).
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+
+/// The token type of an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant).
+pub const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
+
+/// How long an ID-JAG this server mints lives.
+pub const ID_JAG_LIFETIME_SECS: i64 = 300;
 
 /// The header `typ` of an Identity Assertion JWT Authorization Grant
 /// (draft-ietf-oauth-identity-assertion-authz-grant).
@@ -212,6 +249,12 @@ pub struct AuthorizationServerMetadata {
     /// Algorithms of issued ID tokens (OIDC); absent while the server issues none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// The claims the server can put in ID tokens and userinfo (OIDC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_supported: Vec<String>,
+    /// The `prompt` values the authorization endpoint honours (OIDC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_values_supported: Vec<String>,
     /// Whether a `client_id` may be a client ID metadata document's URL
     /// (draft-ietf-oauth-client-id-metadata-document).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -8,8 +8,9 @@ use jwtgrant_core::client_auth::{ClientAuthError, ClientCredentials, read_client
 
 use crate::error::RequestError;
 
-/// The parameters a request may repeat: RFC 8707's `resource`.
-const REPEATABLE: [&str; 1] = ["resource"];
+/// The parameters a request may repeat: RFC 8707's `resource` and RFC 8693's
+/// `audience`.
+const REPEATABLE: [&str; 2] = ["resource", "audience"];
 
 /// A request's form parameters, each present at most once but those [`REPEATABLE`].
 #[derive(Debug, Default)]

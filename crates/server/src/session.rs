@@ -33,6 +33,9 @@ pub struct Session {
     pub user_id: Option<String>,
     /// Unix seconds.
     pub expires_at: i64,
+    /// When the user signed in (Unix seconds; 0 when nobody is signed in): the ID
+    /// token's `auth_time`.
+    pub auth_time: i64,
     /// A tag of the user's password hash when they signed in.
     pub password_tag: String,
 }
@@ -86,6 +89,7 @@ impl SessionKeys {
             sid: random_token(),
             user_id: None,
             expires_at: now + SESSION_LIFETIME_SECS,
+            auth_time: 0,
             password_tag: "-".into(),
         }
     }
@@ -96,6 +100,7 @@ impl SessionKeys {
             sid: random_token(),
             user_id: Some(user_id.to_owned()),
             expires_at: now + SESSION_LIFETIME_SECS,
+            auth_time: now,
             password_tag: password_tag(password_hash),
         }
     }
@@ -103,10 +108,11 @@ impl SessionKeys {
     /// The cookie value for `session`.
     pub fn encode(&self, session: &Session) -> String {
         let body = format!(
-            "{}.{}.{}.{}",
+            "{}.{}.{}.{}.{}",
             session.sid,
             session.user_id.as_deref().unwrap_or("-"),
             session.expires_at,
+            session.auth_time,
             session.password_tag
         );
         let mac = self.mac(&body);
@@ -123,6 +129,7 @@ impl SessionKeys {
         let sid = parts.next()?.to_owned();
         let user = parts.next()?;
         let expires_at: i64 = parts.next()?.parse().ok()?;
+        let auth_time: i64 = parts.next()?.parse().ok()?;
         let password_tag = parts.next()?.to_owned();
         if parts.next().is_some() || now >= expires_at {
             return None;
@@ -131,8 +138,30 @@ impl SessionKeys {
             sid,
             user_id: (user != "-").then(|| user.to_owned()),
             expires_at,
+            auth_time,
             password_tag,
         })
+    }
+
+    /// A mark that an authorization request for `client_id` demanded a fresh
+    /// sign-in at `now`, carried through the sign-in page in its `return_to`.
+    pub fn login_demand(&self, client_id: &str, now: i64) -> String {
+        format!(
+            "{now}.{}",
+            self.mac(&format!("login-demand:{now}:{client_id}"))
+        )
+    }
+
+    /// When a mark from [`SessionKeys::login_demand`] for `client_id` was made, if
+    /// this server made it less than a session's lifetime ago; a sign-in at or after
+    /// that time answers the demand.
+    pub fn login_demanded_at(&self, mark: &str, client_id: &str, now: i64) -> Option<i64> {
+        let (at, mac) = mark.split_once('.')?;
+        let at: i64 = at.parse().ok()?;
+        let expected = self.mac(&format!("login-demand:{at}:{client_id}"));
+        aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), mac.as_bytes())
+            .ok()?;
+        (at <= now && now - at < SESSION_LIFETIME_SECS).then_some(at)
     }
 
     /// The CSRF token of a session.
@@ -317,6 +346,30 @@ mod tests {
         assert_eq!(keys.decode(&forged, 101), None);
         assert_eq!(SessionKeys::from_bytes(b"other").decode(&value, 101), None);
         assert_eq!(keys.decode("garbage", 101), None);
+    }
+
+    #[test]
+    fn a_login_demand_is_this_servers_for_this_client_and_recent() {
+        let keys = SessionKeys::from_bytes(b"k");
+        let mark = keys.login_demand("client-a", 1_000);
+        assert_eq!(
+            keys.login_demanded_at(&mark, "client-a", 1_010),
+            Some(1_000)
+        );
+        assert_eq!(keys.login_demanded_at(&mark, "client-b", 1_010), None);
+        assert_eq!(
+            keys.login_demanded_at(&mark, "client-a", 1_000 + SESSION_LIFETIME_SECS),
+            None
+        );
+        let earlier = mark.replacen("1000", "10", 1);
+        assert_eq!(keys.login_demanded_at(&earlier, "client-a", 1_010), None);
+        assert_eq!(
+            SessionKeys::from_bytes(b"other").login_demanded_at(&mark, "client-a", 1_010),
+            None
+        );
+        let session = keys.signed_in("user-1", "$argon2id$h", 1_005);
+        assert_eq!(session.auth_time, 1_005);
+        assert_eq!(keys.decode(&keys.encode(&session), 1_006), Some(session));
     }
 
     #[test]

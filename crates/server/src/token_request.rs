@@ -104,3 +104,37 @@ impl<'a> ClientCredentialsRequest<'a> {
         }
     }
 }
+
+/// RFC 8693 section 2.1: the token to exchange, and what for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenExchangeRequest<'a> {
+    /// `subject_token`.
+    pub subject_token: &'a str,
+    /// `subject_token_type`.
+    pub subject_token_type: &'a str,
+    /// `requested_token_type`.
+    pub requested_token_type: Option<&'a str>,
+    /// `audience` values.
+    pub audiences: Vec<&'a str>,
+    /// `resource` values.
+    pub resources: Vec<&'a str>,
+    /// `scope`.
+    pub scope: Option<&'a str>,
+    /// Whether an `actor_token` was sent.
+    pub actor_token: bool,
+}
+
+impl<'a> TokenExchangeRequest<'a> {
+    /// Reads the grant's parameters.
+    pub fn from_form(form: &'a Form) -> Result<Self, RequestError> {
+        Ok(TokenExchangeRequest {
+            subject_token: form.require("subject_token")?,
+            subject_token_type: form.require("subject_token_type")?,
+            requested_token_type: form.get("requested_token_type"),
+            audiences: form.get_all("audience"),
+            resources: form.get_all("resource"),
+            scope: form.get("scope"),
+            actor_token: form.get("actor_token").is_some(),
+        })
+    }
+}

@@ -28,6 +28,10 @@ pub struct AuthorizationCodeRecord {
     pub resources: Vec<String>,
     /// The PKCE S256 challenge, if any.
     pub code_challenge: Option<String>,
+    /// The OpenID Connect `nonce` of the authorization request, for its ID token.
+    pub nonce: Option<String>,
+    /// When the user signed in (Unix seconds): the ID token's `auth_time`.
+    pub auth_time: Option<i64>,
     /// The chain of refresh tokens its redemption starts.
     pub family_id: String,
     /// Unix seconds.
@@ -53,6 +57,9 @@ pub struct RefreshTokenRecord {
     pub scopes: Vec<String>,
     /// The resources of the grant (RFC 8707), which a refresh may only narrow.
     pub resources: Vec<String>,
+    /// When the user signed in for the grant (Unix seconds): the `auth_time` of the
+    /// ID tokens its refreshes return.
+    pub auth_time: Option<i64>,
     /// The `jti` of the access token issued with it (revoked with the chain).
     pub access_jti: String,
     /// When that access token expires.
@@ -163,6 +170,8 @@ fn code_from_row(row: &impl RecordRow) -> StoreResult<AuthorizationCodeRecord> {
         scopes: json_list(&row.text("scopes")?)?,
         resources: json_list(&row.text("resources")?)?,
         code_challenge: row.opt_text("code_challenge")?,
+        nonce: row.opt_text("nonce")?,
+        auth_time: row.opt_int("auth_time")?,
         family_id: row.text("family_id")?,
         created_at: row.int("created_at")?,
         expires_at: row.int("expires_at")?,
@@ -178,6 +187,7 @@ fn refresh_from_row(row: &impl RecordRow) -> StoreResult<RefreshTokenRecord> {
         user_id: row.text("user_id")?,
         scopes: json_list(&row.text("scopes")?)?,
         resources: json_list(&row.text("resources")?)?,
+        auth_time: row.opt_int("auth_time")?,
         access_jti: row.text("access_jti")?,
         access_expires_at: row.int("access_expires_at")?,
         created_at: row.int("created_at")?,
@@ -187,8 +197,8 @@ fn refresh_from_row(row: &impl RecordRow) -> StoreResult<RefreshTokenRecord> {
     })
 }
 
-const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at, resources)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, integration_key, user_id, scopes, access_jti, access_expires_at, created_at, expires_at, resources, auth_time)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// Which refresh tokens a revocation reaches, with the values its `$2` (and `$3`)
 /// stand for (`$1` is the time).
@@ -205,6 +215,7 @@ where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
 {
@@ -258,6 +269,7 @@ where
             .bind(next.created_at)
             .bind(next.expires_at)
             .bind(to_json(&next.resources))
+            .bind(next.auth_time)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -315,6 +327,7 @@ where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
@@ -353,8 +366,8 @@ where
 
     async fn create_authorization_code(&self, code: &AuthorizationCodeRecord) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at, resources)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO authorization_codes (code_hash, integration_key, user_id, redirect_uri, scopes, code_challenge, family_id, created_at, expires_at, resources, nonce, auth_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(code.code_hash.as_str())
         .bind(code.integration_key.as_str())
@@ -366,6 +379,8 @@ where
         .bind(code.created_at)
         .bind(code.expires_at)
         .bind(to_json(&code.resources))
+        .bind(code.nonce.as_deref())
+        .bind(code.auth_time)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -378,7 +393,7 @@ where
         // From the writer: a code is read right after it was written, and a reuse
         // must see the first redemption.
         sqlx::query(
-            "SELECT code_hash, integration_key, user_id, redirect_uri, scopes, resources, code_challenge, family_id, created_at, expires_at, used_at
+            "SELECT code_hash, integration_key, user_id, redirect_uri, scopes, resources, code_challenge, nonce, auth_time, family_id, created_at, expires_at, used_at
              FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
@@ -406,7 +421,7 @@ where
 
     async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
         sqlx::query(
-            "SELECT token_hash, family_id, integration_key, user_id, scopes, resources, access_jti, access_expires_at, created_at, expires_at, rotated_at, revoked_at
+            "SELECT token_hash, family_id, integration_key, user_id, scopes, resources, auth_time, access_jti, access_expires_at, created_at, expires_at, rotated_at, revoked_at
              FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)

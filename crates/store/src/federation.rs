@@ -1,14 +1,15 @@
 //! What federation keeps: trusted issuers (identity providers and workload issuers
 //! whose JWTs are accepted as assertions, each bound to an integration, with the
-//! policy they are checked under) and external identities (an issuer's subject
-//! linked to a local user), and the SQL that keeps them, written once for both
+//! policy they are checked under), external identities (an issuer's subject linked
+//! to a local user) and trust targets (the other servers this one, as an identity
+//! provider, mints ID-JAGs for), and the SQL that keeps them, written once for both
 //! backends over [`SqlStore`]. The policy is stored as the JSON document the
 //! server reads; the store does not interpret it.
 
 use async_trait::async_trait;
 use sqlx::{Database, Encode, Executor, Type};
 
-use crate::rows::{RecordRow, require_changed, user_from_row};
+use crate::rows::{RecordRow, json_list, require_changed, to_json, user_from_row};
 use crate::sql::{Dialect, RowsAffected, SqlStore};
 use crate::{StoreError, StoreResult, UserRecord};
 
@@ -42,7 +43,26 @@ pub struct ExternalIdentityRecord {
     pub created_at: i64,
 }
 
-/// Trusted issuers and external identities.
+/// A server this one mints ID-JAGs for, for one client (token exchange, as the
+/// enterprise identity provider of cross-app access).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustTargetRecord {
+    /// The other server's issuer identifier: the exchange's `audience`, the
+    /// ID-JAG's `aud`.
+    pub audience: String,
+    /// The integration (client) that may ask for them.
+    pub integration_key: String,
+    /// The client's id at the other server: the ID-JAG's `client_id`.
+    pub remote_client_id: String,
+    /// The resources the ID-JAG may name; none: it names none.
+    pub resources: Vec<String>,
+    /// The scopes it may carry; none: the request's pass unnarrowed.
+    pub scopes: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Trusted issuers, external identities and trust targets.
 #[async_trait]
 pub trait FederationStore: Send + Sync {
     /// Registers a trusted issuer; `Conflict` when one has the same `issuer`,
@@ -66,7 +86,37 @@ pub trait FederationStore: Send + Sync {
     ) -> StoreResult<Vec<ExternalIdentityRecord>>;
     /// The user with this email address (compared without case).
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    /// Adds a trust target; `Conflict` when the integration has one for the same
+    /// audience, `NotFound` when the integration does not exist.
+    async fn add_trust_target(&self, target: &TrustTargetRecord) -> StoreResult<()>;
+    /// The trust target of an integration for an audience.
+    async fn trust_target(
+        &self,
+        audience: &str,
+        integration_key: &str,
+    ) -> StoreResult<Option<TrustTargetRecord>>;
+    /// Every trust target (of one integration, when given), by audience.
+    async fn trust_targets(
+        &self,
+        integration_key: Option<&str>,
+    ) -> StoreResult<Vec<TrustTargetRecord>>;
+    /// Removes a trust target.
+    async fn remove_trust_target(&self, audience: &str, integration_key: &str) -> StoreResult<()>;
 }
+
+fn trust_target_from_row(row: &impl RecordRow) -> StoreResult<TrustTargetRecord> {
+    Ok(TrustTargetRecord {
+        audience: row.text("audience")?,
+        integration_key: row.text("integration_key")?,
+        remote_client_id: row.text("remote_client_id")?,
+        resources: json_list(&row.text("resources")?)?,
+        scopes: json_list(&row.text("scopes")?)?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+const TRUST_TARGET_COLUMNS: &str =
+    "audience, integration_key, remote_client_id, resources, scopes, created_at";
 
 fn issuer_from_row(row: &impl RecordRow) -> StoreResult<TrustedIssuerRecord> {
     Ok(TrustedIssuerRecord {
@@ -93,6 +143,8 @@ impl<D: Dialect> FederationStore for SqlStore<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Type<D::Db>,
 {
@@ -209,5 +261,72 @@ where
         .as_ref()
         .map(user_from_row)
         .transpose()
+    }
+
+    async fn add_trust_target(&self, target: &TrustTargetRecord) -> StoreResult<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO trust_targets ({TRUST_TARGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        )))
+        .bind(target.audience.as_str())
+        .bind(target.integration_key.as_str())
+        .bind(target.remote_client_id.as_str())
+        .bind(to_json(&target.resources))
+        .bind(to_json(&target.scopes))
+        .bind(target.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|error| match StoreError::from(error) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "integration '{}' has a trust target for '{}' already",
+                target.integration_key, target.audience
+            )),
+            StoreError::NotFound(_) => StoreError::NotFound("integration"),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn trust_target(
+        &self,
+        audience: &str,
+        integration_key: &str,
+    ) -> StoreResult<Option<TrustTargetRecord>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TRUST_TARGET_COLUMNS} FROM trust_targets
+             WHERE audience = $1 AND integration_key = $2"
+        )))
+        .bind(audience)
+        .bind(integration_key)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(trust_target_from_row)
+        .transpose()
+    }
+
+    async fn trust_targets(
+        &self,
+        integration_key: Option<&str>,
+    ) -> StoreResult<Vec<TrustTargetRecord>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TRUST_TARGET_COLUMNS} FROM trust_targets
+             WHERE $1 IS NULL OR integration_key = $1 ORDER BY audience, integration_key"
+        )))
+        .bind(integration_key)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(trust_target_from_row)
+        .collect()
+    }
+
+    async fn remove_trust_target(&self, audience: &str, integration_key: &str) -> StoreResult<()> {
+        let done =
+            sqlx::query("DELETE FROM trust_targets WHERE audience = $1 AND integration_key = $2")
+                .bind(audience)
+                .bind(integration_key)
+                .execute(&self.writer)
+                .await?;
+        require_changed(done.rows_affected(), "trust target")
     }
 }

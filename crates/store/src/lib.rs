@@ -20,7 +20,9 @@ use async_trait::async_trait;
 pub use authorization::{
     AuthorizationCodeRecord, AuthorizationStore, RefreshTokenRecord, RevokedToken, UserLogin,
 };
-pub use federation::{ExternalIdentityRecord, FederationStore, TrustedIssuerRecord};
+pub use federation::{
+    ExternalIdentityRecord, FederationStore, TrustTargetRecord, TrustedIssuerRecord,
+};
 pub use open::{OpenOptions, StoreLocation, UnsupportedUrl, open};
 
 /// Why a storage operation failed.

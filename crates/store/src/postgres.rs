@@ -85,6 +85,7 @@ fn postgres_migrator() -> Migrator {
         include_str!("../migrations/postgres/0002_authorization.sql"),
         include_str!("../migrations/postgres/0003_trusted_issuers.sql"),
         include_str!("../migrations/postgres/0004_resources.sql"),
+        include_str!("../migrations/postgres/0005_openid.sql"),
     ])
 }
 

@@ -74,8 +74,13 @@ pub(crate) struct SqlStore<D: Dialect> {
 }
 
 /// What each migration does, in order; each database's folder has one file for each.
-pub(crate) const MIGRATIONS: [&str; 4] =
-    ["registry", "authorization", "trusted issuers", "resources"];
+pub(crate) const MIGRATIONS: [&str; 5] = [
+    "registry",
+    "authorization",
+    "trusted issuers",
+    "resources",
+    "openid",
+];
 
 /// The migrations of one database's folder, in order (the same ones on each).
 pub(crate) fn migrator(sql: [&'static str; MIGRATIONS.len()]) -> Migrator {
@@ -169,6 +174,7 @@ where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,

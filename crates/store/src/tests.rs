@@ -104,7 +104,69 @@ on_every_backend!(
     a_closed_store_is_unavailable,
     trusted_issuers_and_external_identities,
     an_update_replaces_only_the_lists_it_names,
+    trust_targets_are_one_per_audience_and_integration,
 );
+
+fn trust_target(audience: &str, integration_key: &str) -> TrustTargetRecord {
+    TrustTargetRecord {
+        audience: audience.into(),
+        integration_key: integration_key.into(),
+        remote_client_id: format!("{integration_key}-there"),
+        resources: vec!["https://api.b.example/mcp".into()],
+        scopes: vec!["signature".into(), "files.read".into()],
+        created_at: 70,
+    }
+}
+
+async fn trust_targets_are_one_per_audience_and_integration(store: Arc<dyn Store>) {
+    ok(store.create_integration(new_integration("i1")).await);
+    ok(store.create_integration(new_integration("i2")).await);
+    ok(store
+        .add_trust_target(&trust_target("https://b.example", "i1"))
+        .await);
+    ok(store
+        .add_trust_target(&trust_target("https://b.example", "i2"))
+        .await);
+    ok(store
+        .add_trust_target(&trust_target("https://a.example", "i1"))
+        .await);
+    assert!(matches!(
+        store
+            .add_trust_target(&trust_target("https://b.example", "i1"))
+            .await,
+        Err(StoreError::Conflict(message)) if message.contains("https://b.example")
+    ));
+    assert!(matches!(
+        store
+            .add_trust_target(&trust_target("https://b.example", "nobody"))
+            .await,
+        Err(StoreError::NotFound("integration"))
+    ));
+    assert_eq!(
+        ok(store.trust_target("https://b.example", "i1").await),
+        Some(trust_target("https://b.example", "i1"))
+    );
+    assert_eq!(
+        ok(store.trust_target("https://c.example", "i1").await),
+        None
+    );
+    let of_i1: Vec<String> = ok(store.trust_targets(Some("i1")).await)
+        .into_iter()
+        .map(|t| t.audience)
+        .collect();
+    assert_eq!(of_i1, ["https://a.example", "https://b.example"]);
+    assert_eq!(ok(store.trust_targets(None).await).len(), 3);
+    ok(store.remove_trust_target("https://b.example", "i1").await);
+    assert!(matches!(
+        store.remove_trust_target("https://b.example", "i1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        ok(store.trust_target("https://b.example", "i1").await),
+        None
+    );
+    assert_eq!(ok(store.trust_targets(None).await).len(), 2);
+}
 
 fn trusted_issuer(id: &str, issuer: &str, integration_key: &str) -> TrustedIssuerRecord {
     TrustedIssuerRecord {
@@ -555,6 +617,7 @@ fn refresh(hash: &str, family: &str, jti: &str) -> RefreshTokenRecord {
         user_id: "u1".into(),
         scopes: vec!["signature".into()],
         resources: vec!["https://api.example.com/mcp".into()],
+        auth_time: Some(90),
         access_jti: jti.into(),
         access_expires_at: 5_000,
         created_at: 100,
@@ -576,6 +639,8 @@ fn code(hash: &str, family: &str) -> AuthorizationCodeRecord {
             "urn:example:files".into(),
         ],
         code_challenge: Some("c".repeat(43)),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: Some(90),
         family_id: family.into(),
         created_at: 100,
         expires_at: 700,

@@ -1,7 +1,9 @@
 //! The authorization code grant (RFC 6749 section 4.1, PKCE per RFC 7636): checking an
 //! authorization request before any page is shown, and deciding a code exchange at
 //! the token endpoint. Codes are single use, live ten minutes and are bound to the
-//! client, the redirect URI and the PKCE challenge; the adapter stores them.
+//! client, the redirect URI and the PKCE challenge; the adapter stores them. With
+//! OpenID Connect's `prompt` and `max_age`, [`next_step`] decides whether the user
+//! signs in, is asked for consent, or is sent back with a code.
 
 use jwtgrant_proto::ErrorCode;
 
@@ -38,6 +40,12 @@ pub struct AuthorizationRequest {
     pub code_challenge_method: Option<String>,
     /// `resource` (RFC 8707), the one parameter that may be repeated.
     pub resources: Vec<String>,
+    /// `nonce` (OpenID Connect): echoed in the ID token.
+    pub nonce: Option<String>,
+    /// `prompt` (OpenID Connect), space separated.
+    pub prompt: Option<String>,
+    /// `max_age` (OpenID Connect): seconds since the user last signed in.
+    pub max_age: Option<String>,
 }
 
 /// Why an authorization request is refused: either on a page of the server's own
@@ -84,6 +92,9 @@ impl AuthorizationRequest {
                 "state" => &mut request.state,
                 "code_challenge" => &mut request.code_challenge,
                 "code_challenge_method" => &mut request.code_challenge_method,
+                "nonce" => &mut request.nonce,
+                "prompt" => &mut request.prompt,
+                "max_age" => &mut request.max_age,
                 _ => continue,
             };
             if slot.is_some() {
@@ -108,6 +119,9 @@ impl AuthorizationRequest {
             ("state", &self.state),
             ("code_challenge", &self.code_challenge),
             ("code_challenge_method", &self.code_challenge_method),
+            ("nonce", &self.nonce),
+            ("prompt", &self.prompt),
+            ("max_age", &self.max_age),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
@@ -134,6 +148,110 @@ pub struct ValidAuthorization {
     pub state: Option<String>,
     /// The PKCE S256 challenge, if the client sent one.
     pub code_challenge: Option<String>,
+    /// The OpenID Connect `nonce`, bound to the code and echoed in its ID token.
+    pub nonce: Option<String>,
+    /// What `prompt` asks for.
+    pub prompt: Prompt,
+    /// `max_age`: the longest the user's sign-in may date back, in seconds.
+    pub max_age: Option<i64>,
+}
+
+/// The `prompt` values of OpenID Connect Core section 3.1.2.1 that the server
+/// honours (`select_account` counts as `login`: a session has one account).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// `none`: no page may be shown; an error comes back instead.
+    pub none: bool,
+    /// `login`: the user signs in again, even with a session.
+    pub login: bool,
+    /// `consent`: the user is asked again, even with a consent on record.
+    pub consent: bool,
+}
+
+impl Prompt {
+    /// Reads a `prompt` value; `None` when it is not one the server knows, or
+    /// combines `none` with another value.
+    pub fn parse(value: &str) -> Option<Prompt> {
+        let mut prompt = Prompt::default();
+        for part in value.split_ascii_whitespace() {
+            match part {
+                "none" => prompt.none = true,
+                "login" | "select_account" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                _ => return None,
+            }
+        }
+        (!prompt.none || !(prompt.login || prompt.consent)).then_some(prompt)
+    }
+}
+
+/// The user at the browser, as their session says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedIn {
+    /// When they signed in, Unix seconds.
+    pub auth_time: i64,
+    /// Whether that sign-in answered this request's demand for a fresh one.
+    pub fresh: bool,
+}
+
+/// What the authorization endpoint does next with a valid request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Show the sign-in page (a fresh sign-in, for `prompt=login` or `max_age`).
+    SignIn,
+    /// Show the consent page.
+    Consent,
+    /// Send the user back with a code.
+    IssueCode,
+}
+
+/// Decides the next step for `valid`: `signed_in` is the session's user, if any;
+/// `consent_covers` whether a consent on record covers the scopes. With
+/// `prompt=none` a page that would be needed is an error sent back instead
+/// (`login_required`, `consent_required`).
+pub fn next_step(
+    valid: &ValidAuthorization,
+    signed_in: Option<SignedIn>,
+    consent_covers: bool,
+    now: i64,
+) -> Result<NextStep, AuthorizeError> {
+    let back = |error: ErrorCode, description: &str| AuthorizeError::Redirect {
+        redirect_uri: valid.redirect_uri.clone(),
+        error,
+        description: description.to_owned(),
+        state: valid.state.clone(),
+    };
+    let must_sign_in = match signed_in {
+        None => true,
+        Some(user) => {
+            !user.fresh
+                && (valid.prompt.login
+                    || valid
+                        .max_age
+                        .is_some_and(|max_age| now.saturating_sub(user.auth_time) > max_age))
+        }
+    };
+    if must_sign_in {
+        return if valid.prompt.none {
+            Err(back(
+                ErrorCode::LoginRequired,
+                "login_required: prompt=none, and the user must sign in",
+            ))
+        } else {
+            Ok(NextStep::SignIn)
+        };
+    }
+    if valid.prompt.consent || !consent_covers {
+        return if valid.prompt.none {
+            Err(back(
+                ErrorCode::ConsentRequired,
+                "consent_required: prompt=none, and the user has not consented to these scopes",
+            ))
+        } else {
+            Ok(NextStep::Consent)
+        };
+    }
+    Ok(NextStep::IssueCode)
 }
 
 /// Checks an authorization request against the integration its `client_id` names
@@ -252,6 +370,34 @@ pub fn validate_request(
     let requested: Vec<&str> = request.resources.iter().map(String::as_str).collect();
     let resources = Resources::for_integration(&requested, integration)
         .map_err(|error| redirect(error.code(), &error.to_string()))?;
+    let prompt = match request.prompt.as_deref() {
+        None => Prompt::default(),
+        Some(value) => Prompt::parse(value).ok_or_else(|| {
+            redirect(
+                ErrorCode::InvalidRequest,
+                "prompt_invalid: 'prompt' takes none, login, consent or select_account, and none alone",
+            )
+        })?,
+    };
+    let max_age = match request.max_age.as_deref() {
+        None => None,
+        Some(value) => Some(value.parse::<u32>().map(i64::from).map_err(|_| {
+            redirect(
+                ErrorCode::InvalidRequest,
+                "max_age_invalid: 'max_age' must be a whole number of seconds",
+            )
+        })?),
+    };
+    if request
+        .nonce
+        .as_ref()
+        .is_some_and(|n| n.len() > MAX_STATE_LEN)
+    {
+        return Err(redirect(
+            ErrorCode::InvalidRequest,
+            "nonce_too_long: 'nonce' may be at most 2048 bytes",
+        ));
+    }
     Ok(ValidAuthorization {
         client_id: integration.key.clone(),
         redirect_uri,
@@ -260,6 +406,9 @@ pub fn validate_request(
         resources: resources.as_slice().to_vec(),
         state,
         code_challenge,
+        nonce: request.nonce.clone(),
+        prompt,
+        max_age,
     })
 }
 
@@ -496,6 +645,124 @@ mod tests {
         )
         .unwrap();
         assert_eq!(valid.code_challenge.as_deref(), Some(CHALLENGE));
+    }
+
+    #[test]
+    fn prompt_values_are_read_and_none_stands_alone() {
+        assert_eq!(Prompt::parse(""), Some(Prompt::default()));
+        assert_eq!(
+            Prompt::parse("login consent"),
+            Some(Prompt {
+                none: false,
+                login: true,
+                consent: true
+            })
+        );
+        assert_eq!(Prompt::parse("select_account").map(|p| p.login), Some(true));
+        assert_eq!(Prompt::parse("none").map(|p| p.none), Some(true));
+        assert_eq!(Prompt::parse("none login"), None);
+        assert_eq!(Prompt::parse("create"), None);
+    }
+
+    #[test]
+    fn openid_parameters_are_checked_and_kept() {
+        let i = integration();
+        let valid = validate_request(
+            &request(&[
+                ("nonce", "n-0S6_WzA2Mj"),
+                ("prompt", "consent"),
+                ("max_age", "60"),
+            ]),
+            Some(&i),
+        )
+        .unwrap();
+        assert_eq!(valid.nonce.as_deref(), Some("n-0S6_WzA2Mj"));
+        assert!(valid.prompt.consent && !valid.prompt.login);
+        assert_eq!(valid.max_age, Some(60));
+        for bad in [
+            ("prompt", "none consent"),
+            ("prompt", "bogus"),
+            ("max_age", "-1"),
+            ("max_age", "soon"),
+        ] {
+            assert_eq!(
+                redirect_error(validate_request(&request(&[bad]), Some(&i))),
+                Some(ErrorCode::InvalidRequest),
+                "{bad:?}"
+            );
+        }
+        let long = "n".repeat(MAX_STATE_LEN + 1);
+        assert_eq!(
+            redirect_error(validate_request(&request(&[("nonce", &long)]), Some(&i))),
+            Some(ErrorCode::InvalidRequest)
+        );
+        // Carried through the sign-in and consent forms.
+        let carried = request(&[("nonce", "n"), ("prompt", "login"), ("max_age", "0")]);
+        let back = AuthorizationRequest::from_pairs(carried.to_pairs()).unwrap();
+        assert_eq!(back, carried);
+    }
+
+    #[test]
+    fn the_next_step_honours_prompt_and_max_age() {
+        let i = integration();
+        let with = |pairs: &[(&str, &str)]| validate_request(&request(pairs), Some(&i)).unwrap();
+        let old = Some(SignedIn {
+            auth_time: NOW - 600,
+            fresh: false,
+        });
+        let fresh = Some(SignedIn {
+            auth_time: NOW - 600,
+            fresh: true,
+        });
+        let plain = with(&[]);
+        assert_eq!(next_step(&plain, None, true, NOW), Ok(NextStep::SignIn));
+        assert_eq!(next_step(&plain, old, false, NOW), Ok(NextStep::Consent));
+        assert_eq!(next_step(&plain, old, true, NOW), Ok(NextStep::IssueCode));
+
+        let login = with(&[("prompt", "login")]);
+        assert_eq!(next_step(&login, old, true, NOW), Ok(NextStep::SignIn));
+        assert_eq!(next_step(&login, fresh, true, NOW), Ok(NextStep::IssueCode));
+
+        let consent = with(&[("prompt", "consent")]);
+        assert_eq!(next_step(&consent, old, true, NOW), Ok(NextStep::Consent));
+
+        let max_age = with(&[("max_age", "300")]);
+        assert_eq!(next_step(&max_age, old, true, NOW), Ok(NextStep::SignIn));
+        assert_eq!(
+            next_step(&max_age, fresh, true, NOW),
+            Ok(NextStep::IssueCode)
+        );
+        let recent = Some(SignedIn {
+            auth_time: NOW - 300,
+            fresh: false,
+        });
+        assert_eq!(
+            next_step(&max_age, recent, true, NOW),
+            Ok(NextStep::IssueCode)
+        );
+
+        let none = with(&[("prompt", "none")]);
+        let error = |step| match step {
+            Err(AuthorizeError::Redirect { error, state, .. }) => {
+                assert_eq!(state.as_deref(), Some("xyz"));
+                Some(error)
+            }
+            _ => None,
+        };
+        assert_eq!(
+            error(next_step(&none, None, true, NOW)),
+            Some(ErrorCode::LoginRequired)
+        );
+        assert_eq!(
+            error(next_step(&none, old, false, NOW)),
+            Some(ErrorCode::ConsentRequired)
+        );
+        assert_eq!(next_step(&none, old, true, NOW), Ok(NextStep::IssueCode));
+        let none_max_age = with(&[("prompt", "none"), ("max_age", "60")]);
+        assert_eq!(
+            error(next_step(&none_max_age, old, true, NOW)),
+            Some(ErrorCode::LoginRequired)
+        );
     }
 
     fn code(challenge: Option<&str>) -> AuthorizationCode {

@@ -6,7 +6,9 @@ pub mod client_credentials;
 pub mod jwt_bearer;
 pub mod refresh_token;
 
-use jwtgrant_proto::{CLIENT_CREDENTIALS_GRANT_TYPE, JWT_BEARER_GRANT_TYPE};
+use jwtgrant_proto::{
+    CLIENT_CREDENTIALS_GRANT_TYPE, JWT_BEARER_GRANT_TYPE, TOKEN_EXCHANGE_GRANT_TYPE,
+};
 
 /// A `grant_type` the token endpoint implements.
 /// Exhaustive on purpose: adding a grant makes every dispatcher handle it.
@@ -20,15 +22,18 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 section 4.4: a confidential client's token for itself.
     ClientCredentials,
+    /// RFC 8693: an ID token of this server exchanged for an ID-JAG for another.
+    TokenExchange,
 }
 
 impl GrantType {
     /// Every grant type, in the order metrics count them and metadata lists them.
-    pub const ALL: [GrantType; 4] = [
+    pub const ALL: [GrantType; 5] = [
         GrantType::JwtBearer,
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
         GrantType::ClientCredentials,
+        GrantType::TokenExchange,
     ];
 
     /// The `grant_type` form value, as metadata lists it.
@@ -38,6 +43,7 @@ impl GrantType {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => CLIENT_CREDENTIALS_GRANT_TYPE,
+            GrantType::TokenExchange => TOKEN_EXCHANGE_GRANT_TYPE,
         }
     }
 
@@ -49,10 +55,11 @@ impl GrantType {
     }
 
     /// A short label for metrics: `jwt-bearer`, `authorization_code`, `refresh_token`,
-    /// `client_credentials`.
+    /// `client_credentials`, `token-exchange`.
     pub fn label(self) -> &'static str {
         match self {
             GrantType::JwtBearer => "jwt-bearer",
+            GrantType::TokenExchange => "token-exchange",
             GrantType::AuthorizationCode
             | GrantType::RefreshToken
             | GrantType::ClientCredentials => self.as_str(),

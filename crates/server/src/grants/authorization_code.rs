@@ -1,7 +1,8 @@
 //! The authorization code grant as the server runs it, for a client authenticated
 //! before: find the code by its hash, let the core decide, then redeem the code and
 //! store the first refresh token in one transaction. A code presented again revokes
-//! what its first redemption issued.
+//! what its first redemption issued. With `openid`, the answer carries an ID token
+//! with the authorization request's `nonce`.
 
 use jwtgrant_core::GrantError;
 use jwtgrant_core::client_auth::AuthenticatedClient;
@@ -10,7 +11,7 @@ use jwtgrant_proto::JwtGrantResponse;
 
 use crate::credentials::token_hash;
 use crate::error::TokenEndpointError;
-use crate::grants::{issue_with_refresh, refuse};
+use crate::grants::{SignIn, issue_with_refresh, refuse};
 use crate::state::AppState;
 use crate::token_request::AuthorizationCodeRequest;
 
@@ -55,7 +56,11 @@ pub async fn grant(
         Ok(decision) => decision,
         Err(error) => return Err(refuse(state, error, family_id, now).await),
     };
-    let (response, first) = issue_with_refresh(state, &decision, family_id, now)?;
+    let sign_in = SignIn {
+        auth_time: record.as_ref().and_then(|r| r.auth_time),
+        nonce: record.as_ref().and_then(|r| r.nonce.as_deref()),
+    };
+    let (response, first) = issue_with_refresh(state, &decision, family_id, sign_in, now)?;
     if !state
         .store
         .redeem_authorization_code(&code_hash, now, &first)

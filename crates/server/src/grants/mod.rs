@@ -2,16 +2,18 @@
 //! typed request and (where it authenticates one) the client; it runs the core's
 //! decision with what it needs from the store and never sees HTTP. What they share
 //! lives here: [`issue`] and [`issue_with_refresh`], the one place an access token
-//! is signed and a token response built, and [`refuse`] for the code and refresh
-//! grants.
+//! (and, for `openid`, an ID token) is signed and a token response built, and
+//! [`refuse`] for the code and refresh grants.
 
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod jwt_bearer;
 pub mod refresh_token;
+pub mod token_exchange;
 pub mod trusted_issuer;
 
 use jwtgrant_core::access_token::{self, IssuedAccessToken};
+use jwtgrant_core::id_token::{self, IdTokenGrant};
 use jwtgrant_core::{GrantDecision, GrantError};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::RefreshTokenRecord;
@@ -30,15 +32,31 @@ pub fn issue(
     Ok(response(state, decision, issued, None))
 }
 
-/// An access token for `decision` and a fresh refresh token of chain `family_id`:
-/// the answer, and the record to store before the answer is sent.
+/// The user's sign-in a code or refresh grant descends from, for its ID token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignIn<'a> {
+    /// When the user signed in.
+    pub auth_time: Option<i64>,
+    /// The authorization request's `nonce` (on the code's redemption only).
+    pub nonce: Option<&'a str>,
+}
+
+/// An access token for `decision` and a fresh refresh token of chain `family_id`
+/// (and an ID token when the grant's scopes include `openid`): the answer, and the
+/// record to store before the answer is sent.
 pub fn issue_with_refresh(
     state: &AppState,
     decision: &GrantDecision,
     family_id: &str,
+    sign_in: SignIn<'_>,
     now: i64,
 ) -> Result<(JwtGrantResponse, RefreshTokenRecord), TokenEndpointError> {
     let issued = sign(state, decision, now)?;
+    let id_token = if id_token::requested(decision.scopes()) {
+        Some(sign_id_token(state, decision, &issued.token, sign_in, now)?)
+    } else {
+        None
+    };
     let refresh = random_token();
     let record = RefreshTokenRecord {
         token_hash: token_hash(&refresh),
@@ -47,6 +65,7 @@ pub fn issue_with_refresh(
         user_id: decision.subject_claim().to_owned(),
         scopes: decision.scopes().to_vec(),
         resources: decision.resources().to_vec(),
+        auth_time: sign_in.auth_time,
         access_jti: issued.claims.jti.clone(),
         access_expires_at: issued.claims.exp,
         created_at: now,
@@ -54,7 +73,39 @@ pub fn issue_with_refresh(
         rotated_at: None,
         revoked_at: None,
     };
-    Ok((response(state, decision, issued, Some(refresh)), record))
+    let mut response = response(state, decision, issued, Some(refresh));
+    response.id_token = id_token;
+    Ok((response, record))
+}
+
+/// Signs the ID token of a user's grant, beside its access token.
+fn sign_id_token(
+    state: &AppState,
+    decision: &GrantDecision,
+    access_token: &str,
+    sign_in: SignIn<'_>,
+    now: i64,
+) -> Result<String, TokenEndpointError> {
+    let keyring = state.registry.keyring();
+    let key = keyring
+        .signing_key(state.config.access_token_alg, now)
+        .ok_or_else(|| TokenEndpointError::Internal("no signing key is active".into()))?;
+    let grant = IdTokenGrant {
+        subject: decision.subject_claim(),
+        client_id: decision.client_id(),
+        auth_time: sign_in.auth_time,
+        nonce: sign_in.nonce,
+        access_token,
+    };
+    id_token::issue(
+        &grant,
+        &state.issuer,
+        key,
+        state.config.access_token_lifetime_secs,
+        now,
+    )
+    .map(|(token, _)| token)
+    .map_err(|e| TokenEndpointError::Internal(e.to_string()))
 }
 
 /// Signs the access token for `decision` with the key active at `now`.
@@ -90,6 +141,7 @@ fn response(
         expires_in: state.config.access_token_lifetime_secs as u64,
         scope: (!decision.scopes().is_empty()).then(|| decision.scopes().join(" ")),
         refresh_token,
+        id_token: None,
     }
 }
 

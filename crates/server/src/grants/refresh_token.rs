@@ -11,7 +11,7 @@ use jwtgrant_proto::JwtGrantResponse;
 use crate::client_documents::ClientDocuments;
 use crate::credentials::token_hash;
 use crate::error::TokenEndpointError;
-use crate::grants::{issue_with_refresh, refuse};
+use crate::grants::{SignIn, issue_with_refresh, refuse};
 use crate::state::AppState;
 use crate::token_request::RefreshTokenRequest;
 
@@ -65,7 +65,13 @@ pub async fn grant(
         Ok(decision) => decision,
         Err(error) => return Err(refuse(state, error, family_id, now).await),
     };
-    let (response, next) = issue_with_refresh(state, &decision, family_id, now)?;
+    // A fresh ID token for `openid`, of the same sign-in, without a nonce (OpenID
+    // Connect Core section 12.2).
+    let sign_in = SignIn {
+        auth_time: record.as_ref().and_then(|r| r.auth_time),
+        nonce: None,
+    };
+    let (response, next) = issue_with_refresh(state, &decision, family_id, sign_in, now)?;
     if !state.store.rotate_refresh_token(&hash, now, &next).await? {
         // Rotated (or revoked) by another request between our read and our write.
         return Err(refuse(state, GrantError::RefreshTokenReused, family_id, now).await);

@@ -11,7 +11,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::authorization_code::{
-    AuthorizationRequest, AuthorizeError, CODE_LIFETIME_SECS, ValidAuthorization, validate_request,
+    AuthorizationRequest, AuthorizeError, CODE_LIFETIME_SECS, NextStep, SignedIn,
+    ValidAuthorization, next_step, validate_request,
 };
 use jwtgrant_core::model::Integration;
 use jwtgrant_store::{AuthorizationCodeRecord, StoreError, UserLogin};
@@ -30,6 +31,10 @@ use crate::state::{AppState, ClientLookupError};
 
 /// Where the consents page lives.
 const CONSENTS_PATH: &str = "/account/consents";
+
+/// The query parameter that carries, through the sign-in page, the mark that this
+/// request demanded a fresh sign-in (see [`crate::session::SessionKeys::login_demand`]).
+const LOGIN_DEMAND_PARAM: &str = "jwtgrant_login_demand";
 
 /// A submitted form's fields (the last of a repeated name wins; pages never repeat).
 struct Fields(Vec<(String, String)>);
@@ -74,32 +79,68 @@ pub async fn authorize(
         Ok(visitor) => visitor,
         Err(response) => return response,
     };
-    let (Some(session), Some(user)) = (session.clone(), user) else {
-        let return_to = format!("/oauth/auth?{query}");
+    let demanded_at = pairs
+        .iter()
+        .find(|(name, _)| name == LOGIN_DEMAND_PARAM)
+        .and_then(|(_, mark)| {
+            state
+                .session_keys
+                .login_demanded_at(mark, &valid.client_id, now)
+        });
+    let signed_in = match (&session, &user) {
+        (Some(session), Some(_)) => Some(SignedIn {
+            auth_time: session.auth_time,
+            fresh: demanded_at.is_some_and(|at| session.auth_time >= at),
+        }),
+        _ => None,
+    };
+    // A client known by its metadata document has no consent on record: it is
+    // asked every time.
+    let consent_covers = match &user {
+        Some(user) if !ClientDocuments::names_a_document(&valid.client_id) => {
+            match state
+                .store
+                .consent(&user.user.user_id, &valid.client_id)
+                .await
+            {
+                Ok(consent) => {
+                    consent.is_some_and(|c| valid.scopes.iter().all(|s| c.scopes.contains(s)))
+                }
+                Err(error) => return unavailable(&error),
+            }
+        }
+        _ => false,
+    };
+    let step = match next_step(&valid, signed_in, consent_covers, now) {
+        Ok(step) => step,
+        Err(error) => return refusal(error),
+    };
+    let (Some(session), Some(user), NextStep::Consent | NextStep::IssueCode) =
+        (session.clone(), user, step)
+    else {
+        // Back here after signing in, with a mark that this request asked for a
+        // sign-in from now on: `prompt=login` and `max_age` are then answered.
+        let mut return_to = form_urlencoded::Serializer::new(String::from("/oauth/auth?"));
+        for (name, value) in pairs.iter().filter(|(n, _)| n != LOGIN_DEMAND_PARAM) {
+            return_to.append_pair(name, value);
+        }
+        return_to.append_pair(
+            LOGIN_DEMAND_PARAM,
+            &state.session_keys.login_demand(&valid.client_id, now),
+        );
         return login_page(
             &state,
             session,
             Some(integration.name.clone()),
             None,
             String::new(),
-            return_to,
+            return_to.finish(),
             StatusCode::OK,
             now,
         );
     };
-    let consent = match state
-        .store
-        .consent(&user.user.user_id, &valid.client_id)
-        .await
-    {
-        Ok(consent) => consent,
-        Err(error) => return unavailable(&error),
-    };
-    let covered = consent
-        .as_ref()
-        .is_some_and(|c| valid.scopes.iter().all(|s| c.scopes.contains(s)));
-    if covered {
-        return issue_code(&state, &valid, &user.user.user_id, now).await;
+    if step == NextStep::IssueCode {
+        return issue_code(&state, &valid, &user.user.user_id, session.auth_time, now).await;
     }
     render(
         StatusCode::OK,
@@ -269,7 +310,7 @@ pub async fn decision(
         // A client known by its metadata document is asked every time: its consent
         // is the code's, and then its refresh chain's, not a record.
         "allow" if ClientDocuments::names_a_document(&valid.client_id) => {
-            issue_code(&state, &valid, &user.user.user_id, now).await
+            issue_code(&state, &valid, &user.user.user_id, session.auth_time, now).await
         }
         "allow" => {
             if let Err(error) = state
@@ -284,7 +325,7 @@ pub async fn decision(
             state
                 .registry
                 .forget_consent(&user.user.user_id, &valid.client_id);
-            issue_code(&state, &valid, &user.user.user_id, now).await
+            issue_code(&state, &valid, &user.user.user_id, session.auth_time, now).await
         }
         "deny" => see_other(&redirect_with(
             &valid.redirect_uri,
@@ -454,11 +495,13 @@ async fn check(
     Ok((valid, integration))
 }
 
-/// Stores a fresh code and sends the user back with it.
+/// Stores a fresh code (with the `nonce` and the user's sign-in time for its ID
+/// token) and sends the user back with it.
 async fn issue_code(
     state: &AppState,
     valid: &ValidAuthorization,
     user_id: &str,
+    auth_time: i64,
     now: i64,
 ) -> Response {
     let code = random_token();
@@ -470,6 +513,8 @@ async fn issue_code(
         scopes: valid.scopes.clone(),
         resources: valid.resources.clone(),
         code_challenge: valid.code_challenge.clone(),
+        nonce: valid.nonce.clone(),
+        auth_time: Some(auth_time),
         family_id: uuid::Uuid::new_v4().to_string(),
         created_at: now,
         expires_at: now + CODE_LIFETIME_SECS,

@@ -13,8 +13,9 @@ use jwtgrant_proto::{AuthorizationServerMetadata, DEFAULT_SCOPES, ID_JAG_GRANT_P
 use crate::state::AppState;
 
 /// The metadata document. It claims only what works: `private_key_jwt` with the
-/// algorithms integration keys verify, and no ID token yet, so no ID token
-/// algorithms.
+/// algorithms integration keys verify, ID tokens signed with the algorithms of the
+/// server's own keys, the `prompt` values the authorization endpoint honours, and
+/// the token exchange for ID-JAGs.
 pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationServerMetadata> {
     let issuer = &state.issuer;
     let scopes_supported = match state.registry.known_scopes().await {
@@ -64,7 +65,35 @@ pub async fn metadata(State(state): State<Arc<AppState>>) -> Json<AuthorizationS
         scopes_supported,
         // Userinfo's `sub` is the user's id, the same for every client.
         subject_types_supported: vec!["public".into()],
-        id_token_signing_alg_values_supported: Vec::new(),
+        // ID tokens are signed like access tokens, by the server's keys.
+        id_token_signing_alg_values_supported: {
+            let keyring = state.registry.keyring();
+            JwsAlgorithm::ALL
+                .iter()
+                .filter(|alg| keyring.has_algorithm(**alg))
+                .map(|alg| alg.as_str().to_owned())
+                .collect()
+        },
+        claims_supported: [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "azp",
+            "name",
+            "given_name",
+            "family_name",
+            "email",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        prompt_values_supported: ["none", "login", "consent", "select_account"]
+            .map(str::to_owned)
+            .to_vec(),
         // ID-JAGs are accepted from trusted issuers registered with `--id-jag`.
         authorization_grant_profiles_supported: vec![ID_JAG_GRANT_PROFILE.into()],
         client_id_metadata_document_supported: state.client_documents.is_some(),

@@ -12,7 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::GrantType;
-use jwtgrant_proto::JwtGrantResponse;
+use jwtgrant_proto::{JwtGrantResponse, TokenExchangeResponse};
 
 use crate::client_addr::ClientAddr;
 use crate::client_auth::{authenticate_client, code_flow_client, presenting_client};
@@ -23,8 +23,17 @@ use crate::routes::no_store;
 use crate::state::AppState;
 use crate::token_request::{
     AuthorizationCodeRequest, ClientCredentialsRequest, JwtBearerRequest, RefreshTokenRequest,
-    grant_type,
+    TokenExchangeRequest, grant_type,
 };
+
+/// What the token endpoint answers: an access token (RFC 6749 section 5.1), or the
+/// token a token exchange issued (RFC 8693 section 2.2.1).
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+enum Issued {
+    Access(JwtGrantResponse),
+    Exchanged(TokenExchangeResponse),
+}
 
 /// The token endpoint.
 pub async fn token(
@@ -53,7 +62,7 @@ async fn handle(
     client: Option<IpAddr>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(GrantType, JwtGrantResponse), TokenEndpointError> {
+) -> Result<(GrantType, Issued), TokenEndpointError> {
     if let Some(ip) = client {
         state
             .rate_limit(&format!("client:{ip}"), state.config.rate_limit_per_client)
@@ -77,23 +86,53 @@ async fn handle(
         GrantType::JwtBearer => {
             let client = presenting_client(state, &form.client_credentials(headers)?).await?;
             let request = JwtBearerRequest::from_form(&form)?;
-            grants::jwt_bearer::grant(state, now, &request, client.as_ref()).await
+            grants::jwt_bearer::grant(state, now, &request, client.as_ref())
+                .await
+                .map(Issued::Access)
         }
         GrantType::AuthorizationCode => {
             let client = code_flow_client(state, &form.client_credentials(headers)?).await?;
             let request = AuthorizationCodeRequest::from_form(&form)?;
-            grants::authorization_code::grant(state, now, &request, &client).await
+            grants::authorization_code::grant(state, now, &request, &client)
+                .await
+                .map(Issued::Access)
         }
         GrantType::RefreshToken => {
             let client = code_flow_client(state, &form.client_credentials(headers)?).await?;
             let request = RefreshTokenRequest::from_form(&form)?;
-            grants::refresh_token::grant(state, now, &request, &client).await
+            grants::refresh_token::grant(state, now, &request, &client)
+                .await
+                .map(Issued::Access)
         }
         GrantType::ClientCredentials => {
             let client = authenticate_client(state, &form.client_credentials(headers)?).await?;
             let request = ClientCredentialsRequest::from_form(&form);
-            grants::client_credentials::grant(state, now, &request, &client).await
+            grants::client_credentials::grant(state, now, &request, &client)
+                .await
+                .map(Issued::Access)
+        }
+        GrantType::TokenExchange => {
+            let client = exchanging_client(state, &form.client_credentials(headers)?).await?;
+            let request = TokenExchangeRequest::from_form(&form)?;
+            grants::token_exchange::grant(state, now, &request, &client)
+                .await
+                .map(Issued::Exchanged)
         }
     }?;
     Ok((grant, issued))
+}
+
+/// The client of a token exchange: it must authenticate, and a request that names
+/// no client, or only names one, is told so in the exchange's own words.
+async fn exchanging_client(
+    state: &AppState,
+    credentials: &jwtgrant_core::client_auth::ClientCredentials,
+) -> Result<jwtgrant_core::client_auth::AuthenticatedClient, TokenEndpointError> {
+    use jwtgrant_core::client_auth::ClientCredentials;
+    match credentials {
+        ClientCredentials::None | ClientCredentials::Public { .. } => {
+            Err(jwtgrant_core::GrantError::TokenExchangeClientAuthenticationRequired.into())
+        }
+        _ => authenticate_client(state, credentials).await,
+    }
 }
