@@ -270,6 +270,11 @@ pub enum GrantError {
         "client_authentication_required: token exchange is offered only to an authenticated confidential client"
     )]
     TokenExchangeClientAuthenticationRequired,
+    /// Token exchange: none of the requested scopes is in the trust target.
+    #[error(
+        "scope_not_in_trust_target: none of '{0}' may be carried in an ID-JAG for this audience"
+    )]
+    ScopeNotInTrustTarget(String),
     /// Token exchange: no trust target of this client names the audience.
     #[error(
         "audience_not_trusted: this client may not get ID-JAGs for '{0}' (see `jwtgrant trust-target add`)"
@@ -293,7 +298,9 @@ impl GrantError {
             | GrantError::TokenExchangeClientAuthenticationRequired => ErrorCode::InvalidClient,
             GrantError::TokenExchangeMalformed(_) => ErrorCode::InvalidRequest,
             GrantError::AudienceNotTrusted(_) => ErrorCode::InvalidTarget,
-            GrantError::IdJagNoScope => ErrorCode::InvalidScope,
+            GrantError::IdJagNoScope | GrantError::ScopeNotInTrustTarget(_) => {
+                ErrorCode::InvalidScope
+            }
             GrantError::ResourceMalformed(_)
             | GrantError::ResourceNotAllowed(_)
             | GrantError::ResourceBeyondGrant(_) => ErrorCode::InvalidTarget,

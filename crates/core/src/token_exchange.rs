@@ -161,7 +161,9 @@ pub fn decide(
                 .cloned()
                 .collect();
             if narrowed.is_empty() {
-                return Err(GrantError::ScopeNotAllowed(truncate(&requested.join(" "))));
+                return Err(GrantError::ScopeNotInTrustTarget(truncate(
+                    &requested.join(" "),
+                )));
             }
             narrowed
         }

@@ -138,11 +138,16 @@ impl Browser {
             return page.location(); // signed in and consented before
         }
         assert_eq!(page.status, 200, "{}", page.body);
-        if page.body.contains("id=\"login\"") {
+        // Signed in, the browser follows the redirect back to the request (which
+        // then carries the mark that a sign-in was asked for).
+        let back = if page.body.contains("id=\"login\"") {
             let signed_in = self.sign_in(base, &page, email, password).await;
             assert_eq!(signed_in.status, 303, "{}", signed_in.body);
-        }
-        let consent = self.get(url).await;
+            format!("{base}{}", signed_in.location())
+        } else {
+            url.to_owned()
+        };
+        let consent = self.get(&back).await;
         if consent.status == 303 {
             return consent.location();
         }

@@ -207,13 +207,37 @@ async fn metadata_claims_only_what_works() {
             json!(["admin_read", "extended", "impersonation", "signature"]),
             "{path}: the default scopes and the active integrations', sorted"
         );
-        // No ID token exists yet; private_key_jwt does, with asymmetric algorithms.
-        assert!(
-            metadata
-                .get("id_token_signing_alg_values_supported")
-                .is_none(),
-            "{path} claims ID tokens"
+        // ID tokens are signed by the server's own key (ES256 by default), and the
+        // OpenID parameters the authorization endpoint honours are listed.
+        assert_eq!(
+            metadata["id_token_signing_alg_values_supported"],
+            json!(["ES256"]),
+            "{path}"
         );
+        assert_eq!(
+            metadata["prompt_values_supported"],
+            json!(["none", "login", "consent", "select_account"]),
+            "{path}"
+        );
+        for claim in ["nonce", "auth_time", "at_hash"] {
+            assert!(
+                metadata["claims_supported"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c == claim),
+                "{path} {claim}"
+            );
+        }
+        assert!(
+            metadata["grant_types_supported"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g == "urn:ietf:params:oauth:grant-type:token-exchange"),
+            "{path}"
+        );
+        // private_key_jwt, with asymmetric algorithms.
         let algs = metadata["token_endpoint_auth_signing_alg_values_supported"]
             .as_array()
             .unwrap();

@@ -22,6 +22,7 @@ mod jwt_bearer_client;
 mod limits;
 mod master_key;
 mod migrate;
+mod openid;
 mod options;
 mod proxies;
 mod redis;

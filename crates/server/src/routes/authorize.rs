@@ -619,9 +619,9 @@ fn login_page(
     status: StatusCode,
     now: i64,
 ) -> Response {
-    let session = session
-        .filter(|s| s.user_id.is_none())
-        .unwrap_or_else(|| state.session_keys.anonymous(now));
+    // A signed-in user asked to sign in again (`prompt=login`, `max_age`) keeps
+    // their session until the new sign-in replaces it.
+    let session = session.unwrap_or_else(|| state.session_keys.anonymous(now));
     let page = LoginPage {
         client_name,
         error,
