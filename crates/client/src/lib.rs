@@ -15,6 +15,9 @@
 //!   `private_key_jwt` or as a public client ([`ClientAuthentication`]); and
 //!   [`authorization`]: the authorization URL with PKCE and `state`
 //!   ([`AuthorizationRequest`]) and its callback.
+//! - [`cross_app`]: cross-app access for an agent ([`CrossAppAccess`]): the user's
+//!   ID token exchanged at the identity provider for an ID-JAG, presented at the
+//!   resource's authorization server for an access token.
 //! - [`presets`]: DocuSign, Google-style service-account key files, jwtgrant.
 //! - [`discovery`]: RFC 8414 authorization server metadata.
 //! - [`verifier`]: check RFC 9068 access tokens against the server's JWKS
@@ -48,6 +51,7 @@
 
 pub mod assertion;
 pub mod authorization;
+pub mod cross_app;
 pub mod discovery;
 pub mod keys;
 pub mod layer;
@@ -62,12 +66,13 @@ pub use assertion::{
     AssertionBuilder, AssertionError, ClientAssertionBuilder, ClientAssertionFields,
 };
 pub use authorization::{AuthorizationError, AuthorizationRequest, PendingAuthorization, Pkce};
+pub use cross_app::CrossAppAccess;
 pub use discovery::{DiscoveryError, discover};
 pub use jwtgrant_core::JwsAlgorithm;
 pub use jwtgrant_core::access_token::AccessTokenClaims;
 pub use jwtgrant_proto::{
     AuthorizationServerMetadata, JwtGrant, JwtGrantResponse, OAuthErrorResponse,
-    ProtectedResourceMetadata,
+    ProtectedResourceMetadata, TokenExchangeResponse,
 };
 pub use keys::{KeyLoadError, PrivateKey};
 pub use layer::{AuthRejection, RequireAccessToken};

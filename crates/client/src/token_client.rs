@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jwtgrant_core::access_token::Audience;
-use jwtgrant_proto::{AuthorizationServerMetadata, JwtGrantResponse};
+use jwtgrant_proto::{
+    AuthorizationServerMetadata, ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_BEARER_GRANT_TYPE,
+    JwtGrantResponse, TOKEN_EXCHANGE_GRANT_TYPE, TokenExchangeResponse,
+};
 use reqwest::header::{ACCEPT, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -657,6 +660,70 @@ impl TokenClient {
         ];
         if let Some(scope) = scope {
             form.push(("scope", scope.into()));
+        }
+        self.token_request(form).await
+    }
+
+    /// Trades an ID token this server issued to the client for an ID-JAG for the
+    /// server `audience` (RFC 8693 token exchange, as the identity provider of
+    /// cross-app access answers it), optionally for `resource` there and with
+    /// `scope`, which the provider narrows to what its operator allows.
+    pub async fn exchange_id_token_for_id_jag(
+        &self,
+        id_token: &str,
+        audience: &str,
+        resource: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<TokenExchangeResponse, TokenClientError> {
+        let mut form: Form = vec![
+            ("grant_type", TOKEN_EXCHANGE_GRANT_TYPE.into()),
+            ("requested_token_type", ID_JAG_TOKEN_TYPE.into()),
+            ("subject_token", id_token.into()),
+            ("subject_token_type", ID_TOKEN_TYPE.into()),
+            ("audience", audience.into()),
+        ];
+        if let Some(resource) = resource {
+            form.push(("resource", resource.into()));
+        }
+        if let Some(scope) = scope {
+            form.push(("scope", scope.into()));
+        }
+        let url = &self.inner.token;
+        let body = self.post(url, form).await?;
+        let invalid = |reason: String| TokenClientError::InvalidResponse {
+            url: url.clone(),
+            expected: "token exchange response (RFC 8693) with an ID-JAG",
+            reason,
+        };
+        let answer: TokenExchangeResponse =
+            serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
+        if answer.issued_token_type != ID_JAG_TOKEN_TYPE {
+            return Err(invalid(format!(
+                "issued_token_type is '{}'",
+                answer.issued_token_type
+            )));
+        }
+        Ok(answer)
+    }
+
+    /// Presents `assertion` (an ID-JAG, or any JWT the server trusts) with the JWT
+    /// bearer grant (RFC 7523), this client authenticated, optionally narrowing
+    /// `scope` and naming `resource`.
+    pub async fn jwt_bearer(
+        &self,
+        assertion: &str,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<JwtGrantResponse, TokenClientError> {
+        let mut form: Form = vec![
+            ("grant_type", JWT_BEARER_GRANT_TYPE.into()),
+            ("assertion", assertion.into()),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope.into()));
+        }
+        if let Some(resource) = resource {
+            form.push(("resource", resource.into()));
         }
         self.token_request(form).await
     }

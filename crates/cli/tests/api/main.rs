@@ -16,6 +16,7 @@ mod client_credentials;
 mod client_documents;
 mod connections;
 mod crash;
+mod cross_app;
 mod endpoints;
 mod id_jag;
 mod jwt_bearer_client;
