@@ -65,6 +65,7 @@ field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])'
 # register STORE_ARGS...: the integrations, key, user and consent; sets ik, nk, user.
 register() {
   jg() { NO_COLOR=1 "$bin" "$@"; }
+  rm -f "$work"/ik.pem "$work"/nk.*   # a second store's own keys
   ik=$(jg "$@" integration create --name "floor bench" --allow-application-tokens --require-jti --json | field integration_key)
   jg "$@" integration generate-key "$ik" --alg RS256 --out "$work/ik.pem" >/dev/null
   nk=$(jg "$@" integration create --name "floor bench, no jti" --json | field integration_key)
@@ -101,7 +102,7 @@ run() {
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "== round $round, $label (load average $load)" >&2
   "$bin" bench --server "http://127.0.0.1:$port" --server-pid "$server" --floor --json \
-    --concurrency "$concurrency" "$@" >"$work/$label.$round.json" 2>"$work/$label.$round.log" \
+    --concurrency "${run_concurrency:-$concurrency}" "$@" >"$work/$label.$round.json" 2>"$work/$label.$round.log" \
     || { cat "$work/$label.$round.log" >&2; exit 1; }
   echo "$label $round $load" >>"$work/runs"
 }
@@ -132,7 +133,7 @@ done
 if [ "$open_loop" = 1 ]; then
   half=$(python3 -c 'import json,sys,statistics; print(int(statistics.median(json.load(open(f))["per_second"] for f in sys.argv[1:]) / 2))' "$work"/J.*.json)
   # shellcheck disable=SC2046
-  run Jopen 1 $(side_args J) --requests "$((half * 5))" --rate "$half" --concurrency 256
+  run_concurrency=256 run Jopen 1 $(side_args J) --requests "$((half * 5))" --rate "$half"
 fi
 stop
 if [ -n "$postgres" ]; then
