@@ -51,7 +51,7 @@ pub enum Command {
     /// Mint a signed JWT bearer assertion.
     Assertion(AssertionArgs),
     /// Load-test a running server's token (or userinfo, or introspection) endpoint.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// Generate a key pair for an integration: NAME.pem, NAME.pub.pem, NAME.jwk.json.
     Keygen(KeygenArgs),
     /// Exchange an assertion for an access token at a server and print the token.
