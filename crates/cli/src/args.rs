@@ -55,7 +55,7 @@ pub enum Command {
     /// Mint a signed JWT bearer assertion.
     Assertion(AssertionArgs),
     /// Load-test a running server's token (or userinfo, or introspection) endpoint.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// Generate a key pair for an integration: NAME.pem, NAME.pub.pem, NAME.jwk.json.
     Keygen(KeygenArgs),
     /// Exchange an assertion for an access token at a server and print the token.
@@ -634,9 +634,39 @@ pub struct BenchArgs {
     /// Open loop: send at this many requests per second, latency from the schedule.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// The server's pid, to read its CPU time and peak RSS from /proc.
+    /// The server's pid, to read its CPU time and peak RSS from /proc: the sum over
+    /// this process and every process it started (a peer's workers); repeatable.
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
+    /// Send the token requests (--endpoint token or client-credentials) to this URL
+    /// instead of --server's /oauth/token: another server's token endpoint (a peer),
+    /// with --integration-key and --key.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub token_url: Option<String>,
+    /// The integration's assertions carry no `jti` (the integration the bench
+    /// registers then does not require one).
+    #[arg(long)]
+    pub no_jti: bool,
+    /// Also measure the floor in the same run: the crypto-only cost of this grant (one
+    /// verification of the assertion's algorithm and one access-token signature, CPU
+    /// time of one thread) plus the server CPU of its cheapest request (`GET
+    /// /healthz`, and `GET /oauth/userinfo` from its cache when there is a user),
+    /// and print the server CPU per request as a ratio to it.
+    #[arg(long)]
+    pub floor: bool,
+    /// The jwtgrant server whose cheapest request is the floor [default: --server].
+    #[arg(long, requires = "floor")]
+    pub floor_server: Option<String>,
+    /// Its pid [default: --server-pid] (repeatable).
+    #[arg(long = "floor-pid", requires = "floor")]
+    pub floor_pids: Vec<u32>,
+    /// Requests of each floor run.
+    #[arg(long, default_value_t = 20_000)]
+    pub floor_requests: usize,
+    /// The access tokens' algorithm, for the crypto-only cost [default: the floor
+    /// server's JWKS, when all its keys have one algorithm; else ES256].
+    #[arg(long)]
+    pub access_token_alg: Option<String>,
     /// Use this integration instead of registering one (with --key, and --user-id for
     /// user tokens; without it the assertions ask for application tokens).
     #[arg(long, requires = "key")]

@@ -47,7 +47,13 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
         .unwrap_or_default()
         .to_owned();
     let total = args.requests + args.warmup;
-    let audience = args.aud.clone().unwrap_or_else(|| authority.clone());
+    // Where the token requests go: --server's /oauth/token, or a peer's --token-url.
+    let (token_authority, token_path) = match &args.token_url {
+        Some(url) => split_url(url)?,
+        None => (authority.clone(), "/oauth/token".to_owned()),
+    };
+    let audience = args.aud.clone().unwrap_or_else(|| token_authority.clone());
+    let settings = RunSettings::main(&args);
     let scopes = if args.scopes.is_empty() {
         DEFAULT_SCOPES.map(str::to_owned).to_vec()
     } else {
@@ -67,50 +73,67 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
         let bodies = mint_bodies(total, |now| {
             issuer.grant_body(&audience, form_scope.as_deref(), now)
         })?;
-        return drive(
-            &args,
-            authority,
-            "/oauth/token".to_owned(),
-            bodies,
-            None,
-            None,
+        let result = drive(
+            &settings,
+            token_authority,
+            token_path,
+            Requests::Post {
+                bodies,
+                basic: None,
+            },
         )
-        .await;
+        .await?;
+        return finish(&args, result, None, issuer.alg).await;
     }
     let subject = prepare_subject(&args, store).await?;
     let scope = scopes.join(" ");
-    let path;
-    let mut bodies: Vec<Bytes> = Vec::new();
-    let mut bearer = None;
-    let mut basic = None;
-    match args.endpoint.as_str() {
+    let jti = !args.no_jti;
+    let (target, path, requests) = match args.endpoint.as_str() {
         "token" => {
-            path = "/oauth/token".to_owned();
             eprintln!("minting {total} RS256 assertions...");
-            bodies = mint_bodies(total, |now| {
-                grant_body(&subject, &audience, &scope, args.github_claims, now)
+            let bodies = mint_bodies(total, |now| {
+                grant_body(&subject, &audience, &scope, args.github_claims, jti, now)
             })?;
+            (
+                token_authority,
+                token_path,
+                Requests::Post {
+                    bodies,
+                    basic: None,
+                },
+            )
         }
         "client-credentials" => {
-            path = "/oauth/token".to_owned();
             let issuer = match &args.aud {
                 Some(aud) => aud.clone(),
                 None => fetch_issuer(&authority).await?,
             };
             eprintln!("minting {total} RS256 client assertions for {issuer}...");
-            bodies = mint_bodies(total, |now| {
+            let bodies = mint_bodies(total, |now| {
                 client_credentials_body(&subject, &issuer, &scope, now)
             })?;
+            (
+                token_authority,
+                token_path,
+                Requests::Post {
+                    bodies,
+                    basic: None,
+                },
+            )
         }
         "userinfo" => {
-            path = "/oauth/userinfo".to_owned();
-            let body = grant_body(&subject, &audience, &scope, false, clock::now())?;
+            let body = grant_body(&subject, &audience, &scope, false, true, clock::now())?;
             let token = fetch_token(&authority, body).await?;
-            bearer = Some(format!("Bearer {token}"));
+            (
+                authority.clone(),
+                "/oauth/userinfo".to_owned(),
+                Requests::Get {
+                    authorization: Some(format!("Bearer {token}")),
+                },
+            )
         }
         "introspect" => {
-            path = "/oauth/introspect".to_owned();
-            let body = grant_body(&subject, &audience, &scope, false, clock::now())?;
+            let body = grant_body(&subject, &audience, &scope, false, true, clock::now())?;
             let token = fetch_token(&authority, body).await?;
             let secret = subject
                 .client_secret
@@ -118,45 +141,276 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
                 .context("--endpoint introspect needs the integration's --client-secret")?;
             let mut form = form_urlencoded_pair("token", &token);
             form.push_str("&token_type_hint=access_token");
-            bodies = vec![Bytes::from(form); total];
-            basic = Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{secret}", subject.integration_key))
-            ));
+            (
+                authority.clone(),
+                "/oauth/introspect".to_owned(),
+                Requests::Post {
+                    bodies: vec![Bytes::from(form); total],
+                    basic: Some(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD
+                            .encode(format!("{}:{secret}", subject.integration_key))
+                    )),
+                },
+            )
         }
         other => bail!(
             "unknown --endpoint {other}: use token, client-credentials, userinfo or introspect"
         ),
+    };
+    let result = drive(&settings, target, path, requests).await?;
+    finish(&args, result, Some(&subject), JwsAlgorithm::Rs256).await
+}
+
+/// The JOSE header of the `access_token` in a token response, when it is a JWT.
+fn token_header(body: &[u8]) -> Option<Value> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let token = value.get("access_token")?.as_str()?;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `host:port` and path of an `http://` URL.
+fn split_url(url: &str) -> Result<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url}: an http:// URL (the load tool speaks plain HTTP/1.1)"))?;
+    Ok(match rest.split_once('/') {
+        Some((authority, path)) => (authority.to_owned(), format!("/{path}")),
+        None => (rest.to_owned(), "/".to_owned()),
+    })
+}
+
+/// How one run is driven: its size, its loop and whose CPU it reads.
+struct RunSettings {
+    requests: usize,
+    warmup: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+    pids: Vec<u32>,
+    /// Shown in the report.
+    endpoint: String,
+    issuer: Option<String>,
+    /// The crypto-only cost shown with the report (none for the floor's own runs).
+    crypto: Option<bool>,
+}
+
+impl RunSettings {
+    fn main(args: &BenchArgs) -> Self {
+        RunSettings {
+            requests: args.requests,
+            warmup: args.warmup,
+            concurrency: args.concurrency,
+            rate: args.rate,
+            pids: args.server_pids.clone(),
+            endpoint: args.endpoint.clone(),
+            issuer: args.issuer.clone(),
+            crypto: Some(matches!(
+                args.endpoint.as_str(),
+                "token" | "client-credentials"
+            )),
+        }
     }
-    drive(&args, authority, path, bodies, bearer, basic).await
+}
+
+/// What a run sends.
+enum Requests {
+    /// One POST per body (form-urlencoded), with `Authorization: Basic` when given.
+    Post {
+        bodies: Vec<Bytes>,
+        basic: Option<String>,
+    },
+    /// The same GET every time, with this `Authorization` when given.
+    Get { authorization: Option<String> },
+}
+
+/// One run's report, as JSON and as text.
+struct RunResult {
+    report: Value,
+    text: String,
+    cpu_per_request_us: Option<f64>,
+}
+
+/// Prints the main run's report, measuring the floor first when asked to.
+async fn finish(
+    args: &BenchArgs,
+    mut result: RunResult,
+    subject: Option<&Subject>,
+    verify_alg: JwsAlgorithm,
+) -> Result<()> {
+    if args.floor {
+        let (report, text) = measure_floor(args, subject, verify_alg, result.cpu_per_request_us)
+            .await
+            .context("measuring the floor")?;
+        if let Value::Object(map) = &mut result.report {
+            map.insert("floor".into(), report);
+        }
+        result.text.push_str(&text);
+    }
+    emit(args.json, result.report, result.text)
+}
+
+/// The floor of a grant, measured now: the crypto-only cost of its two signature
+/// operations on one thread, plus the server CPU of the cheapest requests jwtgrant
+/// answers (`/healthz`; userinfo of a cached token when there is a user).
+async fn measure_floor(
+    args: &BenchArgs,
+    subject: Option<&Subject>,
+    verify_alg: JwsAlgorithm,
+    cpu_per_request_us: Option<f64>,
+) -> Result<(Value, String)> {
+    let base = args.floor_server.as_deref().unwrap_or(&args.server);
+    let (authority, _) = split_url(base.trim_end_matches('/'))?;
+    let pids = if args.floor_pids.is_empty() {
+        if args.token_url.is_some() {
+            bail!("--floor with --token-url needs --floor-pid (the jwtgrant server's pid)");
+        }
+        args.server_pids.clone()
+    } else {
+        args.floor_pids.clone()
+    };
+    if pids.is_empty() {
+        bail!("--floor needs the server's pid (--server-pid or --floor-pid)");
+    }
+    let sign_alg = match &args.access_token_alg {
+        Some(name) => JwsAlgorithm::from_name(name)
+            .with_context(|| format!("--access-token-alg {name}: not an algorithm"))?,
+        None => access_token_alg(&authority).await,
+    };
+    let crypto = tokio::task::spawn_blocking(move || crypto_cost(verify_alg, sign_alg))
+        .await
+        .context("the crypto measurement panicked")??;
+    let floor_settings = |endpoint: &str| RunSettings {
+        requests: args.floor_requests,
+        warmup: args.floor_requests / 20,
+        concurrency: args.concurrency.clamp(1, 64),
+        rate: None,
+        pids: pids.clone(),
+        endpoint: endpoint.to_owned(),
+        issuer: None,
+        crypto: None,
+    };
+    let healthz = drive(
+        &floor_settings("healthz"),
+        authority.clone(),
+        "/healthz".to_owned(),
+        Requests::Get {
+            authorization: None,
+        },
+    )
+    .await?;
+    let mut cheapest = vec![("healthz", healthz.cpu_per_request_us)];
+    let mut notes = String::new();
+    if let Some(subject) = subject.filter(|s| s.user_id.is_some()) {
+        let scope = DEFAULT_SCOPES.join(" ");
+        let body = grant_body(subject, &authority, &scope, false, true, clock::now())?;
+        match fetch_token(&authority, body).await {
+            Ok(token) => {
+                let userinfo = drive(
+                    &floor_settings("userinfo"),
+                    authority.clone(),
+                    "/oauth/userinfo".to_owned(),
+                    Requests::Get {
+                        authorization: Some(format!("Bearer {token}")),
+                    },
+                )
+                .await?;
+                cheapest.push(("userinfo", userinfo.cpu_per_request_us));
+            }
+            Err(error) => notes.push_str(&format!(
+                "floor: no userinfo run (no token from {authority}: {error:#})\n"
+            )),
+        }
+    }
+    let (cheapest_name, cheapest_us) = cheapest
+        .iter()
+        .filter_map(|(name, cpu)| cpu.map(|cpu| (*name, cpu)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .context("no floor run measured the server's CPU")?;
+    let floor_us = crypto.cpu_us + cheapest_us;
+    let ratio = cpu_per_request_us.map(|cpu| cpu / floor_us);
+    let report = json!({
+        "verify_alg": verify_alg.as_str(),
+        "sign_alg": sign_alg.as_str(),
+        "crypto_cpu_us": crypto.cpu_us,
+        "crypto_wall_us": crypto.wall_us,
+        "requests": cheapest.iter().map(|(name, cpu)| (name.to_string(), json!(cpu))).collect::<Map<String, Value>>(),
+        "cheapest": cheapest_name,
+        "cheapest_cpu_us": cheapest_us,
+        "floor_us": floor_us,
+        "server_cpu_over_floor": ratio,
+    });
+    let mut text = notes;
+    text.push_str(&format!(
+        "floor: crypto-only {:.1} us of one thread's CPU (verify {} + sign {}; {:.1} us wall)\n",
+        crypto.cpu_us,
+        verify_alg.as_str(),
+        sign_alg.as_str(),
+        crypto.wall_us
+    ));
+    for (name, cpu) in &cheapest {
+        if let Some(cpu) = cpu {
+            text.push_str(&format!(
+                "floor: {name} {cpu:.1} us of server CPU per request\n"
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "floor = crypto + {cheapest_name} = {floor_us:.1} us"
+    ));
+    match ratio {
+        Some(ratio) => text.push_str(&format!("; server CPU / floor = {ratio:.2}\n")),
+        None => text.push('\n'),
+    }
+    Ok((report, text))
+}
+
+/// The algorithm of the server's access tokens, from its JWKS: the one all its keys
+/// name, else ES256 (the default).
+async fn access_token_alg(authority: &str) -> JwsAlgorithm {
+    let jwks = get_json(authority, "/oauth/jwks").await.ok();
+    let algs: std::collections::BTreeSet<&str> = jwks
+        .as_ref()
+        .and_then(|v| v.get("keys"))
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k.get("alg").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    match algs.iter().next() {
+        Some(alg) if algs.len() == 1 => JwsAlgorithm::from_name(alg).unwrap_or(JwsAlgorithm::Es256),
+        _ => JwsAlgorithm::Es256,
+    }
 }
 
 /// Sends the requests (`bodies`, one per request, for a POST; none for a GET with
 /// `bearer`), measures, and prints the report.
 async fn drive(
-    args: &BenchArgs,
+    args: &RunSettings,
     authority: String,
     path: String,
-    bodies: Vec<Bytes>,
-    bearer: Option<String>,
-    basic: Option<String>,
-) -> Result<()> {
+    requests: Requests,
+) -> Result<RunResult> {
     let total = args.requests + args.warmup;
     let plan = Arc::new(Plan {
         authority,
         path,
-        bodies,
-        bearer,
-        basic,
+        requests,
         next: AtomicUsize::new(0),
         total,
         warmup: args.warmup,
         rate: args.rate,
         started: std::sync::OnceLock::new(),
+        sample: std::sync::OnceLock::new(),
     });
 
-    let cpu_before = args.server_pid.map(read_cpu_seconds).transpose()?;
+    let pids = (!args.pids.is_empty()).then_some(args.pids.as_slice());
+    let cpu_before = pids.map(read_cpu_seconds).transpose()?;
     let started = Instant::now();
     let _ = plan.started.set(started);
     let workers: Vec<_> = (0..args.concurrency.max(1))
@@ -171,8 +425,8 @@ async fn drive(
         }
     }
     let elapsed = started.elapsed();
-    let cpu_after = args.server_pid.map(read_cpu_seconds).transpose()?;
-    let peak_rss_kb = args.server_pid.map(read_peak_rss_kb).transpose()?;
+    let cpu_after = pids.map(read_cpu_seconds).transpose()?;
+    let peak_rss_kb = pids.map(read_peak_rss_kb).transpose()?;
 
     // The warm-up requests are the first ones sent; their latencies are dropped
     // with them, but their time stays in the window, which the rate is computed on.
@@ -189,10 +443,7 @@ async fn drive(
     };
     let window = elapsed.as_secs_f64();
     let throughput = (total as f64 - (outcome.errors.values().sum::<u64>() as f64)) / window;
-    let crypto_us = crypto_only_cost_us(matches!(
-        args.endpoint.as_str(),
-        "token" | "client-credentials"
-    ))?;
+    let crypto_us = args.crypto.map(crypto_only_cost_us).transpose()?;
     let cpu_per_request_us = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) => Some((after - before) / total as f64 * 1e6),
         _ => None,
@@ -211,9 +462,10 @@ async fn drive(
         "latency_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "p99.9": pct(99.9), "max": pct(100.0)},
         "errors": outcome.errors,
         "server_cpu_us_per_request": cpu_per_request_us,
+        "access_token_header": plan.sample.get().and_then(|body| token_header(body)),
         "server_peak_rss_mb": peak_rss_kb.map(|kb| kb as f64 / 1024.0),
         "crypto_only_us": crypto_us,
-        "cpu_over_crypto": cpu_per_request_us.map(|cpu| cpu / crypto_us),
+        "cpu_over_crypto": cpu_per_request_us.zip(crypto_us).map(|(cpu, crypto)| cpu / crypto),
     });
     let mut text = format!(
         "endpoint {}{}  {}  concurrency {}{}\nrequests {total} ({} measured, {ok} ok) in {window:.2} s: {throughput:.0}/s\nlatency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
@@ -241,21 +493,30 @@ async fn drive(
     for (kind, count) in &outcome.errors {
         text.push_str(&format!("errors  {kind}: {count}\n"));
     }
+    if let Some(header) = plan.sample.get().and_then(|body| token_header(body)) {
+        text.push_str(&format!("access token header {header}\n"));
+    }
     if let Some(cpu) = cpu_per_request_us {
         text.push_str(&format!(
             "server CPU {cpu:.1} us/request; peak RSS {:.1} MB\n",
             peak_rss_kb.unwrap_or_default() as f64 / 1024.0
         ));
-        text.push_str(&format!(
-            "crypto-only cost {crypto_us:.1} us; server CPU / crypto = {:.2}\n",
-            cpu / crypto_us
-        ));
-    } else {
-        text.push_str(&format!(
-            "crypto-only cost {crypto_us:.1} us (give --server-pid for the server's CPU and RSS)\n"
-        ));
     }
-    emit(args.json, report, text)
+    match (crypto_us, cpu_per_request_us) {
+        (Some(crypto), Some(cpu)) => text.push_str(&format!(
+            "crypto-only cost {crypto:.1} us; server CPU / crypto = {:.2}\n",
+            cpu / crypto
+        )),
+        (Some(crypto), None) => text.push_str(&format!(
+            "crypto-only cost {crypto:.1} us (give --server-pid for the server's CPU and RSS)\n"
+        )),
+        _ => {}
+    }
+    Ok(RunResult {
+        report,
+        text,
+        cpu_per_request_us,
+    })
 }
 
 /// Who the assertions speak for.
@@ -296,7 +557,7 @@ async fn prepare_subject(args: &BenchArgs, store: Option<Arc<dyn Store>>) -> Res
             default_scopes: vec![],
             // The client credentials grant is for integrations allowed them.
             allow_application_tokens: args.endpoint == "client-credentials",
-            require_jti: true,
+            require_jti: !args.no_jti,
             created_at: now,
         })
         .await?;
@@ -381,14 +642,15 @@ fn read_private_key(path: &std::path::Path) -> Result<SigningKey> {
 const ASSERTION_LIFETIME_SECS: i64 = 3000;
 
 /// A JWT bearer grant's form body: a DocuSign-shaped assertion with a unique `jti`
-/// (an application assertion, without `sub`, when there is no user), and the claims
-/// of a GitHub Actions token too when `github_claims` (a control as long as a
-/// trusted issuer's token).
+/// unless not `jti` (an application assertion, without `sub`, when there is no
+/// user), and the claims of a GitHub Actions token too when `github_claims` (a
+/// control as long as a trusted issuer's token).
 fn grant_body(
     subject: &Subject,
     audience: &str,
     scope: &str,
     github_claims: bool,
+    jti: bool,
     now: i64,
 ) -> Result<Bytes> {
     let mut claims = json!({
@@ -397,9 +659,11 @@ fn grant_body(
         "iat": now,
         "exp": now + ASSERTION_LIFETIME_SECS,
         "scope": scope,
-        "jti": uuid::Uuid::new_v4().to_string(),
     });
     if let Some(map) = claims.as_object_mut() {
+        if jti {
+            map.insert("jti".into(), json!(uuid::Uuid::new_v4().to_string()));
+        }
         if let Some(user_id) = &subject.user_id {
             map.insert("sub".into(), json!(user_id));
         }
@@ -546,15 +810,14 @@ fn client_credentials_body(
 struct Plan {
     authority: String,
     path: String,
-    bodies: Vec<Bytes>,
-    bearer: Option<String>,
-    /// `Authorization: Basic` for the POSTs (introspection).
-    basic: Option<String>,
+    requests: Requests,
     next: AtomicUsize,
     total: usize,
     warmup: usize,
     rate: Option<f64>,
     started: std::sync::OnceLock<Instant>,
+    /// The body of the first 200 answer: the report shows its token's JOSE header.
+    sample: std::sync::OnceLock<Bytes>,
 }
 
 type Sender = http1::SendRequest<Full<Bytes>>;
@@ -597,13 +860,25 @@ async fn worker(plan: Arc<Plan>) -> Result<Outcome> {
         let kind = match result {
             Ok(response) => {
                 let status = response.status().as_u16();
+                // A server that closes after each response (gunicorn's sync workers)
+                // gets a new connection for the next request, as its clients would.
+                let closes = response
+                    .headers()
+                    .get(hyper::header::CONNECTION)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
                 let body = response
                     .into_body()
                     .collect()
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
+                if closes {
+                    sender = connect(&plan.authority).await?;
+                }
                 if status == 200 {
+                    if plan.sample.get().is_none() {
+                        let _ = plan.sample.set(body);
+                    }
                     None
                 } else {
                     let code = serde_json::from_slice::<Value>(&body)
@@ -632,13 +907,15 @@ async fn worker(plan: Arc<Plan>) -> Result<Outcome> {
 
 fn build_request(plan: &Plan, index: usize) -> Result<hyper::Request<Full<Bytes>>> {
     let builder = hyper::Request::builder().header(hyper::header::HOST, &plan.authority);
-    Ok(match &plan.bearer {
-        Some(bearer) => builder
-            .method("GET")
-            .uri(&plan.path)
-            .header(hyper::header::AUTHORIZATION, bearer)
-            .body(Full::new(Bytes::new()))?,
-        None => match &plan.basic {
+    Ok(match &plan.requests {
+        Requests::Get { authorization } => match authorization {
+            Some(value) => builder.header(hyper::header::AUTHORIZATION, value),
+            None => builder,
+        }
+        .method("GET")
+        .uri(&plan.path)
+        .body(Full::new(Bytes::new()))?,
+        Requests::Post { bodies, basic } => match basic {
             Some(basic) => builder.header(hyper::header::AUTHORIZATION, basic),
             None => builder,
         }
@@ -648,29 +925,32 @@ fn build_request(plan: &Plan, index: usize) -> Result<hyper::Request<Full<Bytes>
             hyper::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
-        .body(Full::new(
-            plan.bodies.get(index).cloned().unwrap_or_default(),
-        ))?,
+        .body(Full::new(bodies.get(index).cloned().unwrap_or_default()))?,
     })
 }
 
 /// The server's issuer identifier, from its RFC 8414 metadata: client assertions
 /// name it in `aud`.
 async fn fetch_issuer(authority: &str) -> Result<String> {
-    let mut sender = connect(authority).await?;
-    let request = hyper::Request::builder()
-        .method("GET")
-        .uri("/.well-known/oauth-authorization-server")
-        .header(hyper::header::HOST, authority)
-        .body(Full::new(Bytes::new()))?;
-    let response = sender.send_request(request).await?;
-    let body = response.into_body().collect().await?.to_bytes();
-    let value: Value = serde_json::from_slice(&body)?;
+    let value = get_json(authority, "/.well-known/oauth-authorization-server").await?;
     value
         .get("issuer")
         .and_then(Value::as_str)
         .map(str::to_owned)
         .with_context(|| format!("no issuer in the metadata: {value}"))
+}
+
+/// A GET's JSON answer.
+async fn get_json(authority: &str, path: &str) -> Result<Value> {
+    let mut sender = connect(authority).await?;
+    let request = hyper::Request::builder()
+        .method("GET")
+        .uri(path)
+        .header(hyper::header::HOST, authority)
+        .body(Full::new(Bytes::new()))?;
+    let response = sender.send_request(request).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(serde_json::from_slice(&body)?)
 }
 
 async fn fetch_token(authority: &str, body: Bytes) -> Result<String> {
@@ -724,23 +1004,133 @@ fn crypto_only_cost_us(token_endpoint: bool) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds))
 }
 
-fn read_cpu_seconds(pid: u32) -> Result<f64> {
+/// The crypto-only cost of one grant, measured now: one verification with
+/// `verify_alg` and one signature with `sign_alg`, over fresh keys.
+struct CryptoCost {
+    /// This thread's CPU time per grant (from /proc/thread-self/schedstat, in ns),
+    /// comparable with the server's CPU time.
+    cpu_us: f64,
+    /// Wall time per grant.
+    wall_us: f64,
+}
+
+/// Measures [`CryptoCost`] on the calling thread: the median of 7 batches.
+fn crypto_cost(verify_alg: JwsAlgorithm, sign_alg: JwsAlgorithm) -> Result<CryptoCost> {
+    let key_for = |alg: JwsAlgorithm| SigningKey::generate(alg, 2048);
+    let verifier = key_for(verify_alg)?;
+    let signer = key_for(sign_alg)?;
+    // An assertion-sized signing input (header and DocuSign-shaped claims).
+    let message = vec![b'e'; 560];
+    let signature = verifier.sign(verify_alg, &message)?;
+    let rounds = 300;
+    let mut cpu = Vec::new();
+    let mut wall = Vec::new();
+    for batch in 0..8 {
+        let cpu_start = thread_cpu_ns()?;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            let ok = verifier
+                .public_key()
+                .verify(verify_alg, &message, &signature);
+            let sig = signer.sign(sign_alg, &message)?;
+            if !ok || sig.is_empty() {
+                bail!("crypto self-check failed");
+            }
+        }
+        // The first batch warms up.
+        if batch > 0 {
+            wall.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds));
+            cpu.push((thread_cpu_ns()? - cpu_start) as f64 / 1e3 / f64::from(rounds));
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    Ok(CryptoCost {
+        cpu_us: median(cpu),
+        wall_us: median(wall),
+    })
+}
+
+/// The calling thread's CPU time in ns.
+fn thread_cpu_ns() -> Result<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .context("cannot read /proc/thread-self/schedstat")?;
+    text.split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse().ok())
+        .context("no CPU time in /proc/thread-self/schedstat")
+}
+
+/// `pids` and every process descending from them (a peer's workers), alive now.
+fn process_tree(pids: &[u32]) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(ppid) = stat_fields(pid).ok().and_then(|f| {
+                // ppid is field 4, i.e. 1 after the name.
+                f.get(1).and_then(|p| p.parse::<u32>().ok())
+            }) {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut tree = pids.to_vec();
+    let mut index = 0;
+    while let Some(&pid) = tree.get(index) {
+        for (child, parent) in &parent_of {
+            if *parent == pid && !tree.contains(child) {
+                tree.push(*child);
+            }
+        }
+        index += 1;
+    }
+    tree
+}
+
+/// The fields of /proc/PID/stat after the command name (which may hold spaces).
+fn stat_fields(pid: u32) -> Result<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("no process {pid}"))?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let after = stat
+    Ok(stat
         .rsplit_once(')')
         .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or_default()
-    };
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
-    Ok((ticks(11) + ticks(12)) / clock_ticks_per_second())
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The CPU time of `pids` and their descendants (each process counts all its threads).
+fn read_cpu_seconds(pids: &[u32]) -> Result<f64> {
+    let mut ticks = 0.0;
+    for pid in process_tree(pids) {
+        let Ok(fields) = stat_fields(pid) else {
+            // Exited between the listing and now.
+            continue;
+        };
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or_default()
+        };
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+        ticks += field(11) + field(12);
+    }
+    // The processes named must be there: a wrong pid is an error, not a zero.
+    for pid in pids {
+        stat_fields(*pid)?;
+    }
+    Ok(ticks / clock_ticks_per_second())
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -753,14 +1143,21 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn read_peak_rss_kb(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .context("no VmHWM in /proc status")
+/// The sum of the peak RSS (VmHWM) of `pids` and their descendants.
+fn read_peak_rss_kb(pids: &[u32]) -> Result<u64> {
+    let mut total = 0;
+    for pid in process_tree(pids) {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or_default();
+    }
+    Ok(total)
 }
 
 /// One `name=value` pair, form-urlencoded (token values are base64url and dots, but

@@ -124,7 +124,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 Some(admin_store(global).await?.1)
             };
-            bench::run(args, store).await
+            bench::run(*args, store).await
         }),
         Command::Integration(command) => block_on(async {
             admin::integration(admin_store(global).await?.1.as_ref(), command).await

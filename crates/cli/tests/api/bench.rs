@@ -87,6 +87,51 @@ fn assert_all_issued(report: &Value) {
     );
 }
 
+/// `--floor` measures, in the same run, the crypto-only cost of the grant (RS256
+/// verify, and the ES256 signature the server's JWKS names) and the server CPU of
+/// its cheapest request (`/healthz`: without a user there is no userinfo run), and
+/// reports the run's CPU as a ratio to their sum; `--no-jti` sends assertions
+/// without one, which an integration that does not require it accepts.
+#[tokio::test]
+async fn bench_measures_its_floor_and_sends_assertions_without_jti() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_, ik, key) = app_integration(path, &[]);
+    let server = serve_store(path, &[]).await;
+    let report = bench(
+        path,
+        &server,
+        &[
+            "--integration-key",
+            &ik,
+            "--key",
+            key.to_str().unwrap(),
+            "--scope",
+            "signature",
+            "--no-jti",
+            "--floor",
+            "--floor-requests",
+            "50",
+        ],
+    )
+    .await;
+    assert_all_issued(&report);
+    assert_eq!(report["access_token_header"]["typ"], "at+jwt", "{report}");
+    let floor = &report["floor"];
+    assert_eq!(floor["verify_alg"], "RS256", "{report}");
+    assert_eq!(floor["sign_alg"], "ES256", "{report}");
+    assert_eq!(floor["cheapest"], "healthz", "{report}");
+    assert_eq!(floor["requests"].as_object().unwrap().len(), 1, "{report}");
+    let crypto = floor["crypto_cpu_us"].as_f64().unwrap();
+    let cheapest = floor["cheapest_cpu_us"].as_f64().unwrap();
+    let sum = floor["floor_us"].as_f64().unwrap();
+    assert!(crypto > 0.0 && cheapest >= 0.0, "{report}");
+    assert!((sum - (crypto + cheapest)).abs() < 1e-9, "{report}");
+    let cpu = report["server_cpu_us_per_request"].as_f64().unwrap();
+    let ratio = floor["server_cpu_over_floor"].as_f64().unwrap();
+    assert!((ratio - cpu / sum).abs() < 1e-9, "{report}");
+}
+
 #[tokio::test]
 async fn bench_sends_an_integrations_and_a_trusted_issuers_grants() {
     let dir = tempfile::tempdir().unwrap();

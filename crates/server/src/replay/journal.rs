@@ -16,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_lc_rs::digest;
@@ -29,6 +30,14 @@ const HEADER: &[u8; 8] = b"JGJTI\x00\x00\x01";
 const RECORD_LEN: usize = 24;
 /// Most records synced at once.
 const MAX_BATCH: usize = 1024;
+/// At most one sync starts per this interval. Under load the writer waits out the
+/// rest of the interval since the last sync began, gathering the requests that arrive
+/// meanwhile into the same sync (as PostgreSQL's `commit_delay` does): each
+/// `fdatasync` costs about 50 us of CPU on this project's virtual disk whatever it
+/// carries, and without the wait a batch held about 6 records at saturation. A
+/// request after a quiet spell (none synced within the interval) is synced at once,
+/// so a lone request waits for no one. No request is answered before its sync.
+const SYNC_INTERVAL: Duration = Duration::from_millis(1);
 /// The journal is compacted when it holds this many records and twice the live ones.
 const COMPACT_AFTER: u64 = 200_000;
 
@@ -207,8 +216,13 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut incoming: mpsc::Receiver<Pending>) {
         let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+        let mut last_sync: Option<Instant> = None;
         while let Some(first) = incoming.blocking_recv() {
             batch.push(first);
+            if let Some(wait) = last_sync.and_then(|at| SYNC_INTERVAL.checked_sub(at.elapsed())) {
+                std::thread::sleep(wait);
+            }
+            last_sync = Some(Instant::now());
             while batch.len() < MAX_BATCH {
                 match incoming.try_recv() {
                     Ok(next) => batch.push(next),
