@@ -107,6 +107,14 @@ noapp="$(jg integration create --name "openid-client user-only client" --json | 
 jg integration generate-key "$noapp" --alg RS256 --out "$tmp/noapp.pem" --json >/dev/null
 jg keygen --alg RS256 --out "$tmp/stranger" --json >/dev/null
 echo "run.sh: integrations $ik (RS256, kid $kid), $ec (ES256), $noapp (no application tokens)"
+# An OpenID Connect relying party (a client secret, a redirect URI, `openid`) and
+# a user with a password, for the code flow with an ID token.
+rp="$(jg integration create --name "openid-client relying party" --scope openid --scope signature \
+        --redirect-uri http://127.0.0.1:9/callback --json | field integration_key)"
+echo "an RP secret of the node interop test" | jg integration set-secret "$rp" --stdin --json >/dev/null
+rp_user="$(jg user create --email rp-user@example.com --name "RP User" --json | field user_id)"
+echo "the RP user's password" | jg user set-password "$rp_user" --json >/dev/null
+echo "run.sh: relying party $rp, user $rp_user"
 
 # --- the test ----------------------------------------------------------------
 set +e
@@ -115,6 +123,8 @@ JG_IK="$ik" JG_KID="$kid" JG_KEY_FILE="$tmp/ik.pem" \
 JG_EC_IK="$ec" JG_EC_KEY_FILE="$tmp/ec.pem" \
 JG_NOAPP_IK="$noapp" JG_NOAPP_KEY_FILE="$tmp/noapp.pem" \
 JG_STRANGER_KEY_FILE="$tmp/stranger.pem" \
+JG_RP="$rp" JG_RP_SECRET="an RP secret of the node interop test" JG_RP_USER="$rp_user" \
+JG_RP_EMAIL="rp-user@example.com" JG_RP_PASSWORD="the RP user's password" \
   node "$here/test.mjs"
 status=$?
 set -e

@@ -278,6 +278,114 @@ await check("a disabled key stops authenticating within the registry poll: 401 i
 });
 
 console.log();
+// --- OpenID Connect: the code flow as openid-client's relying party -----------
+// The sign-in and consent pages are driven with fetch, as a browser would (one
+// cookie, redirects followed by hand); openid-client builds the request (PKCE,
+// state, nonce), redeems the code and validates the ID token (issuer, audience,
+// times, nonce); its signature is checked here against the server's JWKS.
+async function signInAndConsent(authorizationUrl) {
+  let cookie = "";
+  const go = async (url, init = {}) => {
+    const response = await fetch(url, {
+      ...init,
+      redirect: "manual",
+      headers: { ...(init.headers ?? {}), ...(cookie ? { cookie } : {}) },
+    });
+    const set = response.headers.get("set-cookie");
+    if (set) cookie = set.split(";")[0];
+    return response;
+  };
+  const hidden = (html) =>
+    Object.fromEntries(
+      [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [
+        m[1],
+        m[2].replaceAll("&#38;", "&").replaceAll("&amp;", "&").replaceAll("&#34;", '"').replaceAll("&quot;", '"').replaceAll("&#39;", "'"),
+      ]),
+    );
+  const login = await go(authorizationUrl);
+  expect(login.status === 200, `authorization page: HTTP ${login.status}`);
+  const fields = hidden(await login.text());
+  const signedIn = await go(new URL("/login", server), {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ csrf: fields.csrf, return_to: fields.return_to, email: env("JG_RP_EMAIL"), password: env("JG_RP_PASSWORD") }),
+  });
+  expect(signedIn.status === 303, `sign-in: HTTP ${signedIn.status}`);
+  const consent = await go(new URL(signedIn.headers.get("location"), server));
+  if (consent.status === 303) return new URL(consent.headers.get("location")); // consented before
+  expect(consent.status === 200, `consent page: HTTP ${consent.status}`);
+  const decided = await go(new URL("/oauth/auth/decision", server), {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ ...hidden(await consent.text()), decision: "allow" }),
+  });
+  expect(decided.status === 303, `consent: HTTP ${decided.status}`);
+  return new URL(decided.headers.get("location"));
+}
+
+await check("openid-client's code flow gets an ID token it validates, with the nonce, auth_time and at_hash", async () => {
+  const rp = await client.discovery(server, env("JG_RP"), {}, client.ClientSecretBasic(env("JG_RP_SECRET")), {
+    execute: [client.allowInsecureRequests],
+  });
+  const meta = rp.serverMetadata();
+  expect(meta.id_token_signing_alg_values_supported?.length > 0, "no id_token_signing_alg_values_supported");
+  const verifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
+  const stateValue = client.randomState();
+  const url = client.buildAuthorizationUrl(rp, {
+    redirect_uri: "http://127.0.0.1:9/callback",
+    scope: "openid signature",
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+    nonce,
+    state: stateValue,
+  });
+  const callback = await signInAndConsent(url);
+  const tokens = await client.authorizationCodeGrant(rp, callback, {
+    pkceCodeVerifier: verifier,
+    expectedNonce: nonce,
+    expectedState: stateValue,
+    idTokenExpected: true,
+  });
+  const claims = tokens.claims();
+  expect(claims?.nonce === nonce, `nonce ${claims?.nonce}`);
+  expect(claims?.aud === env("JG_RP"), `aud ${claims?.aud}`);
+  expect(claims?.sub === env("JG_RP_USER"), `sub ${claims?.sub}`);
+  expect(Number.isInteger(claims?.auth_time), `auth_time ${claims?.auth_time}`);
+  const { payload } = await jose.jwtVerify(tokens.id_token, jwks, { issuer: URL_, audience: env("JG_RP") });
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(tokens.access_token)));
+  const atHash = Buffer.from(digest.slice(0, 16)).toString("base64url");
+  expect(payload.at_hash === atHash, `at_hash ${payload.at_hash}, want ${atHash}`);
+  // A wrong nonce is caught by openid-client.
+  const again = await signInAndConsentAgain(rp);
+  let caught = null;
+  try {
+    await client.authorizationCodeGrant(rp, again.callback, {
+      pkceCodeVerifier: again.verifier,
+      expectedNonce: "not-the-nonce",
+      expectedState: again.state,
+      idTokenExpected: true,
+    });
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught !== null, "openid-client accepted an ID token with another nonce");
+});
+
+async function signInAndConsentAgain(rp) {
+  const verifier = client.randomPKCECodeVerifier();
+  const stateValue = client.randomState();
+  const url = client.buildAuthorizationUrl(rp, {
+    redirect_uri: "http://127.0.0.1:9/callback",
+    scope: "openid signature",
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+    nonce: client.randomNonce(),
+    state: stateValue,
+  });
+  return { callback: await signInAndConsent(url), verifier, state: stateValue };
+}
+
 if (failures.length > 0) {
   console.log(`FAILED: ${failures.length} check(s): ${failures.join("; ")}`);
   process.exit(1);
