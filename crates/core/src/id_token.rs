@@ -81,7 +81,8 @@ pub fn at_hash(access_token: &str, alg: JwsAlgorithm) -> String {
     };
     let hash = digest::digest(algorithm, access_token.as_bytes());
     let bytes = hash.as_ref();
-    b64::encode(&bytes[..bytes.len() / 2])
+    let (left, _) = bytes.split_at(bytes.len() / 2);
+    b64::encode(left)
 }
 
 /// Signs the ID token of `grant` with `key`, issued by `issuer` at `now`, living

@@ -431,7 +431,9 @@ async fn every_bad_exchange_is_refused_and_issues_nothing() {
         .unwrap()
         .to_owned();
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str, &str)> = vec![
+    // What is sent, the form, the error and the rule its description leads with.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "another client's ID token",
             exchange_form(&others, &[]),
