@@ -329,18 +329,7 @@ await check("openid-client's code flow gets an ID token it validates, with the n
   });
   const meta = rp.serverMetadata();
   expect(meta.id_token_signing_alg_values_supported?.length > 0, "no id_token_signing_alg_values_supported");
-  const verifier = client.randomPKCECodeVerifier();
-  const nonce = client.randomNonce();
-  const stateValue = client.randomState();
-  const url = client.buildAuthorizationUrl(rp, {
-    redirect_uri: "http://127.0.0.1:9/callback",
-    scope: "openid signature",
-    code_challenge: await client.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: "S256",
-    nonce,
-    state: stateValue,
-  });
-  const callback = await signInAndConsent(url);
+  const { callback, verifier, nonce, state: stateValue } = await authorize(rp);
   const tokens = await client.authorizationCodeGrant(rp, callback, {
     pkceCodeVerifier: verifier,
     expectedNonce: nonce,
@@ -357,7 +346,7 @@ await check("openid-client's code flow gets an ID token it validates, with the n
   const atHash = Buffer.from(digest.slice(0, 16)).toString("base64url");
   expect(payload.at_hash === atHash, `at_hash ${payload.at_hash}, want ${atHash}`);
   // A wrong nonce is caught by openid-client.
-  const again = await signInAndConsentAgain(rp);
+  const again = await authorize(rp);
   let caught = null;
   try {
     await client.authorizationCodeGrant(rp, again.callback, {
@@ -372,18 +361,21 @@ await check("openid-client's code flow gets an ID token it validates, with the n
   expect(caught !== null, "openid-client accepted an ID token with another nonce");
 });
 
-async function signInAndConsentAgain(rp) {
+// An authorization request of openid-client's (PKCE, state, nonce), signed in and
+// consented to: the callback and what the code's redemption must send and expect.
+async function authorize(rp) {
   const verifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
   const stateValue = client.randomState();
   const url = client.buildAuthorizationUrl(rp, {
     redirect_uri: "http://127.0.0.1:9/callback",
     scope: "openid signature",
     code_challenge: await client.calculatePKCECodeChallenge(verifier),
     code_challenge_method: "S256",
-    nonce: client.randomNonce(),
+    nonce,
     state: stateValue,
   });
-  return { callback: await signInAndConsent(url), verifier, state: stateValue };
+  return { callback: await signInAndConsent(url), verifier, nonce, state: stateValue };
 }
 
 if (failures.length > 0) {
