@@ -139,6 +139,42 @@ async fn an_agent_gets_an_mcp_token_at_b_for_a_user_signed_in_at_a() {
         ],
     );
     assert_eq!(target["remote_client_id"], agent_at_b.as_str());
+    // Refused when added: a public client (no secret, no key), an audience that is
+    // no absolute URL, a resource with a fragment, the same target twice.
+    let public = admin(a.dir.path(), &["integration", "create", "--name", "Public"]);
+    let public = public["integration_key"].as_str().unwrap();
+    let a_admin = Admin::new(&binary(), store_args(a.dir.path()));
+    let b_url = b.url.as_str();
+    for (args, says) in [
+        (
+            vec!["--audience", b_url, "--integration", public],
+            "confidential",
+        ),
+        (
+            vec!["--audience", "not-a-url", "--integration", &agent_at_a],
+            "absolute URL",
+        ),
+        (
+            vec![
+                "--audience",
+                b_url,
+                "--integration",
+                &agent_at_a,
+                "--resource",
+                "https://x.example/#f",
+            ],
+            "resource_malformed",
+        ),
+        (
+            vec!["--audience", b_url, "--integration", &agent_at_a],
+            "already",
+        ),
+    ] {
+        let mut command = vec!["trust-target", "add"];
+        command.extend(args);
+        let refused = a_admin.try_json(&command).unwrap_err();
+        assert!(refused.contains(says), "{command:?}: {refused}");
+    }
     let listed = admin(
         a.dir.path(),
         &["trust-target", "list", "--integration", &agent_at_a],

@@ -14,6 +14,7 @@ pub mod trusted_issuer;
 
 use jwtgrant_core::access_token::{self, IssuedAccessToken};
 use jwtgrant_core::id_token::{self, IdTokenGrant};
+use jwtgrant_core::keyring::{Keyring, KeyringEntry};
 use jwtgrant_core::{GrantDecision, GrantError};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::RefreshTokenRecord;
@@ -87,9 +88,7 @@ fn sign_id_token(
     now: i64,
 ) -> Result<String, TokenEndpointError> {
     let keyring = state.registry.keyring();
-    let key = keyring
-        .signing_key(state.config.access_token_alg, now)
-        .ok_or_else(|| TokenEndpointError::Internal("no signing key is active".into()))?;
+    let key = active_signing_key(state, &keyring, now)?;
     let grant = IdTokenGrant {
         subject: decision.subject_claim(),
         client_id: decision.client_id(),
@@ -108,6 +107,17 @@ fn sign_id_token(
     .map_err(|e| TokenEndpointError::Internal(e.to_string()))
 }
 
+/// The key that signs at `now`: of the configured algorithm, else the newest.
+pub(crate) fn active_signing_key<'k>(
+    state: &AppState,
+    keyring: &'k Keyring,
+    now: i64,
+) -> Result<&'k KeyringEntry, TokenEndpointError> {
+    keyring
+        .signing_key(state.config.access_token_alg, now)
+        .ok_or_else(|| TokenEndpointError::Internal("no signing key is active".into()))
+}
+
 /// Signs the access token for `decision` with the key active at `now`.
 fn sign(
     state: &AppState,
@@ -115,9 +125,7 @@ fn sign(
     now: i64,
 ) -> Result<IssuedAccessToken, TokenEndpointError> {
     let keyring = state.registry.keyring();
-    let key = keyring
-        .signing_key(state.config.access_token_alg, now)
-        .ok_or_else(|| TokenEndpointError::Internal("no signing key is active".into()))?;
+    let key = active_signing_key(state, &keyring, now)?;
     access_token::issue(
         decision,
         &state.token_settings,

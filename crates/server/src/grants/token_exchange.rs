@@ -10,6 +10,7 @@ use jwtgrant_core::token_exchange::{self, TrustTarget};
 use jwtgrant_proto::{ID_JAG_LIFETIME_SECS, ID_JAG_TOKEN_TYPE, TokenExchangeResponse};
 
 use crate::error::TokenEndpointError;
+use crate::grants::active_signing_key;
 use crate::state::AppState;
 use crate::token_request::TokenExchangeRequest;
 
@@ -29,11 +30,9 @@ pub async fn grant(
         scope: request.scope,
         actor_token: request.actor_token,
     };
-    // What the request asks for is checked before the token is looked at.
+    // What the request asks for is checked before the token is looked at (the
+    // endpoint authenticated the client; `decide` checks both again).
     token_exchange::check_request(&core_request)?;
-    if !client.confidential {
-        return Err(jwtgrant_core::GrantError::TokenExchangeClientAuthenticationRequired.into());
-    }
     let keyring = state.registry.keyring();
     let retirement = state.key_retirement_secs();
     let subject = verify_subject_token(
@@ -67,9 +66,7 @@ pub async fn grant(
         uuid::Uuid::new_v4().to_string(),
         now,
     )?;
-    let key = keyring
-        .signing_key(state.config.access_token_alg, now)
-        .ok_or_else(|| TokenEndpointError::Internal("no signing key is active".into()))?;
+    let key = active_signing_key(state, &keyring, now)?;
     let id_jag = token_exchange::sign(&claims, key)
         .map_err(|e| TokenEndpointError::Internal(e.to_string()))?;
     tracing::info!(
