@@ -18,6 +18,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser as _;
 use jwtgrant_server::config::LogFormat;
+use jwtgrant_server::telemetry::Traces;
 use jwtgrant_server::{AppState, ServerConfig};
 use jwtgrant_store::{OpenOptions, Store};
 
@@ -84,7 +85,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(flags) => {
             // Read before the runtime starts: worker_threads sizes it.
             let settings = Settings::resolve(global, Some(&flags))?;
-            init_tracing(settings.config.log_format);
+            // Nothing of the trace pipeline exists unless --otlp-endpoint is set.
+            let traces = settings
+                .config
+                .otlp_endpoint
+                .as_deref()
+                .map(Traces::start)
+                .transpose()?;
+            init_tracing(settings.config.log_format, traces.as_ref());
             for warning in &settings.warnings {
                 tracing::warn!("{warning}");
             }
@@ -92,7 +100,12 @@ fn run(cli: Cli) -> Result<()> {
             for name in options::unknown_variables(&command) {
                 tracing::warn!(variable = %name, "unknown JWTGRANT_ environment variable ignored");
             }
-            runtime(settings.config.worker_threads)?.block_on(serve(settings.config))
+            let served = runtime(settings.config.worker_threads)?.block_on(serve(settings.config));
+            // The runtime is gone: the last spans are sent from here.
+            if let Some(traces) = traces {
+                traces.shutdown();
+            }
+            served
         }
         Command::Config(args) => {
             let settings = Settings::resolve(global, Some(&args.serve))?;
@@ -219,15 +232,34 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections; finishing requests in flight");
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr by `RUST_LOG` (default `info`); with `traces`, the spans of
+/// [`jwtgrant_server::telemetry::TARGET`] also go to the exporter, each layer
+/// filtered on its own so the log shows what it showed before.
+fn init_tracing(format: LogFormat, traces: Option<&Traces>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{Layer as _, fmt};
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == LogFormat::Json {
-        builder.json().init();
+    let Some(traces) = traces else {
+        let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        if format == LogFormat::Json {
+            builder.json().init();
+        } else {
+            builder.init();
+        }
+        return;
+    };
+    let log = fmt::layer().with_writer(std::io::stderr);
+    let log = if format == LogFormat::Json {
+        log.json().with_filter(filter).boxed()
     } else {
-        builder.init();
-    }
+        log.with_filter(filter).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(log)
+        .with(traces.layer())
+        .init();
+    tracing::info!("exporting traces over OTLP/HTTP");
 }

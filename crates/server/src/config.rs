@@ -112,6 +112,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The peers whose `X-Forwarded-For` and `Forwarded` headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// Where traces are posted (a collector's `.../v1/traces`), when they are
+    /// exported at all: `None` builds no exporter and adds no request span.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Bounds on every connection, plain and TLS alike, so that slow or stalled
@@ -314,6 +317,11 @@ impl ServerConfig {
             shutdown_grace: duration(&SHUTDOWN_GRACE_SECS, raw.shutdown_grace_secs)?,
             trusted_proxies: TrustedProxies::parse(&raw.trusted_proxy.unwrap_or_default())
                 .map_err(|reason| invalid(TRUSTED_PROXY.name, reason))?,
+            otlp_endpoint: raw
+                .otlp_endpoint
+                .map(|url| validate_url(OTLP_ENDPOINT.name, &url))
+                .transpose()?
+                .map(|url| crate::telemetry::traces_url(&url)),
         })
     }
 }

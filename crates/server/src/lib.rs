@@ -24,6 +24,7 @@ pub mod sealing;
 pub mod session;
 pub mod signing;
 pub mod state;
+pub mod telemetry;
 #[cfg(test)]
 mod test_servers;
 pub mod token_request;
@@ -38,10 +39,12 @@ use axum::routing::{get, post};
 pub use config::{ConfigError, RawConfig, ServerConfig};
 pub use state::AppState;
 
-/// The router with every endpoint.
+/// The router with every endpoint; with traces on, each request in a span of its
+/// own ([`telemetry::request_span`]).
 pub fn app(state: Arc<AppState>) -> Router {
     let body_limit = state.config.body_limit_bytes;
-    Router::new()
+    let traced = state.config.otlp_endpoint.is_some();
+    let router = Router::new()
         .route("/oauth/token", post(routes::token::token))
         .route("/oauth/userinfo", get(routes::userinfo::userinfo))
         .route("/oauth/auth", get(routes::authorize::authorize))
@@ -67,8 +70,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit));
+    let router = if traced {
+        router.layer(axum::middleware::from_fn(telemetry::request_span))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// Why the server stopped with an error.

@@ -514,6 +514,10 @@ options! {
         default: DefaultValue::Text(LogFormat::Text.as_str()),
         choices: || names(&LogFormat::ALL, LogFormat::as_str),
     }
+    OTLP_ENDPOINT otlp_endpoint: Text = "Export OpenTelemetry traces of each request over OTLP/HTTP (protobuf) to this collector: its base URL (/v1/traces is appended) or a full URL ending in /v1/traces" {
+        value_name: "URL",
+        secrecy: Secrecy::UrlPassword,
+    }
 }
 
 impl RawConfig {
