@@ -21,6 +21,7 @@ pub struct Form {
 impl Form {
     /// Parses a form body after checking its content type.
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, RequestError> {
+        let _span = tracing::trace_span!(target: crate::telemetry::TARGET, "parse_form").entered();
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())

@@ -18,6 +18,8 @@ use jwtgrant_store::{AccountRecord, IntegrationRecord, Store, StoreResult, UserR
 use crate::clock::Clock;
 use crate::sealing::KeySealer;
 use crate::signing::{SigningKeyError, load_keyring};
+use crate::telemetry::TARGET;
+use tracing::Instrument as _;
 
 /// Entries kept per map before the map is simply cleared (bounds memory under a
 /// flood of unknown issuers).
@@ -192,51 +194,68 @@ impl Registry {
 
     /// The integration with `key`, its keys parsed.
     pub async fn integration(&self, key: &str) -> StoreResult<Option<Arc<Integration>>> {
-        if let Some(hit) = self
-            .maps
-            .read()
-            .ok()
-            .and_then(|m| m.integrations.get(key).cloned())
-        {
-            return Ok(hit);
-        }
-        let generation = self.generation();
-        let loaded = self
-            .store
-            .integration(key)
-            .await?
-            .map(|r| Arc::new(to_integration(r)));
-        self.insert(generation, |maps| {
-            if maps.integrations.len() >= MAX_ENTRIES {
-                maps.integrations.clear();
+        let lookup =
+            tracing::trace_span!(target: TARGET, "key_lookup", jwtgrant.lookup = "integration");
+        async {
+            if let Some(hit) = self
+                .maps
+                .read()
+                .ok()
+                .and_then(|m| m.integrations.get(key).cloned())
+            {
+                return Ok(hit);
             }
-            maps.integrations.insert(key.to_owned(), loaded.clone());
-        });
-        Ok(loaded)
+            let generation = self.generation();
+            let loaded = self
+                .store
+                .integration(key)
+                .instrument(store_span("integration"))
+                .await?
+                .map(|r| Arc::new(to_integration(r)));
+            self.insert(generation, |maps| {
+                if maps.integrations.len() >= MAX_ENTRIES {
+                    maps.integrations.clear();
+                }
+                maps.integrations.insert(key.to_owned(), loaded.clone());
+            });
+            Ok(loaded)
+        }
+        .instrument(lookup)
+        .await
     }
 
     /// The user with `id`.
     pub async fn user(&self, id: &str) -> StoreResult<Option<Arc<CachedUser>>> {
-        if let Some(hit) = self.maps.read().ok().and_then(|m| m.users.get(id).cloned()) {
-            return Ok(hit);
-        }
-        let generation = self.generation();
-        let loaded = self.store.user(id).await?.map(|record| {
-            Arc::new(CachedUser {
-                user: User {
-                    id: record.user_id.clone(),
-                    active: record.active,
-                },
-                record,
-            })
-        });
-        self.insert(generation, |maps| {
-            if maps.users.len() >= MAX_ENTRIES {
-                maps.users.clear();
+        let lookup = tracing::trace_span!(target: TARGET, "key_lookup", jwtgrant.lookup = "user");
+        async {
+            if let Some(hit) = self.maps.read().ok().and_then(|m| m.users.get(id).cloned()) {
+                return Ok(hit);
             }
-            maps.users.insert(id.to_owned(), loaded.clone());
-        });
-        Ok(loaded)
+            let generation = self.generation();
+            let loaded = self
+                .store
+                .user(id)
+                .instrument(store_span("user"))
+                .await?
+                .map(|record| {
+                    Arc::new(CachedUser {
+                        user: User {
+                            id: record.user_id.clone(),
+                            active: record.active,
+                        },
+                        record,
+                    })
+                });
+            self.insert(generation, |maps| {
+                if maps.users.len() >= MAX_ENTRIES {
+                    maps.users.clear();
+                }
+                maps.users.insert(id.to_owned(), loaded.clone());
+            });
+            Ok(loaded)
+        }
+        .instrument(lookup)
+        .await
     }
 
     /// The consent of `user_id` for `integration_key`.
@@ -245,32 +264,39 @@ impl Registry {
         user_id: &str,
         integration_key: &str,
     ) -> StoreResult<Option<Arc<Consent>>> {
-        let cache_key = (user_id.to_owned(), integration_key.to_owned());
-        if let Some(hit) = self
-            .maps
-            .read()
-            .ok()
-            .and_then(|m| m.consents.get(&cache_key).cloned())
-        {
-            return Ok(hit);
-        }
-        let generation = self.generation();
-        let loaded = self
-            .store
-            .consent(user_id, integration_key)
-            .await?
-            .map(|record| {
-                Arc::new(Consent {
-                    scopes: record.scopes,
-                })
-            });
-        self.insert(generation, |maps| {
-            if maps.consents.len() >= MAX_ENTRIES {
-                maps.consents.clear();
+        let lookup =
+            tracing::trace_span!(target: TARGET, "key_lookup", jwtgrant.lookup = "consent");
+        async {
+            let cache_key = (user_id.to_owned(), integration_key.to_owned());
+            if let Some(hit) = self
+                .maps
+                .read()
+                .ok()
+                .and_then(|m| m.consents.get(&cache_key).cloned())
+            {
+                return Ok(hit);
             }
-            maps.consents.insert(cache_key, loaded.clone());
-        });
-        Ok(loaded)
+            let generation = self.generation();
+            let loaded = self
+                .store
+                .consent(user_id, integration_key)
+                .instrument(store_span("consent"))
+                .await?
+                .map(|record| {
+                    Arc::new(Consent {
+                        scopes: record.scopes,
+                    })
+                });
+            self.insert(generation, |maps| {
+                if maps.consents.len() >= MAX_ENTRIES {
+                    maps.consents.clear();
+                }
+                maps.consents.insert(cache_key, loaded.clone());
+            });
+            Ok(loaded)
+        }
+        .instrument(lookup)
+        .await
     }
 }
 
@@ -341,7 +367,11 @@ impl Registry {
     /// The trusted issuer whose identifier is exactly `iss`, if one is registered
     /// (active or not: the core refuses a disabled or expired one by name).
     pub async fn trusted_issuer(&self, iss: &str) -> StoreResult<Option<Arc<TrustedIssuer>>> {
-        Ok(self.trusted_issuers().await?.get(iss).cloned())
+        let lookup =
+            tracing::trace_span!(target: TARGET, "key_lookup", jwtgrant.lookup = "trusted_issuer");
+        async { Ok(self.trusted_issuers().await?.get(iss).cloned()) }
+            .instrument(lookup)
+            .await
     }
 
     /// Every trusted issuer by `iss`. A stored policy that no longer compiles is
@@ -357,7 +387,12 @@ impl Registry {
         }
         let generation = self.generation();
         let mut issuers = HashMap::new();
-        for record in self.store.trusted_issuers().await? {
+        for record in self
+            .store
+            .trusted_issuers()
+            .instrument(store_span("trusted_issuers"))
+            .await?
+        {
             let issuer = IssuerPolicy::from_json(&record.policy).and_then(|policy| {
                 TrustedIssuer::new(
                     record.issuer_id.clone(),
@@ -385,47 +420,73 @@ impl Registry {
 
     /// The user linked to `subject` of the issuer `issuer_id`.
     pub async fn linked_user(&self, issuer_id: &str, subject: &str) -> StoreResult<Option<String>> {
-        let cache_key = (issuer_id.to_owned(), subject.to_owned());
-        if let Some(hit) = self
-            .maps
-            .read()
-            .ok()
-            .and_then(|m| m.linked_users.get(&cache_key).cloned())
-        {
-            return Ok(hit);
-        }
-        let generation = self.generation();
-        let loaded = self.store.linked_user(issuer_id, subject).await?;
-        self.insert(generation, |maps| {
-            if maps.linked_users.len() >= MAX_ENTRIES {
-                maps.linked_users.clear();
+        let lookup =
+            tracing::trace_span!(target: TARGET, "key_lookup", jwtgrant.lookup = "linked_user");
+        async {
+            let cache_key = (issuer_id.to_owned(), subject.to_owned());
+            if let Some(hit) = self
+                .maps
+                .read()
+                .ok()
+                .and_then(|m| m.linked_users.get(&cache_key).cloned())
+            {
+                return Ok(hit);
             }
-            maps.linked_users.insert(cache_key, loaded.clone());
-        });
-        Ok(loaded)
+            let generation = self.generation();
+            let loaded = self
+                .store
+                .linked_user(issuer_id, subject)
+                .instrument(store_span("linked_user"))
+                .await?;
+            self.insert(generation, |maps| {
+                if maps.linked_users.len() >= MAX_ENTRIES {
+                    maps.linked_users.clear();
+                }
+                maps.linked_users.insert(cache_key, loaded.clone());
+            });
+            Ok(loaded)
+        }
+        .instrument(lookup)
+        .await
     }
 
     /// The id of the user with this email address (without case).
     pub async fn user_id_by_email(&self, email: &str) -> StoreResult<Option<String>> {
-        let cache_key = email.to_lowercase();
-        if let Some(hit) = self
-            .maps
-            .read()
-            .ok()
-            .and_then(|m| m.users_by_email.get(&cache_key).cloned())
-        {
-            return Ok(hit);
-        }
-        let generation = self.generation();
-        let loaded = self.store.user_by_email(email).await?.map(|u| u.user_id);
-        self.insert(generation, |maps| {
-            if maps.users_by_email.len() >= MAX_ENTRIES {
-                maps.users_by_email.clear();
+        let lookup =
+            tracing::trace_span!(target: TARGET, "key_lookup", jwtgrant.lookup = "user_by_email");
+        async {
+            let cache_key = email.to_lowercase();
+            if let Some(hit) = self
+                .maps
+                .read()
+                .ok()
+                .and_then(|m| m.users_by_email.get(&cache_key).cloned())
+            {
+                return Ok(hit);
             }
-            maps.users_by_email.insert(cache_key, loaded.clone());
-        });
-        Ok(loaded)
+            let generation = self.generation();
+            let loaded = self
+                .store
+                .user_by_email(email)
+                .instrument(store_span("user_by_email"))
+                .await?
+                .map(|u| u.user_id);
+            self.insert(generation, |maps| {
+                if maps.users_by_email.len() >= MAX_ENTRIES {
+                    maps.users_by_email.clear();
+                }
+                maps.users_by_email.insert(cache_key, loaded.clone());
+            });
+            Ok(loaded)
+        }
+        .instrument(lookup)
+        .await
     }
+}
+
+/// The span of a read from the store on a cache miss.
+fn store_span(operation: &'static str) -> tracing::Span {
+    tracing::trace_span!(target: TARGET, "store", jwtgrant.store = "registry", db.operation.name = operation)
 }
 
 /// Builds the core's integration from its record, parsing each key once. A key

@@ -161,6 +161,15 @@ impl std::fmt::Display for SpanName<'_> {
     }
 }
 
+/// Records on a `replay_record` span whether the `jti` was new.
+pub fn record_replay(span: &tracing::Span, outcome: jwtgrant_store::JtiOutcome) {
+    let outcome = match outcome {
+        jwtgrant_store::JtiOutcome::Recorded => "recorded",
+        jwtgrant_store::JtiOutcome::Replayed => "replayed",
+    };
+    span.record("jwtgrant.replay", outcome);
+}
+
 /// Records the grant type on the current request span.
 pub fn record_grant_type(grant_type: &'static str) {
     tracing::Span::current().record("jwtgrant.grant_type", grant_type);

@@ -12,7 +12,9 @@ use jwtgrant_store::JtiOutcome;
 use crate::error::TokenEndpointError;
 use crate::grants::issue;
 use crate::state::AppState;
+use crate::telemetry::{TARGET, record_replay};
 use crate::token_request::JwtBearerRequest;
+use tracing::Instrument as _;
 
 /// Runs the JWT bearer grant. The assertion's signature authenticates its issuer;
 /// `client` is the client the request also named or authenticated, if any, which
@@ -31,7 +33,8 @@ pub async fn grant(
         ));
     }
 
-    let unverified = UnverifiedAssertion::parse(request.assertion)?;
+    let unverified = tracing::trace_span!(target: TARGET, "parse_assertion")
+        .in_scope(|| UnverifiedAssertion::parse(request.assertion))?;
     let Some(integration) = state.registry.integration(unverified.issuer()).await? else {
         // Not an integration: a trusted issuer's token, or nobody's.
         let issuer = state
@@ -42,7 +45,9 @@ pub async fn grant(
         return super::trusted_issuer::grant(state, now, unverified, &issuer, request, client)
             .await;
     };
-    let verified = unverified.verify(&integration, &state.policy, now)?;
+    // The signature, then the claims' rules (microseconds beside it).
+    let verified = tracing::trace_span!(target: TARGET, "verify_signature")
+        .in_scope(|| unverified.verify(&integration, &state.policy, now))?;
     check_presenting_client(client, &integration)?;
     // Counted once the signature holds, so no one can spend another's quota.
     state
@@ -78,7 +83,13 @@ pub async fn grant(
     )?);
 
     if let Some(guard) = decision.replay_guard() {
-        let outcome = state.replay.record(guard, now).await?;
+        let span = tracing::trace_span!(target: TARGET, "replay_record", jwtgrant.replay = tracing::field::Empty);
+        let outcome = state
+            .replay
+            .record(guard, now)
+            .instrument(span.clone())
+            .await?;
+        record_replay(&span, outcome);
         if outcome == JtiOutcome::Replayed {
             return Err(GrantError::JtiReplayed.into());
         }

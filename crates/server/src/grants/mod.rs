@@ -22,6 +22,7 @@ use jwtgrant_store::RefreshTokenRecord;
 use crate::credentials::{random_token, token_hash};
 use crate::error::TokenEndpointError;
 use crate::state::AppState;
+use crate::telemetry::TARGET;
 
 /// An access token for `decision`, as the token endpoint answers it.
 pub fn issue(
@@ -87,6 +88,7 @@ fn sign_id_token(
     sign_in: SignIn<'_>,
     now: i64,
 ) -> Result<String, TokenEndpointError> {
+    let _span = tracing::trace_span!(target: TARGET, "sign_id_token").entered();
     let keyring = state.registry.keyring();
     let key = active_signing_key(state, &keyring, now)?;
     let grant = IdTokenGrant {
@@ -124,6 +126,7 @@ fn sign(
     decision: &GrantDecision,
     now: i64,
 ) -> Result<IssuedAccessToken, TokenEndpointError> {
+    let _span = tracing::trace_span!(target: TARGET, "sign_access_token").entered();
     let keyring = state.registry.keyring();
     let key = active_signing_key(state, &keyring, now)?;
     access_token::issue(

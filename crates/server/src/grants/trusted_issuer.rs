@@ -22,7 +22,9 @@ use crate::error::TokenEndpointError;
 use crate::grants::issue;
 use crate::issuer_keys::KeySource;
 use crate::state::AppState;
+use crate::telemetry::{TARGET, record_replay};
 use crate::token_request::JwtBearerRequest;
+use tracing::Instrument as _;
 
 /// Runs the JWT bearer grant for `unverified`, whose `iss` is `issuer`.
 pub async fn grant(
@@ -42,7 +44,8 @@ pub async fn grant(
         .filter(|i| i.active)
         .ok_or(GrantError::IntegrationDisabled)?;
     let keys = issuer_keys(state, issuer, unverified.kid(), now).await?;
-    let assertion = unverified.verify_from_issuer(issuer, &keys, &state.policy, now)?;
+    let assertion = tracing::trace_span!(target: TARGET, "verify_signature")
+        .in_scope(|| unverified.verify_from_issuer(issuer, &keys, &state.policy, now))?;
     if !issuer.policy.id_jag {
         check_presenting_client(client, &integration)?;
     }
@@ -131,7 +134,13 @@ pub async fn grant(
     }
 
     if let Some(guard) = decision.replay_guard() {
-        let outcome = state.replay.record(guard, now).await?;
+        let span = tracing::trace_span!(target: TARGET, "replay_record", jwtgrant.replay = tracing::field::Empty);
+        let outcome = state
+            .replay
+            .record(guard, now)
+            .instrument(span.clone())
+            .await?;
+        record_replay(&span, outcome);
         if outcome == JtiOutcome::Replayed {
             return Err(GrantError::JtiReplayed.into());
         }
@@ -157,6 +166,11 @@ pub async fn issuer_keys(
     state
         .issuer_keys
         .keys(&issuer.id, &source, issuer.allowed_algorithms(), kid, now)
+        .instrument(tracing::trace_span!(
+            target: TARGET,
+            "key_lookup",
+            jwtgrant.lookup = "issuer_keys"
+        ))
         .await
         .map_err(|error| GrantError::IssuerKeysUnavailable(error.to_string()))
 }

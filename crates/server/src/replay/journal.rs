@@ -25,6 +25,8 @@ use jwtgrant_store::{JtiOutcome, JtiRecord, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ReplayCache;
+use crate::telemetry::TARGET;
+use tracing::Instrument as _;
 
 const HEADER: &[u8; 8] = b"JGJTI\x00\x00\x01";
 const RECORD_LEN: usize = 24;
@@ -293,22 +295,27 @@ impl ReplayCache for JournalReplay {
                 }
             }
         }
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Pending {
-                key,
-                remember_until: guard.remember_until,
-                now,
-                reply,
-            })
-            .await
-            .map_err(|_| unavailable("the writer has stopped"))?;
         // Fail closed: when the sync fails the entry stays, so the jti is refused
         // from now on, and this request gets no token either.
-        answer
-            .await
-            .map_err(|_| unavailable("the writer dropped a request"))?
-            .map_err(StoreError::Unavailable)?;
+        let durable = async {
+            let (reply, answer) = oneshot::channel();
+            self.queue
+                .send(Pending {
+                    key,
+                    remember_until: guard.remember_until,
+                    now,
+                    reply,
+                })
+                .await
+                .map_err(|_| unavailable("the writer has stopped"))?;
+            answer
+                .await
+                .map_err(|_| unavailable("the writer dropped a request"))?
+                .map_err(StoreError::Unavailable)
+        };
+        durable
+            .instrument(tracing::trace_span!(target: TARGET, "store", jwtgrant.store = "journal"))
+            .await?;
         Ok(JtiOutcome::Recorded)
     }
 

@@ -10,6 +10,8 @@ use jwtgrant_store::{JtiOutcome, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::ReplayCache;
+use crate::telemetry::TARGET;
+use tracing::Instrument as _;
 
 /// The replay record on a Redis server (or a Redis-compatible one).
 #[derive(Clone)]
@@ -69,6 +71,7 @@ impl ReplayCache for RedisReplay {
             .arg("PX")
             .arg(ttl_ms)
             .query_async(&mut self.connection.clone())
+            .instrument(tracing::trace_span!(target: TARGET, "store", jwtgrant.store = "redis"))
             .await
             .map_err(unavailable)?;
         Ok(if set.is_some() {

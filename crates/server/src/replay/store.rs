@@ -11,6 +11,8 @@ use jwtgrant_store::{JtiOutcome, JtiRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ReplayCache;
+use crate::telemetry::TARGET;
+use tracing::Instrument as _;
 
 /// Most records written in one commit.
 const MAX_BATCH: usize = 512;
@@ -51,13 +53,18 @@ impl ReplayCache for StoreReplay {
             now,
             reply,
         };
-        self.queue
-            .send(pending)
+        let committed = async {
+            self.queue
+                .send(pending)
+                .await
+                .map_err(|_| StoreError::Unavailable("the replay recorder has stopped".into()))?;
+            answer.await.map_err(|_| {
+                StoreError::Unavailable("the replay recorder dropped a request".into())
+            })?
+        };
+        committed
+            .instrument(tracing::trace_span!(target: TARGET, "store", jwtgrant.store = "database"))
             .await
-            .map_err(|_| StoreError::Unavailable("the replay recorder has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the replay recorder dropped a request".into()))?
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -21,6 +21,7 @@ use crate::form::Form;
 use crate::grants;
 use crate::routes::no_store;
 use crate::state::AppState;
+use crate::telemetry;
 use crate::token_request::{
     AuthorizationCodeRequest, ClientCredentialsRequest, JwtBearerRequest, RefreshTokenRequest,
     TokenExchangeRequest, grant_type,
@@ -52,6 +53,8 @@ pub async fn token(
         }
         Err(error) => {
             state.metrics.grant_refused(error.code());
+            // TODO(issue 15): the rule is `error.rule()` once it lands on main.
+            telemetry::record_refusal(error.code().as_str(), error.code().as_str());
             error.into_response()
         }
     }
@@ -78,6 +81,7 @@ async fn handle(
     })?;
     let form = Form::parse(headers, &body)?;
     let grant = grant_type(&form)?;
+    telemetry::record_grant_type(grant.as_str());
     let now = state.clock.now();
     // The grants that take a client authenticate it before reading their own
     // parameters; the JWT bearer grant's assertion is its credential, and a client
