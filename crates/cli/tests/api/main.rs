@@ -32,4 +32,5 @@ mod store_tls;
 mod support;
 mod tls;
 mod token;
+mod traces;
 mod trusted_issuers;
