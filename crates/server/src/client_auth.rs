@@ -143,10 +143,12 @@ pub async fn code_flow_client(
         Err(ClientLookupError::Document(_)) => None,
     };
     if integration.is_some_and(|i| i.redirect_uris.is_empty()) {
-        return Err(TokenEndpointError::UnauthorizedClient(
-            "this integration has no redirect URI, so it may not use the authorization code flow"
-                .into(),
-        ));
+        return Err(TokenEndpointError::UnauthorizedClient {
+            rule: "code_flow_not_allowed",
+            reason:
+                "this integration has no redirect URI, so it may not use the authorization code flow"
+                    .into(),
+        });
     }
     Ok(client)
 }

@@ -119,11 +119,10 @@ async fn revocation(
     let client = authenticate_client(state, &form.client_credentials(headers)?).await?;
     let token = form.require("token")?;
     let now = state.clock.now();
-    let not_yours = || {
-        TokenEndpointError::UnauthorizedClient(
-            "the token was not issued to this client; a client may revoke only its own tokens"
-                .into(),
-        )
+    let not_yours = || TokenEndpointError::UnauthorizedClient {
+        rule: "token_not_yours",
+        reason: "the token was not issued to this client; a client may revoke only its own tokens"
+            .into(),
     };
     // An access token: its signature must hold (we revoke only what we issued).
     if let Ok(claims) = verify_access_token(state, token, now) {
