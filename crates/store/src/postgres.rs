@@ -86,6 +86,7 @@ fn postgres_migrator() -> Migrator {
         include_str!("../migrations/postgres/0003_trusted_issuers.sql"),
         include_str!("../migrations/postgres/0004_resources.sql"),
         include_str!("../migrations/postgres/0005_openid.sql"),
+        include_str!("../migrations/postgres/0006_audit.sql"),
     ])
 }
 

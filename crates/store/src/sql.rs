@@ -74,12 +74,13 @@ pub(crate) struct SqlStore<D: Dialect> {
 }
 
 /// What each migration does, in order; each database's folder has one file for each.
-pub(crate) const MIGRATIONS: [&str; 5] = [
+pub(crate) const MIGRATIONS: [&str; 6] = [
     "registry",
     "authorization",
     "trusted issuers",
     "resources",
     "openid",
+    "audit",
 ];
 
 /// The migrations of one database's folder, in order (the same ones on each).

@@ -137,6 +137,7 @@ async fn connect(
             include_str!("../migrations/sqlite/0003_trusted_issuers.sql"),
             include_str!("../migrations/sqlite/0004_resources.sql"),
             include_str!("../migrations/sqlite/0005_openid.sql"),
+            include_str!("../migrations/sqlite/0006_audit.sql"),
         ]),
         &writer,
     )
