@@ -19,6 +19,15 @@ pub async fn authenticate_client(
     state: &AppState,
     credentials: &ClientCredentials,
 ) -> Result<AuthenticatedClient, TokenEndpointError> {
+    let client = authenticate_with_store(state, credentials).await?;
+    crate::audit::note(|facts| facts.client_id = Some(client.client_id.clone()));
+    Ok(client)
+}
+
+async fn authenticate_with_store(
+    state: &AppState,
+    credentials: &ClientCredentials,
+) -> Result<AuthenticatedClient, TokenEndpointError> {
     let integration = match credentials.client_id() {
         Some(id) => match state.client(id).await {
             Ok(integration) => integration,

@@ -9,6 +9,7 @@ use jwtgrant_core::{GrantError, UnverifiedAssertion};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::JtiOutcome;
 
+use crate::audit;
 use crate::error::TokenEndpointError;
 use crate::grants::issue;
 use crate::state::AppState;
@@ -32,6 +33,7 @@ pub async fn grant(
     }
 
     let unverified = UnverifiedAssertion::parse(request.assertion)?;
+    audit::note_issuer(unverified.issuer());
     let Some(integration) = state.registry.integration(unverified.issuer()).await? else {
         // Not an integration: a trusted issuer's token, or nobody's.
         let issuer = state
@@ -43,6 +45,7 @@ pub async fn grant(
             .await;
     };
     let verified = unverified.verify(&integration, &state.policy, now)?;
+    audit::note_verified(&verified, &integration.key);
     check_presenting_client(client, &integration)?;
     // Counted once the signature holds, so no one can spend another's quota.
     state

@@ -126,14 +126,21 @@ fn sign(
 ) -> Result<IssuedAccessToken, TokenEndpointError> {
     let keyring = state.registry.keyring();
     let key = active_signing_key(state, &keyring, now)?;
-    access_token::issue(
+    let issued = access_token::issue(
         decision,
         &state.token_settings,
         key,
         uuid::Uuid::new_v4().to_string(),
         now,
     )
-    .map_err(|e| TokenEndpointError::Internal(e.to_string()))
+    .map_err(|e| TokenEndpointError::Internal(e.to_string()))?;
+    crate::audit::note_issued(
+        decision.client_id(),
+        decision.subject_claim(),
+        decision.scopes(),
+        &issued.claims.jti,
+    );
+    Ok(issued)
 }
 
 /// The token response (RFC 6749 section 5.1) for a signed access token.

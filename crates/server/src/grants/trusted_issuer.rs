@@ -43,6 +43,7 @@ pub async fn grant(
         .ok_or(GrantError::IntegrationDisabled)?;
     let keys = issuer_keys(state, issuer, unverified.kid(), now).await?;
     let assertion = unverified.verify_from_issuer(issuer, &keys, &state.policy, now)?;
+    crate::audit::note_verified(assertion.verified(), &integration.key);
     if !issuer.policy.id_jag {
         check_presenting_client(client, &integration)?;
     }
