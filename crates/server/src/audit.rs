@@ -134,7 +134,8 @@ pub async fn gathering<F: Future>(handling: F) -> (F::Output, Facts) {
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     /// The `X-Request-Id` the request carried (when it is a short printable token),
-    /// or a fresh one; the answer carries it back.
+    /// or a fresh one (this process's random prefix and a count); the answer
+    /// carries it back.
     pub request_id: String,
     /// The client's address.
     pub client_addr: Option<IpAddr>,
@@ -155,13 +156,25 @@ impl RequestMeta {
             });
         let request_id = match given {
             Some(id) => id.to_owned(),
-            None => uuid::Uuid::new_v4().to_string(),
+            None => fresh_request_id(),
         };
         RequestMeta {
             request_id,
             client_addr,
         }
     }
+}
+
+/// A request id unique across instances and restarts without a random draw per
+/// request: a random prefix drawn once per process, and a counter.
+fn fresh_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        random.get(..12).unwrap_or_default().to_owned()
+    });
+    format!("{prefix}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A refusal as an event records it: its rule code and OAuth error code.
@@ -424,7 +437,13 @@ mod tests {
         assert_eq!(RequestMeta::new(&headers, None).request_id, "abc-123");
         headers.insert("x-request-id", "a b\"c".parse().unwrap());
         let made = RequestMeta::new(&headers, None).request_id;
-        assert_eq!(made.len(), 36, "{made}");
+        let next = RequestMeta::new(&headers, None).request_id;
+        assert_ne!(made, next);
+        assert_eq!(
+            made.split_once('-').map(|(prefix, _)| prefix.len()),
+            Some(12),
+            "{made}"
+        );
     }
 
     #[tokio::test]
