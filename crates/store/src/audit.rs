@@ -82,14 +82,21 @@ pub trait AuditStore: Send + Sync {
     async fn sweep_audit_events(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
-/// The columns, in the order [`AuditStore::record_audit_events`] binds them.
+/// The columns an event is read back from.
 const COLUMNS: &str = "at_ms, instance, request_id, endpoint, grant_type, client_id, issuer, \
      subject, scopes, decision, rule, error, key_id, token_id, assertion_jti, client_addr";
-/// How many values one row binds.
-const PER_ROW: usize = 16;
-/// Rows per statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound
-/// values.
-const ROWS_PER_STATEMENT: usize = 500;
+/// SQLite's insert of one event (run once per event of a batch).
+pub(crate) const SQLITE_INSERT: &str = "INSERT INTO audit_events (at_ms, instance, request_id, \
+     endpoint, grant_type, client_id, issuer, subject, scopes, decision, rule, error, key_id, \
+     token_id, assertion_jti, client_addr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// PostgreSQL's insert of a whole batch, each column an array.
+pub(crate) const POSTGRES_INSERT: &str = "INSERT INTO audit_events (at_ms, instance, request_id, \
+     endpoint, grant_type, client_id, issuer, subject, scopes, decision, rule, error, key_id, \
+     token_id, assertion_jti, client_addr) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
+     $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], \
+     $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[])";
 
 fn event_from_row(row: &impl RecordRow) -> StoreResult<AuditEvent> {
     Ok(AuditEvent {
@@ -112,29 +119,6 @@ fn event_from_row(row: &impl RecordRow) -> StoreResult<AuditEvent> {
     })
 }
 
-/// `INSERT ... VALUES ($1, ..., $16), ($17, ...)` for `rows` rows.
-fn insert_statement(rows: usize) -> String {
-    let mut sql = String::with_capacity(80 + rows * PER_ROW * 5);
-    sql.push_str("INSERT INTO audit_events (");
-    sql.push_str(COLUMNS);
-    sql.push_str(") VALUES ");
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..PER_ROW {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(row * PER_ROW + column + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
-}
-
 #[async_trait]
 impl<D: Dialect> AuditStore for SqlStore<D>
 where
@@ -145,32 +129,10 @@ where
     for<'q> Option<i64>: Encode<'q, D::Db> + Type<D::Db>,
 {
     async fn record_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_statement(chunk.len())));
-            for event in chunk {
-                query = query
-                    .bind(event.at_ms)
-                    .bind(event.instance.as_str())
-                    .bind(event.request_id.as_str())
-                    .bind(event.endpoint.as_str())
-                    .bind(event.grant_type.as_deref())
-                    .bind(event.client_id.as_deref())
-                    .bind(event.issuer.as_deref())
-                    .bind(event.subject.as_deref())
-                    .bind(event.scopes.as_deref())
-                    .bind(event.decision.as_str())
-                    .bind(event.rule.as_deref())
-                    .bind(event.error.as_deref())
-                    .bind(event.key_id.as_deref())
-                    .bind(event.token_id.as_deref())
-                    .bind(event.assertion_jti.as_deref())
-                    .bind(event.client_addr.as_deref());
-            }
-            query.execute(&mut *tx).await?;
+        if events.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
-        Ok(())
+        Ok(D::insert_audit_events(&self.writer, events).await?)
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
@@ -207,19 +169,5 @@ where
             .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::insert_statement;
-
-    #[test]
-    fn the_insert_numbers_every_value_once() {
-        let sql = insert_statement(2);
-        assert!(sql.contains(
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16), ($17,"
-        ));
-        assert!(sql.ends_with("$32)"));
     }
 }

@@ -45,6 +45,12 @@ pub(crate) trait Dialect: Send + Sync + 'static {
         batch: &[JtiRecord],
         now: i64,
     ) -> impl Future<Output = Result<Vec<<Self::Db as Database>::Row>, sqlx::Error>> + Send;
+    /// Writes a batch of audit events in one transaction, in the statements this
+    /// database runs fastest (see [`crate::AuditStore::record_audit_events`]).
+    fn insert_audit_events(
+        writer: &Pool<Self::Db>,
+        events: &[crate::AuditEvent],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     /// Housekeeping off the write path (see [`Store::maintain`]).
     fn maintain(&self) -> impl Future<Output = StoreResult<()>> + Send;
     /// Closes what the dialect holds beside the two pools.
