@@ -4,7 +4,7 @@
 -- (the client, the issuer, the key id that verified, the access token's `jti`).
 
 CREATE TABLE audit_events (
-    event_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      INTEGER PRIMARY KEY,  -- the rowid: no AUTOINCREMENT bookkeeping per row
     at_ms         INTEGER NOT NULL,   -- when the decision was made, Unix milliseconds
     instance      TEXT NOT NULL,      -- which server instance decided
     request_id    TEXT NOT NULL,
