@@ -40,6 +40,10 @@ pub enum Command {
     /// exchange), with its id there and what the ID-JAG may carry.
     #[command(subcommand, name = "trust-target")]
     TrustTarget(TrustTargetCommand),
+    /// Read the audit trail: every decision of the token, introspection,
+    /// revocation and authorization endpoints.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -300,6 +304,47 @@ pub enum IssuerCommand {
     Enable(IssuerRef),
     /// Remove an issuer and its linked subjects.
     Remove(IssuerRef),
+}
+
+/// `jwtgrant audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first; every filter given must match.
+    List(AuditListArgs),
+}
+
+/// `jwtgrant audit list`.
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Only events since then: a duration back from now (`90s`, `15m`, `2h`, `7d`)
+    /// or an RFC 3339 time (`2026-12-01T10:00:00Z`).
+    #[arg(long, value_name = "DURATION|RFC3339")]
+    pub since: Option<String>,
+    /// Only this client's (integration key).
+    #[arg(long, value_name = "KEY")]
+    pub client: Option<String>,
+    /// Only assertions from this issuer (an integration key or a trusted issuer's
+    /// `iss`).
+    #[arg(long, value_name = "ID")]
+    pub issuer: Option<String>,
+    /// Only for this subject.
+    #[arg(long, value_name = "S")]
+    pub subject: Option<String>,
+    /// Only `issued` or only `refused`.
+    #[arg(long, value_parser = ["issued", "refused"])]
+    pub decision: Option<String>,
+    /// Only refusals by this rule code (as the error_description leads with).
+    #[arg(long, value_name = "CODE")]
+    pub rule: Option<String>,
+    /// Only assertions verified by the client key with this kid.
+    #[arg(long, value_name = "KID")]
+    pub key: Option<String>,
+    /// At most this many events.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `jwtgrant trust-target ...`.

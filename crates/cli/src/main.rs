@@ -4,6 +4,7 @@
 mod admin;
 mod args;
 mod assertion;
+mod audit;
 mod bench;
 mod client;
 mod issuer;
@@ -146,6 +147,9 @@ fn run(cli: Cli) -> Result<()> {
             let (config, store) = admin_store(global).await?;
             issuer::issuer(store.as_ref(), command, config.allow_insecure_issuer_urls).await
         }),
+        Command::Audit(command) => {
+            block_on(async { audit::audit(admin_store(global).await?.1.as_ref(), command).await })
+        }
         Command::TrustTarget(command) => block_on(async {
             trust_target::trust_target(admin_store(global).await?.1.as_ref(), command).await
         }),

@@ -476,7 +476,13 @@ fn client_vectors(
     let refused_by = |kind: &str, prefix: &str| {
         refused(
             &format!("ClientAssertion({kind})"),
-            &format!("client assertion refused: {prefix}"),
+            // A refused client assertion's description leads with the rule it broke.
+            &match prefix.split_once(": ") {
+                Some((rule, rest)) if rule.chars().all(|c| c.is_ascii_lowercase() || c == '_') => {
+                    format!("{rule}: client assertion refused: {rest}")
+                }
+                _ => format!("client assertion refused: {prefix}"),
+            },
         )
     };
     let hmac_input = format!(

@@ -52,60 +52,102 @@ pub enum ClientCredentials {
 #[non_exhaustive]
 pub enum ClientAuthError {
     /// The `Authorization` header is not a well-formed Basic credential.
-    #[error("the Authorization header must be 'Basic base64(client_id:client_secret)'")]
+    #[error(
+        "client_auth_malformed: the Authorization header must be 'Basic base64(client_id:client_secret)'"
+    )]
     MalformedBasic,
     /// Two ways of authenticating in one request (RFC 6749 section 2.3).
     #[error(
-        "use exactly one client authentication method: HTTP Basic, client_secret in the form, or a client assertion"
+        "client_auth_several_methods: use exactly one client authentication method: HTTP Basic, client_secret in the form, or a client assertion"
     )]
     SeveralMethods,
     /// The form's `client_id` differs from the Basic credential's.
-    #[error("'client_id' in the form differs from the client in the Authorization header")]
+    #[error(
+        "client_id_mismatch: 'client_id' in the form differs from the client in the Authorization header"
+    )]
     ClientIdMismatch,
     /// No credentials at all.
     #[error(
-        "client authentication required: HTTP Basic with the client secret, or client_id for a public client"
+        "client_authentication_required: client authentication required: HTTP Basic with the client secret, or client_id for a public client"
     )]
     Missing,
     /// The client id names no active integration, or the secret is wrong.
-    #[error("client authentication failed: unknown client or wrong secret")]
+    #[error(
+        "client_authentication_failed: client authentication failed: unknown client or wrong secret"
+    )]
     Failed,
     /// `client_assertion_type` is not the JWT bearer one, or one of the pair is missing.
     #[error(
-        "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer, sent with client_assertion"
+        "client_assertion_type: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer, sent with client_assertion"
     )]
     ClientAssertionType,
     /// The client assertion breaks one of the assertion rules (signature, key and
     /// `alg`, audience, times).
-    #[error("client assertion refused: {0}")]
+    #[error("{}: client assertion refused: {}", .0.rule(), .0.reason())]
     ClientAssertion(GrantError),
     /// The form's `client_id` is not the client assertion's `iss`.
-    #[error("client assertion refused: 'client_id' in the form must equal its 'iss'")]
+    #[error(
+        "client_assertion_client_id: client assertion refused: 'client_id' in the form must equal its 'iss'"
+    )]
     ClientAssertionClientId,
     /// The client assertion's `iss` names no active integration.
-    #[error("client assertion refused: client authentication failed: unknown or disabled client")]
+    #[error(
+        "client_authentication_failed: client assertion refused: client authentication failed: unknown or disabled client"
+    )]
     ClientAssertionUnknownClient,
     /// The client assertion's `sub` is not its `iss`.
-    #[error("client assertion refused: 'sub' must equal 'iss', the client_id")]
+    #[error(
+        "client_assertion_subject: client assertion refused: 'sub' must equal 'iss', the client_id"
+    )]
     ClientAssertionSubject,
     /// The client assertion has no `jti`.
-    #[error("client assertion refused: 'jti' is required")]
+    #[error("jti_required: client assertion refused: 'jti' is required")]
     ClientAssertionJtiRequired,
     /// The client assertion's `typ` is neither `client-authentication+jwt` nor `JWT`.
-    #[error("client assertion refused: 'typ' must be client-authentication+jwt or JWT, not '{0}'")]
+    #[error(
+        "client_assertion_typ: client assertion refused: 'typ' must be client-authentication+jwt or JWT, not '{0}'"
+    )]
     ClientAssertionTyp(String),
     /// The client assertion's `jti` was used before.
-    #[error("client assertion refused: its 'jti' has already been used")]
+    #[error("jti_replayed: client assertion refused: its 'jti' has already been used")]
     ClientAssertionReplayed,
     /// A confidential client (one with a secret) sent only its id.
-    #[error("this client has a secret: authenticate with HTTP Basic (client_id:client_secret)")]
+    #[error(
+        "client_secret_required: this client has a secret: authenticate with HTTP Basic (client_id:client_secret)"
+    )]
     SecretRequired,
     /// The endpoint answers confidential clients only, and this one named itself
     /// without proving anything.
     #[error(
-        "this endpoint needs client authentication: a client secret (HTTP Basic or client_secret) or a client assertion (private_key_jwt)"
+        "client_authentication_required: this endpoint needs client authentication: a client secret (HTTP Basic or client_secret) or a client assertion (private_key_jwt)"
     )]
     ConfidentialClientRequired,
+}
+
+impl ClientAuthError {
+    /// The stable rule code this refusal's description leads with (see
+    /// [`GrantError::rule`]); a refused client assertion is named by the rule it broke.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            ClientAuthError::ClientAssertion(error) => error.rule(),
+            ClientAuthError::MalformedBasic => "client_auth_malformed",
+            ClientAuthError::SeveralMethods => "client_auth_several_methods",
+            ClientAuthError::ClientIdMismatch => "client_id_mismatch",
+            ClientAuthError::Missing | ClientAuthError::ConfidentialClientRequired => {
+                "client_authentication_required"
+            }
+            ClientAuthError::Failed | ClientAuthError::ClientAssertionUnknownClient => {
+                "client_authentication_failed"
+            }
+            ClientAuthError::ClientAssertionType => "client_assertion_type",
+            ClientAuthError::ClientAssertionClientId => "client_assertion_client_id",
+            ClientAuthError::ClientAssertionSubject => "client_assertion_subject",
+            ClientAuthError::ClientAssertionJtiRequired => "jti_required",
+            ClientAuthError::ClientAssertionTyp(_) => "client_assertion_typ",
+            ClientAuthError::ClientAssertionReplayed => "jti_replayed",
+            ClientAuthError::SecretRequired => "client_secret_required",
+        }
+    }
 }
 
 /// Reads the credentials of a request from its `Authorization` header value (if
@@ -356,6 +398,35 @@ impl ClientCredentials {
 mod tests {
     use super::*;
     use base64::Engine;
+
+    #[test]
+    fn every_refusal_leads_with_its_rule_code() {
+        let errors = [
+            ClientAuthError::MalformedBasic,
+            ClientAuthError::SeveralMethods,
+            ClientAuthError::ClientIdMismatch,
+            ClientAuthError::Missing,
+            ClientAuthError::Failed,
+            ClientAuthError::ClientAssertionType,
+            ClientAuthError::ClientAssertion(GrantError::Expired),
+            ClientAuthError::ClientAssertionClientId,
+            ClientAuthError::ClientAssertionUnknownClient,
+            ClientAuthError::ClientAssertionSubject,
+            ClientAuthError::ClientAssertionJtiRequired,
+            ClientAuthError::ClientAssertionTyp("x".into()),
+            ClientAuthError::ClientAssertionReplayed,
+            ClientAuthError::SecretRequired,
+            ClientAuthError::ConfidentialClientRequired,
+        ];
+        for error in errors {
+            let text = error.to_string();
+            assert!(text.starts_with(&format!("{}: ", error.rule())), "{text:?}");
+        }
+        assert_eq!(
+            ClientAuthError::ClientAssertion(GrantError::Expired).to_string(),
+            "assertion_expired: client assertion refused: assertion expired: 'exp' is in the past"
+        );
+    }
 
     fn basic(id: &str, secret: &str) -> String {
         format!(

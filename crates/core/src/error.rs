@@ -9,7 +9,7 @@ use jwtgrant_proto::ErrorCode;
 #[non_exhaustive]
 pub enum GrantError {
     /// Rule 1: the assertion is larger than the server accepts.
-    #[error("assertion is {len} bytes; at most {max} are accepted")]
+    #[error("assertion_too_large: assertion is {len} bytes; at most {max} are accepted")]
     AssertionTooLarge {
         /// Bytes received.
         len: usize,
@@ -17,33 +17,37 @@ pub enum GrantError {
         max: usize,
     },
     /// Rule 1: five parts, a JWE, which is not accepted.
-    #[error("assertion is a JWE (five parts); a signed JWT (JWS, three parts) is required")]
+    #[error(
+        "assertion_encrypted: assertion is a JWE (five parts); a signed JWT (JWS, three parts) is required"
+    )]
     EncryptedAssertion,
     /// Rule 1: not three dot-separated parts.
     #[error(
-        "assertion must be a compact JWS of three base64url parts separated by '.', found {0} parts"
+        "assertion_malformed: assertion must be a compact JWS of three base64url parts separated by '.', found {0} parts"
     )]
     NotCompactJws(usize),
     /// Rule 1: a part is not base64url.
-    #[error("assertion {0} is not valid base64url")]
+    #[error("assertion_malformed: assertion {0} is not valid base64url")]
     BadBase64(&'static str),
     /// Rule 1: the header or payload is not a JSON object.
-    #[error("assertion {0} is not a JSON object")]
+    #[error("assertion_malformed: assertion {0} is not a JSON object")]
     NotJsonObject(&'static str),
     /// Rule 1: no `alg` in the header.
-    #[error("assertion header has no 'alg'")]
+    #[error("alg_missing: assertion header has no 'alg'")]
     AlgorithmMissing,
     /// Rule 1: `alg: none`.
-    #[error("alg 'none' is refused: assertions must be signed")]
+    #[error("alg_none: alg 'none' is refused: assertions must be signed")]
     AlgorithmNone,
     /// Rule 1: an HMAC algorithm, which would use a public key as a shared secret.
-    #[error("alg '{0}' is refused: HMAC algorithms are not accepted for assertions")]
+    #[error("alg_hmac: alg '{0}' is refused: HMAC algorithms are not accepted for assertions")]
     AlgorithmHmac(String),
     /// Rule 1: an algorithm jwtgrant does not know.
-    #[error("alg '{0}' is not supported")]
+    #[error("alg_unsupported: alg '{0}' is not supported")]
     AlgorithmUnknown(String),
     /// Rule 1: `crit` header present.
-    #[error("assertion header carries 'crit'; no critical extensions are supported")]
+    #[error(
+        "crit_unsupported: assertion header carries 'crit'; no critical extensions are supported"
+    )]
     CriticalHeader,
     /// Rule 1: the `alg` does not suit the integration's key (or keys).
     #[error(
@@ -59,7 +63,7 @@ pub enum GrantError {
     )]
     NoValidKeysOrSignatures,
     /// A claim or header member has the wrong JSON type.
-    #[error("'{name}' must be {expected}")]
+    #[error("claim_wrong_type: '{name}' must be {expected}")]
     WrongType {
         /// The claim or header member.
         name: &'static str,
@@ -67,7 +71,7 @@ pub enum GrantError {
         expected: &'static str,
     },
     /// A required claim is absent.
-    #[error("assertion has no '{0}' claim")]
+    #[error("claim_missing: assertion has no '{0}' claim")]
     MissingClaim(&'static str),
     /// Rule 2: `iss` names no integration.
     #[error("issuer_not_found: no integration or trusted issuer is named by 'iss'")]
@@ -85,7 +89,7 @@ pub enum GrantError {
     #[error("issuer_keys_unavailable: {0}")]
     IssuerKeysUnavailable(String),
     /// The header's `typ` is not one the trusted issuer's policy accepts.
-    #[error("the trusted issuer does not accept tokens of typ '{0}'")]
+    #[error("typ_not_allowed: the trusted issuer does not accept tokens of typ '{0}'")]
     TypNotAllowed(String),
     /// The `alg` is not one the trusted issuer's policy accepts.
     #[error("no_valid_keys_or_signatures: alg '{0}' is not allowed for this issuer")]
@@ -98,34 +102,36 @@ pub enum GrantError {
     SubjectNotMapped(&'static str),
     /// Rule 3: no accepted audience in `aud`.
     #[error(
-        "'aud' must contain this server's audience (its OAuth host, issuer URL or token endpoint URL)"
+        "audience_mismatch: 'aud' must contain this server's audience (its OAuth host, issuer URL or token endpoint URL)"
     )]
     AudienceMismatch,
     /// Rule 4: `exp` is past.
-    #[error("assertion expired: 'exp' is in the past")]
+    #[error("assertion_expired: assertion expired: 'exp' is in the past")]
     Expired,
     /// Rule 4: `nbf` is in the future.
-    #[error("assertion not yet valid: 'nbf' is in the future")]
+    #[error("assertion_not_yet_valid: assertion not yet valid: 'nbf' is in the future")]
     NotYetValid,
     /// Rule 4: `iat` is in the future.
-    #[error("'iat' is in the future; check the client's clock")]
+    #[error("iat_in_future: 'iat' is in the future; check the client's clock")]
     IssuedInFuture,
     /// Rule 4: `exp` too far from `iat` (or now).
-    #[error("assertion lifetime too long: 'exp' may be at most {max_secs} seconds after 'iat'")]
+    #[error(
+        "assertion_lifetime_too_long: assertion lifetime too long: 'exp' may be at most {max_secs} seconds after 'iat'"
+    )]
     LifetimeTooLong {
         /// The server's maximum assertion lifetime.
         max_secs: i64,
     },
     /// Rule 5: the integration requires `jti`.
-    #[error("this integration requires a 'jti' claim in every assertion")]
+    #[error("jti_required: this integration requires a 'jti' claim in every assertion")]
     JtiRequired,
     /// Rule 5: `jti` already used.
-    #[error("'jti' has already been used: each assertion may be exchanged once")]
+    #[error("jti_replayed: 'jti' has already been used: each assertion may be exchanged once")]
     JtiReplayed,
     /// The request authenticated (or named) a client other than the integration the
     /// assertion is for.
     #[error(
-        "the assertion was issued for another client: its integration is not the client that authenticated this request"
+        "presenting_client_mismatch: the assertion was issued for another client: its integration is not the client that authenticated this request"
     )]
     PresentingClientMismatch,
     /// Rule 6: `sub` names no user.
@@ -157,68 +163,88 @@ pub enum GrantError {
         consent_url: String,
     },
     /// Rule 6: an application token for an integration not allowed them.
-    #[error("assertion has no 'sub' and this integration may not request application tokens")]
+    #[error(
+        "application_tokens_not_allowed: assertion has no 'sub' and this integration may not request application tokens"
+    )]
     ApplicationTokensNotAllowed,
     /// Client credentials grant: only a confidential client may use it (RFC 6749
     /// section 4.4).
     #[error(
-        "the client_credentials grant needs a confidential client: authenticate with the client secret"
+        "confidential_client_required: the client_credentials grant needs a confidential client: authenticate with the client secret"
     )]
     ClientCredentialsNeedConfidentialClient,
     /// Client credentials grant: the integration may not obtain application tokens.
     #[error(
-        "this integration may not request application tokens, so it may not use the client_credentials grant"
+        "application_tokens_not_allowed: this integration may not request application tokens, so it may not use the client_credentials grant"
     )]
     ClientCredentialsNotAllowed,
     /// Rule 7: a scope the integration may not request.
-    #[error("scope '{0}' is not allowed for this integration")]
+    #[error("scope_not_allowed: scope '{0}' is not allowed for this integration")]
     ScopeNotAllowed(String),
     /// Authorization code: no code with this value exists.
-    #[error("the authorization code is not valid: it was never issued, or has been cleaned up")]
+    #[error(
+        "code_invalid: the authorization code is not valid: it was never issued, or has been cleaned up"
+    )]
     CodeInvalid,
     /// Authorization code: redeemed before; what it issued is now revoked.
-    #[error("the authorization code was already used; the tokens issued for it are revoked")]
+    #[error(
+        "code_reused: the authorization code was already used; the tokens issued for it are revoked"
+    )]
     CodeReused,
     /// Authorization code: older than ten minutes.
-    #[error("the authorization code has expired; codes are valid for 10 minutes")]
+    #[error("code_expired: the authorization code has expired; codes are valid for 10 minutes")]
     CodeExpired,
     /// Authorization code: issued to another client.
-    #[error("the authorization code was issued to another client")]
+    #[error("code_client_mismatch: the authorization code was issued to another client")]
     CodeClientMismatch,
     /// Authorization code: `redirect_uri` differs from the authorization request's.
-    #[error("'redirect_uri' does not match the one the authorization code was sent to")]
+    #[error(
+        "redirect_uri_mismatch: 'redirect_uri' does not match the one the authorization code was sent to"
+    )]
     RedirectUriMismatch,
     /// PKCE: the code has a challenge but no `code_verifier` was sent.
-    #[error("'code_verifier' is required: the authorization request carried a code_challenge")]
+    #[error(
+        "pkce_verifier_missing: 'code_verifier' is required: the authorization request carried a code_challenge"
+    )]
     PkceVerifierMissing,
     /// PKCE: the verifier does not hash to the challenge.
-    #[error("PKCE verification failed: 'code_verifier' does not match the code_challenge (S256)")]
+    #[error(
+        "pkce_mismatch: PKCE verification failed: 'code_verifier' does not match the code_challenge (S256)"
+    )]
     PkceMismatch,
     /// PKCE: a verifier for a code issued without a challenge.
-    #[error("'code_verifier' was sent but the authorization request carried no code_challenge")]
+    #[error(
+        "pkce_verifier_unexpected: 'code_verifier' was sent but the authorization request carried no code_challenge"
+    )]
     PkceVerifierUnexpected,
     /// Refresh token: unknown.
-    #[error("the refresh token is not valid")]
+    #[error("refresh_token_invalid: the refresh token is not valid")]
     RefreshTokenInvalid,
     /// Refresh token: its chain was revoked.
-    #[error("the refresh token has been revoked")]
+    #[error("refresh_token_revoked: the refresh token has been revoked")]
     RefreshTokenRevoked,
     /// Refresh token: used before; the whole chain is now revoked.
-    #[error("the refresh token was already used; every token of its chain is now revoked")]
+    #[error(
+        "refresh_token_reused: the refresh token was already used; every token of its chain is now revoked"
+    )]
     RefreshTokenReused,
     /// Refresh token: issued to another client.
-    #[error("the refresh token was issued to another client")]
+    #[error("refresh_token_client_mismatch: the refresh token was issued to another client")]
     RefreshTokenClientMismatch,
     /// Refresh token: past its lifetime.
-    #[error("the refresh token has expired; send the user through the authorization page again")]
+    #[error(
+        "refresh_token_expired: the refresh token has expired; send the user through the authorization page again"
+    )]
     RefreshTokenExpired,
     /// Refresh token: the user withdrew consent for a scope of the grant.
     #[error(
-        "the user has withdrawn consent for this application; send the user through the authorization page again"
+        "consent_withdrawn: the user has withdrawn consent for this application; send the user through the authorization page again"
     )]
     ConsentWithdrawn,
     /// Refresh: `scope` asks for more than the original grant.
-    #[error("the 'scope' parameter may only narrow the original grant; '{0}' is not in it")]
+    #[error(
+        "scope_beyond_grant: the 'scope' parameter may only narrow the original grant; '{0}' is not in it"
+    )]
     ScopeBeyondGrant(String),
     /// ID-JAG: presented without client authentication, or by a public client.
     #[error(
@@ -263,8 +289,13 @@ pub enum GrantError {
     SubjectTokenClientMismatch,
     /// Token exchange: a malformed or unsupported request (the text leads with the
     /// rule).
-    #[error("{0}")]
-    TokenExchangeMalformed(String),
+    #[error("{rule}: {reason}")]
+    TokenExchangeMalformed {
+        /// The rule the request breaks.
+        rule: &'static str,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// Token exchange: asked without client authentication, or by a public client.
     #[error(
         "client_authentication_required: token exchange is offered only to an authenticated confidential client"
@@ -282,12 +313,93 @@ pub enum GrantError {
     AudienceNotTrusted(String),
     /// Rule 7: the form's scope asks for more than the assertion's.
     #[error(
-        "the 'scope' parameter may only narrow the assertion's 'scope' claim; '{0}' is not in it"
+        "scope_beyond_assertion: the 'scope' parameter may only narrow the assertion's 'scope' claim; '{0}' is not in it"
     )]
     ScopeBeyondAssertion(String),
 }
 
 impl GrantError {
+    /// The stable rule code this refusal's description leads with: the name the
+    /// client, the audit trail and the metrics give it (DocuSign's short code where
+    /// it has one).
+    pub fn rule(&self) -> &'static str {
+        match self {
+            GrantError::AssertionTooLarge { .. } => "assertion_too_large",
+            GrantError::EncryptedAssertion => "assertion_encrypted",
+            GrantError::NotCompactJws(_)
+            | GrantError::BadBase64(_)
+            | GrantError::NotJsonObject(_) => "assertion_malformed",
+            GrantError::AlgorithmMissing => "alg_missing",
+            GrantError::AlgorithmNone => "alg_none",
+            GrantError::AlgorithmHmac(_) => "alg_hmac",
+            GrantError::AlgorithmUnknown(_) => "alg_unsupported",
+            GrantError::CriticalHeader => "crit_unsupported",
+            GrantError::AlgorithmKeyMismatch(_)
+            | GrantError::UnknownKeyId(_)
+            | GrantError::NoValidKeysOrSignatures
+            | GrantError::AlgorithmNotAllowed(_) => "no_valid_keys_or_signatures",
+            GrantError::WrongType { .. } => "claim_wrong_type",
+            GrantError::MissingClaim(_) => "claim_missing",
+            GrantError::IssuerNotFound
+            | GrantError::IntegrationDisabled
+            | GrantError::TrustedIssuerDisabled
+            | GrantError::TrustedIssuerExpired => "issuer_not_found",
+            GrantError::IssuerKeysUnavailable(_) => "issuer_keys_unavailable",
+            GrantError::TypNotAllowed(_) => "typ_not_allowed",
+            GrantError::ConditionNotMet => "condition_not_met",
+            GrantError::SubjectNotMapped(_) => "subject_not_mapped",
+            GrantError::AudienceMismatch => "audience_mismatch",
+            GrantError::Expired => "assertion_expired",
+            GrantError::NotYetValid => "assertion_not_yet_valid",
+            GrantError::IssuedInFuture => "iat_in_future",
+            GrantError::LifetimeTooLong { .. } => "assertion_lifetime_too_long",
+            GrantError::JtiRequired => "jti_required",
+            GrantError::JtiReplayed => "jti_replayed",
+            GrantError::PresentingClientMismatch => "presenting_client_mismatch",
+            GrantError::UserNotFound | GrantError::UserDisabled => "user_not_found",
+            GrantError::ImpersonationScopeMissing { .. } | GrantError::ConsentRequired { .. } => {
+                "consent_required"
+            }
+            GrantError::ApplicationTokensNotAllowed | GrantError::ClientCredentialsNotAllowed => {
+                "application_tokens_not_allowed"
+            }
+            GrantError::ClientCredentialsNeedConfidentialClient => "confidential_client_required",
+            GrantError::ScopeNotAllowed(_) => "scope_not_allowed",
+            GrantError::CodeInvalid => "code_invalid",
+            GrantError::CodeReused => "code_reused",
+            GrantError::CodeExpired => "code_expired",
+            GrantError::CodeClientMismatch => "code_client_mismatch",
+            GrantError::RedirectUriMismatch => "redirect_uri_mismatch",
+            GrantError::PkceVerifierMissing => "pkce_verifier_missing",
+            GrantError::PkceMismatch => "pkce_mismatch",
+            GrantError::PkceVerifierUnexpected => "pkce_verifier_unexpected",
+            GrantError::RefreshTokenInvalid => "refresh_token_invalid",
+            GrantError::RefreshTokenRevoked => "refresh_token_revoked",
+            GrantError::RefreshTokenReused => "refresh_token_reused",
+            GrantError::RefreshTokenClientMismatch => "refresh_token_client_mismatch",
+            GrantError::RefreshTokenExpired => "refresh_token_expired",
+            GrantError::ConsentWithdrawn => "consent_withdrawn",
+            GrantError::ScopeBeyondGrant(_) => "scope_beyond_grant",
+            GrantError::IdJagClientAuthenticationRequired
+            | GrantError::TokenExchangeClientAuthenticationRequired => {
+                "client_authentication_required"
+            }
+            GrantError::IdJagClientMismatch => "id_jag_client_mismatch",
+            GrantError::IdJagAudience => "id_jag_audience",
+            GrantError::IdJagNoScope => "scope_not_in_id_jag",
+            GrantError::ResourceMalformed(_) => "resource_malformed",
+            GrantError::ResourceNotAllowed(_) => "resource_not_allowed",
+            GrantError::ResourceBeyondGrant(_) => "resource_beyond_grant",
+            GrantError::SubjectTokenInvalid(_) => "subject_token_invalid",
+            GrantError::SubjectTokenExpired => "subject_token_expired",
+            GrantError::SubjectTokenClientMismatch => "subject_token_client_mismatch",
+            GrantError::ScopeNotInTrustTarget(_) => "scope_not_in_trust_target",
+            GrantError::AudienceNotTrusted(_) => "audience_not_trusted",
+            GrantError::ScopeBeyondAssertion(_) => "scope_beyond_assertion",
+            GrantError::TokenExchangeMalformed { rule, .. } => rule,
+        }
+    }
+
     /// The OAuth error code this refusal is answered with.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -296,7 +408,7 @@ impl GrantError {
             | GrantError::ScopeBeyondGrant(_) => ErrorCode::InvalidScope,
             GrantError::IdJagClientAuthenticationRequired
             | GrantError::TokenExchangeClientAuthenticationRequired => ErrorCode::InvalidClient,
-            GrantError::TokenExchangeMalformed(_) => ErrorCode::InvalidRequest,
+            GrantError::TokenExchangeMalformed { .. } => ErrorCode::InvalidRequest,
             GrantError::AudienceNotTrusted(_) => ErrorCode::InvalidTarget,
             GrantError::IdJagNoScope | GrantError::ScopeNotInTrustTarget(_) => {
                 ErrorCode::InvalidScope
@@ -367,6 +479,18 @@ impl GrantError {
         }
     }
 
+    /// The description without its leading rule code: what went wrong, in words.
+    pub fn reason(&self) -> String {
+        let text = self.to_string();
+        match text
+            .strip_prefix(self.rule())
+            .and_then(|rest| rest.strip_prefix(": "))
+        {
+            Some(reason) => reason.to_owned(),
+            None => text,
+        }
+    }
+
     /// The consent URL to show the user, for `consent_required`.
     pub fn consent_url(&self) -> Option<&str> {
         match self {
@@ -381,6 +505,110 @@ impl GrantError {
 mod tests {
     use super::GrantError;
     use jwtgrant_proto::ErrorCode;
+
+    /// One of every refusal: each description leads with its rule code and a colon,
+    /// so the client, the audit trail and the metrics name a refusal alike.
+    pub(crate) fn one_of_each() -> Vec<GrantError> {
+        let s = || "x".to_owned();
+        vec![
+            GrantError::AssertionTooLarge { len: 9, max: 8 },
+            GrantError::EncryptedAssertion,
+            GrantError::NotCompactJws(2),
+            GrantError::BadBase64("header"),
+            GrantError::NotJsonObject("payload"),
+            GrantError::AlgorithmMissing,
+            GrantError::AlgorithmNone,
+            GrantError::AlgorithmHmac(s()),
+            GrantError::AlgorithmUnknown(s()),
+            GrantError::CriticalHeader,
+            GrantError::AlgorithmKeyMismatch(s()),
+            GrantError::UnknownKeyId(s()),
+            GrantError::NoValidKeysOrSignatures,
+            GrantError::WrongType {
+                name: "exp",
+                expected: "a number",
+            },
+            GrantError::MissingClaim("exp"),
+            GrantError::IssuerNotFound,
+            GrantError::IntegrationDisabled,
+            GrantError::TrustedIssuerDisabled,
+            GrantError::TrustedIssuerExpired,
+            GrantError::IssuerKeysUnavailable(s()),
+            GrantError::TypNotAllowed(s()),
+            GrantError::AlgorithmNotAllowed(s()),
+            GrantError::ConditionNotMet,
+            GrantError::SubjectNotMapped("no sub"),
+            GrantError::AudienceMismatch,
+            GrantError::Expired,
+            GrantError::NotYetValid,
+            GrantError::IssuedInFuture,
+            GrantError::LifetimeTooLong { max_secs: 3600 },
+            GrantError::JtiRequired,
+            GrantError::JtiReplayed,
+            GrantError::PresentingClientMismatch,
+            GrantError::UserNotFound,
+            GrantError::UserDisabled,
+            GrantError::ImpersonationScopeMissing { consent_url: s() },
+            GrantError::ConsentRequired {
+                scope: s(),
+                consent_url: s(),
+            },
+            GrantError::ApplicationTokensNotAllowed,
+            GrantError::ClientCredentialsNeedConfidentialClient,
+            GrantError::ClientCredentialsNotAllowed,
+            GrantError::ScopeNotAllowed(s()),
+            GrantError::CodeInvalid,
+            GrantError::CodeReused,
+            GrantError::CodeExpired,
+            GrantError::CodeClientMismatch,
+            GrantError::RedirectUriMismatch,
+            GrantError::PkceVerifierMissing,
+            GrantError::PkceMismatch,
+            GrantError::PkceVerifierUnexpected,
+            GrantError::RefreshTokenInvalid,
+            GrantError::RefreshTokenRevoked,
+            GrantError::RefreshTokenReused,
+            GrantError::RefreshTokenClientMismatch,
+            GrantError::RefreshTokenExpired,
+            GrantError::ConsentWithdrawn,
+            GrantError::ScopeBeyondGrant(s()),
+            GrantError::IdJagClientAuthenticationRequired,
+            GrantError::IdJagClientMismatch,
+            GrantError::IdJagAudience,
+            GrantError::IdJagNoScope,
+            GrantError::ResourceMalformed(s()),
+            GrantError::ResourceNotAllowed(s()),
+            GrantError::ResourceBeyondGrant(s()),
+            GrantError::SubjectTokenInvalid("x"),
+            GrantError::SubjectTokenExpired,
+            GrantError::SubjectTokenClientMismatch,
+            GrantError::TokenExchangeMalformed {
+                rule: "audience_required",
+                reason: s(),
+            },
+            GrantError::TokenExchangeClientAuthenticationRequired,
+            GrantError::ScopeNotInTrustTarget(s()),
+            GrantError::AudienceNotTrusted(s()),
+            GrantError::ScopeBeyondAssertion(s()),
+        ]
+    }
+
+    #[test]
+    fn every_description_leads_with_its_rule_code() {
+        for error in one_of_each() {
+            let rule = error.rule();
+            assert!(
+                rule.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{rule} is not snake_case"
+            );
+            let text = error.to_string();
+            assert!(
+                text.starts_with(&format!("{rule}: ")),
+                "{text:?} does not lead with {rule}"
+            );
+            assert!(!error.reason().starts_with(rule), "{text:?}");
+        }
+    }
 
     #[test]
     fn the_impersonation_refusal_names_the_default_scopes() {

@@ -83,39 +83,53 @@ pub struct IdJagClaims {
 /// Checks what the request asks for before any token is looked at: an ID-JAG, from
 /// an ID token, for one audience, without an actor.
 pub fn check_request(request: &TokenExchangeRequest<'_>) -> Result<(), GrantError> {
-    let malformed = |text: String| Err(GrantError::TokenExchangeMalformed(text));
+    let malformed = |rule: &'static str, reason: String| {
+        Err(GrantError::TokenExchangeMalformed { rule, reason })
+    };
     match request.requested_token_type {
         Some(ID_JAG_TOKEN_TYPE) => {}
         None => {
-            return malformed(format!(
-                "requested_token_type_unsupported: 'requested_token_type' must be {ID_JAG_TOKEN_TYPE}, the only token this server exchanges for"
-            ));
+            return malformed(
+                "requested_token_type_unsupported",
+                format!(
+                    "'requested_token_type' must be {ID_JAG_TOKEN_TYPE}, the only token this server exchanges for"
+                ),
+            );
         }
         Some(other) => {
-            return malformed(format!(
-                "requested_token_type_unsupported: '{}' is not issued here; only {ID_JAG_TOKEN_TYPE}",
-                truncate(other)
-            ));
+            return malformed(
+                "requested_token_type_unsupported",
+                format!(
+                    "'{}' is not issued here; only {ID_JAG_TOKEN_TYPE}",
+                    truncate(other)
+                ),
+            );
         }
     }
     if request.subject_token_type != ID_TOKEN_TYPE {
-        return malformed(format!(
-            "subject_token_type_unsupported: '{}' is not accepted; the subject token must be an ID token this server issued ({ID_TOKEN_TYPE})",
-            truncate(request.subject_token_type)
-        ));
+        return malformed(
+            "subject_token_type_unsupported",
+            format!(
+                "'{}' is not accepted; the subject token must be an ID token this server issued ({ID_TOKEN_TYPE})",
+                truncate(request.subject_token_type)
+            ),
+        );
     }
     if request.actor_token {
         return malformed(
-            "actor_token_unsupported: delegation (an 'actor_token') is not offered".to_owned(),
+            "actor_token_unsupported",
+            "delegation (an 'actor_token') is not offered".to_owned(),
         );
     }
     match request.audiences {
         [_] => Ok(()),
-        [] => {
-            malformed("audience_required: name the other server's issuer in 'audience'".to_owned())
-        }
+        [] => malformed(
+            "audience_required",
+            "name the other server's issuer in 'audience'".to_owned(),
+        ),
         _ => malformed(
-            "audience_not_single: an ID-JAG is for one server; send one 'audience'".to_owned(),
+            "audience_not_single",
+            "an ID-JAG is for one server; send one 'audience'".to_owned(),
         ),
     }
 }
@@ -342,7 +356,10 @@ mod tests {
         wrong.subject_token_type = "urn:ietf:params:oauth:token-type:access_token";
         assert!(matches!(
             run(&wrong, Some(&t)),
-            Err(GrantError::TokenExchangeMalformed(text)) if text.starts_with("subject_token_type_unsupported:")
+            Err(GrantError::TokenExchangeMalformed {
+                rule: "subject_token_type_unsupported",
+                ..
+            })
         ));
         let mut wrong = request(&[B], &[], None);
         wrong.requested_token_type = None;

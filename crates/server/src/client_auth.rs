@@ -19,6 +19,15 @@ pub async fn authenticate_client(
     state: &AppState,
     credentials: &ClientCredentials,
 ) -> Result<AuthenticatedClient, TokenEndpointError> {
+    let client = authenticate_with_store(state, credentials).await?;
+    crate::audit::note(|facts| facts.client_id = Some(client.client_id.clone()));
+    Ok(client)
+}
+
+async fn authenticate_with_store(
+    state: &AppState,
+    credentials: &ClientCredentials,
+) -> Result<AuthenticatedClient, TokenEndpointError> {
     let integration = match credentials.client_id() {
         Some(id) => match state.client(id).await {
             Ok(integration) => integration,
@@ -143,10 +152,12 @@ pub async fn code_flow_client(
         Err(ClientLookupError::Document(_)) => None,
     };
     if integration.is_some_and(|i| i.redirect_uris.is_empty()) {
-        return Err(TokenEndpointError::UnauthorizedClient(
-            "this integration has no redirect URI, so it may not use the authorization code flow"
-                .into(),
-        ));
+        return Err(TokenEndpointError::UnauthorizedClient {
+            rule: "code_flow_not_allowed",
+            reason:
+                "this integration has no redirect URI, so it may not use the authorization code flow"
+                    .into(),
+        });
     }
     Ok(client)
 }

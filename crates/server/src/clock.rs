@@ -35,6 +35,15 @@ impl Clock {
         now().saturating_add(self.offset.load(Ordering::Relaxed))
     }
 
+    /// Now, in milliseconds since the Unix epoch (moved as [`Clock::now`] is).
+    pub fn now_ms(&self) -> i64 {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        ms.saturating_add(self.offset.load(Ordering::Relaxed).saturating_mul(1000))
+    }
+
     /// Moves the clock `secs` forward (backward when negative).
     pub fn advance(&self, secs: i64) {
         self.offset.fetch_add(secs, Ordering::Relaxed);

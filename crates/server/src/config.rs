@@ -101,6 +101,12 @@ pub struct ServerConfig {
     pub issuer_fetch_timeout: std::time::Duration,
     /// The largest body of such a fetch, in bytes.
     pub issuer_fetch_max_bytes: usize,
+    /// Whether decisions are recorded in the audit trail.
+    pub audit: bool,
+    /// How long audit events are kept, in days.
+    pub audit_retention_days: u64,
+    /// How many audit events may wait to be written.
+    pub audit_buffer_events: usize,
     /// Runtime worker threads; `None`, one per core. Read by the binary before the
     /// runtime starts.
     pub worker_threads: Option<usize>,
@@ -295,6 +301,9 @@ impl ServerConfig {
                 raw.issuer_fetch_timeout_secs,
             )?),
             issuer_fetch_max_bytes: number(&ISSUER_FETCH_MAX_BYTES, raw.issuer_fetch_max_bytes)?,
+            audit: !raw.no_audit.unwrap_or_default(),
+            audit_retention_days: number(&AUDIT_RETENTION_DAYS, raw.audit_retention_days)?,
+            audit_buffer_events: number(&AUDIT_BUFFER_EVENTS, raw.audit_buffer_events)?,
             worker_threads: raw
                 .worker_threads
                 .map(|n| {

@@ -13,23 +13,37 @@ use jwtgrant_proto::{ErrorCode, OAuthErrorResponse};
 #[non_exhaustive]
 pub enum RequestError {
     /// The body is not a form.
-    #[error("Content-Type must be application/x-www-form-urlencoded")]
+    #[error("form_content_type: Content-Type must be application/x-www-form-urlencoded")]
     WrongContentType,
     /// The body is not UTF-8.
-    #[error("the request body is not valid UTF-8 (also after percent-decoding)")]
+    #[error("form_not_utf8: the request body is not valid UTF-8 (also after percent-decoding)")]
     NotUtf8,
     /// A required parameter is absent or empty.
-    #[error("missing '{0}' parameter")]
+    #[error("parameter_missing: missing '{0}' parameter")]
     Missing(&'static str),
     /// A parameter appears more than once (RFC 6749 section 3.2).
-    #[error("parameter '{0}' is repeated; each parameter may appear once")]
+    #[error("parameter_repeated: parameter '{0}' is repeated; each parameter may appear once")]
     Repeated(String),
     /// The body is over the limit.
-    #[error("request body is larger than {0} bytes")]
+    #[error("body_too_large: request body is larger than {0} bytes")]
     TooLarge(usize),
     /// The body could not be read.
-    #[error("could not read the request body")]
+    #[error("body_unreadable: could not read the request body")]
     Body,
+}
+
+impl RequestError {
+    /// The stable rule code this refusal's description leads with.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            RequestError::WrongContentType => "form_content_type",
+            RequestError::NotUtf8 => "form_not_utf8",
+            RequestError::Missing(_) => "parameter_missing",
+            RequestError::Repeated(_) => "parameter_repeated",
+            RequestError::TooLarge(_) => "body_too_large",
+            RequestError::Body => "body_unreadable",
+        }
+    }
 }
 
 /// Every way the token endpoint answers other than with a token.
@@ -40,7 +54,9 @@ pub enum TokenEndpointError {
     #[error(transparent)]
     Request(#[from] RequestError),
     /// A `grant_type` this server does not implement.
-    #[error("grant_type '{0}' is not supported; use urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    #[error(
+        "unsupported_grant_type: grant_type '{0}' is not supported; use urn:ietf:params:oauth:grant-type:jwt-bearer"
+    )]
     UnsupportedGrantType(String),
     /// The core refused the grant.
     #[error(transparent)]
@@ -49,23 +65,43 @@ pub enum TokenEndpointError {
     #[error(transparent)]
     ClientAuth(#[from] ClientAuthError),
     /// The client may not use this grant.
-    #[error("{0}")]
-    UnauthorizedClient(String),
+    #[error("{rule}: {reason}")]
+    UnauthorizedClient {
+        /// The rule the client breaks.
+        rule: &'static str,
+        /// Why, in words.
+        reason: String,
+    },
     /// Too many requests from this client or for this integration.
-    #[error("too many requests; retry after {retry_after_secs} s")]
+    #[error("rate_limited: too many requests; retry after {retry_after_secs} s")]
     RateLimited {
         /// Seconds to wait.
         retry_after_secs: u64,
     },
     /// The store cannot be reached: no token without its checks.
-    #[error("the service is temporarily unavailable; retry shortly")]
+    #[error("store_unavailable: the service is temporarily unavailable; retry shortly")]
     Unavailable(String),
     /// An unexpected failure.
-    #[error("internal error")]
+    #[error("internal_error: internal error")]
     Internal(String),
 }
 
 impl TokenEndpointError {
+    /// The stable rule code the description leads with: the name the client, the
+    /// audit trail, the traces and the metrics give this answer.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            TokenEndpointError::Request(error) => error.rule(),
+            TokenEndpointError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            TokenEndpointError::Grant(error) => error.rule(),
+            TokenEndpointError::ClientAuth(error) => error.rule(),
+            TokenEndpointError::UnauthorizedClient { rule, .. } => rule,
+            TokenEndpointError::RateLimited { .. } => "rate_limited",
+            TokenEndpointError::Unavailable(_) => "store_unavailable",
+            TokenEndpointError::Internal(_) => "internal_error",
+        }
+    }
+
     /// The OAuth error code.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -76,7 +112,7 @@ impl TokenEndpointError {
                 ClientAuthError::SeveralMethods | ClientAuthError::ClientIdMismatch,
             ) => ErrorCode::InvalidRequest,
             TokenEndpointError::ClientAuth(_) => ErrorCode::InvalidClient,
-            TokenEndpointError::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
+            TokenEndpointError::UnauthorizedClient { .. } => ErrorCode::UnauthorizedClient,
             TokenEndpointError::RateLimited { .. } => ErrorCode::SlowDown,
             TokenEndpointError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
             TokenEndpointError::Internal(_) => ErrorCode::ServerError,

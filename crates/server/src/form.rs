@@ -77,13 +77,18 @@ impl Form {
         let authorization = headers
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
-        read_client_credentials(
+        let credentials = read_client_credentials(
             authorization,
             self.get("client_id"),
             self.get("client_secret"),
             self.get("client_assertion_type"),
             self.get("client_assertion"),
-        )
+        )?;
+        // The client the request names, for its audit event until one authenticates.
+        if let Some(client_id) = credentials.client_id() {
+            crate::audit::note(|facts| facts.client_id = Some(crate::audit::bounded(client_id)));
+        }
+        Ok(credentials)
     }
 }
 

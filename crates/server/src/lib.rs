@@ -2,6 +2,7 @@
 //! store. [`app`] builds the router (tests drive it without a socket); [`serve`] runs
 //! it on a bound listener, with native TLS when configured, until `shutdown`.
 
+pub mod audit;
 pub mod client_addr;
 pub mod client_auth;
 pub mod client_documents;
@@ -110,6 +111,8 @@ pub async fn serve(
         }
     };
     let background = tokio::spawn(background_tasks(Arc::clone(&state)));
+    let audit =
+        tokio::spawn(Arc::clone(&state.audit).run(Arc::clone(&state.store), state.clock.clone()));
     listener::serve(
         listener,
         tls,
@@ -120,6 +123,9 @@ pub async fn serve(
     )
     .await;
     background.abort();
+    // The decisions of the last requests are written before the server stops.
+    state.audit.stop();
+    let _ = audit.await;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! Prometheus metrics of one server instance: grants issued and refused by error code,
-//! and token endpoint latency. Plain atomics rendered as text, so several servers in
+//! Prometheus metrics of one server instance: grants issued, refused by error code
+//! and by rule, token endpoint latency, and the audit trail's events written and
+//! dropped. Plain atomics rendered as text, so several servers in
 //! one process (as in the tests) each count their own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +8,8 @@ use std::time::Duration;
 
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::ErrorCode;
+
+use crate::audit::AuditCounts;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -36,6 +39,9 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
+    /// Refusals by rule code: the rules are few and fixed, refusals off the fast
+    /// path, so a lock is cheap here.
+    refused_by_rule: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -48,8 +54,14 @@ impl Metrics {
         }
     }
 
-    /// Counts a refused token request.
-    pub fn grant_refused(&self, code: ErrorCode) {
+    /// Counts a refused token request, by its error code and its rule.
+    pub fn grant_refused(&self, code: ErrorCode, rule: &'static str) {
+        *self
+            .refused_by_rule
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(rule)
+            .or_default() += 1;
         if let Some(i) = REFUSAL_CODES.iter().position(|c| *c == code)
             && let Some(counter) = self.refused.get(i)
         {
@@ -70,8 +82,8 @@ impl Metrics {
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// Renders the Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// Renders the Prometheus text exposition format, with the audit trail's counts.
+    pub fn render(&self, audit: AuditCounts) -> String {
         use std::fmt::Write as _;
         let mut out = String::with_capacity(2048);
         let _ = writeln!(
@@ -100,6 +112,40 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP jwtgrant_refusals_total Token requests refused, by the rule code their error_description leads with."
+        );
+        let _ = writeln!(out, "# TYPE jwtgrant_refusals_total counter");
+        for (rule, count) in self
+            .refused_by_rule
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "jwtgrant_refusals_total{{rule=\"{rule}\"}} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP jwtgrant_audit_events_written_total Audit events written to the store."
+        );
+        let _ = writeln!(out, "# TYPE jwtgrant_audit_events_written_total counter");
+        let _ = writeln!(out, "jwtgrant_audit_events_written_total {}", audit.written);
+        let _ = writeln!(
+            out,
+            "# HELP jwtgrant_audit_dropped_total Audit events lost: the buffer was full (the oldest went), or the store refused their batch."
+        );
+        let _ = writeln!(out, "# TYPE jwtgrant_audit_dropped_total counter");
+        let _ = writeln!(
+            out,
+            "jwtgrant_audit_dropped_total{{reason=\"buffer_full\"}} {}",
+            audit.dropped_full
+        );
+        let _ = writeln!(
+            out,
+            "jwtgrant_audit_dropped_total{{reason=\"store_error\"}} {}",
+            audit.dropped_failed
+        );
         let _ = writeln!(
             out,
             "# HELP jwtgrant_token_request_duration_seconds Token endpoint latency."
@@ -141,15 +187,22 @@ mod tests {
         metrics.grant_issued(GrantType::JwtBearer);
         metrics.grant_issued(GrantType::RefreshToken);
         metrics.grant_issued(GrantType::RefreshToken);
-        metrics.grant_refused(ErrorCode::InvalidGrant);
-        metrics.grant_refused(ErrorCode::InvalidGrant);
+        metrics.grant_refused(ErrorCode::InvalidGrant, "jti_replayed");
+        metrics.grant_refused(ErrorCode::InvalidGrant, "assertion_expired");
         metrics.observe_latency(Duration::from_micros(300));
         metrics.observe_latency(Duration::from_millis(3));
-        let text = metrics.render();
+        let text = metrics.render(AuditCounts {
+            written: 5,
+            dropped_full: 2,
+            dropped_failed: 0,
+        });
         assert!(text.contains("jwtgrant_grants_issued_total{grant_type=\"jwt-bearer\"} 1"));
         assert!(text.contains("jwtgrant_grants_issued_total{grant_type=\"refresh_token\"} 2"));
         assert!(text.contains("jwtgrant_grants_issued_total{grant_type=\"authorization_code\"} 0"));
         assert!(text.contains("jwtgrant_grants_refused_total{error=\"invalid_grant\"} 2"));
+        assert!(text.contains("jwtgrant_refusals_total{rule=\"jti_replayed\"} 1"));
+        assert!(text.contains("jwtgrant_audit_events_written_total 5"));
+        assert!(text.contains("jwtgrant_audit_dropped_total{reason=\"buffer_full\"} 2"));
         assert!(text.contains("jwtgrant_token_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("jwtgrant_token_request_duration_seconds_bucket{le=\"0.005\"} 2"));
         assert!(text.contains("jwtgrant_token_request_duration_seconds_count 2"));

@@ -8,6 +8,7 @@ use jwtgrant_core::access_token::AccessTokenSettings;
 use jwtgrant_core::{AssertionPolicy, Integration};
 use jwtgrant_store::Store;
 
+use crate::audit::AuditTrail;
 use crate::client_documents::{ClientDocumentError, ClientDocuments};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub issuer_keys: IssuerKeys,
     /// With `--client-metadata-documents`: clients known by their document.
     pub client_documents: Option<ClientDocuments>,
+    /// Where every decision is recorded.
+    pub audit: Arc<AuditTrail>,
 }
 
 /// Why the client a `client_id` names could not be found.
@@ -201,7 +204,14 @@ impl AppState {
                 )
             }
         };
+        let audit = Arc::new(AuditTrail::new(
+            config.audit,
+            config.audit_buffer_events,
+            config.audit_retention_days,
+            config.log_format == crate::config::LogFormat::Json,
+        ));
         Ok(Arc::new(AppState {
+            audit,
             config,
             issuer,
             policy,

@@ -175,8 +175,9 @@ pub fn record_grant_type(grant_type: &'static str) {
     tracing::Span::current().record("jwtgrant.grant_type", grant_type);
 }
 
-/// Records a refusal on the current request span: the stable rule code and the
-/// OAuth error code.
+/// Records a refusal on the current request span: the stable rule code (as the
+/// audit trail and the metrics name it) and the OAuth error code. Every endpoint
+/// that audits its decisions calls it through `routes::token::audited`.
 pub fn record_refusal(rule: &'static str, error: &'static str) {
     let span = tracing::Span::current();
     span.record("jwtgrant.rule", rule);

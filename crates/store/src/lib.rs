@@ -5,6 +5,7 @@
 //! and never asks which backend it runs on, only what the store allows
 //! ([`Store::replay_journal_dir`], [`Store::is_shared`]).
 
+mod audit;
 mod authorization;
 mod federation;
 mod open;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
+pub use audit::{AuditEvent, AuditQuery, AuditStore};
 pub use authorization::{
     AuthorizationCodeRecord, AuthorizationStore, RefreshTokenRecord, RevokedToken, UserLogin,
 };
@@ -24,6 +26,12 @@ pub use federation::{
     ExternalIdentityRecord, FederationStore, TrustTargetRecord, TrustedIssuerRecord,
 };
 pub use open::{OpenOptions, StoreLocation, UnsupportedUrl, open};
+
+/// The versions of every migration the store applies, in order (what `_sqlx_migrations`
+/// lists once a database is migrated).
+pub fn migration_versions() -> Vec<i64> {
+    (1..).take(sql::MIGRATIONS.len()).collect()
+}
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -242,7 +250,7 @@ pub enum JtiOutcome {
 /// Everything jwtgrant keeps. Implementations must make each method atomic: a
 /// failure leaves nothing half-written.
 #[async_trait]
-pub trait Store: AuthorizationStore + FederationStore + Send + Sync + 'static {
+pub trait Store: AuthorizationStore + FederationStore + AuditStore + Send + Sync + 'static {
     /// Checks that the backend answers.
     async fn ping(&self) -> StoreResult<()>;
     /// A number that changes whenever anything a server caches changes.

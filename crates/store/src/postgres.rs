@@ -58,6 +58,39 @@ impl Dialect for PostgresDialect {
         .await
     }
 
+    /// One statement for the whole batch: each column as an array, unnested.
+    async fn insert_audit_events(
+        writer: &PgPool,
+        events: &[crate::AuditEvent],
+    ) -> Result<(), sqlx::Error> {
+        let text =
+            |get: fn(&crate::AuditEvent) -> &str| -> Vec<&str> { events.iter().map(get).collect() };
+        let optional = |get: fn(&crate::AuditEvent) -> Option<&str>| -> Vec<Option<&str>> {
+            events.iter().map(get).collect()
+        };
+        let at_ms: Vec<i64> = events.iter().map(|e| e.at_ms).collect();
+        sqlx::query(sqlx::AssertSqlSafe(crate::audit::POSTGRES_INSERT))
+            .bind(&at_ms)
+            .bind(text(|e| &e.instance))
+            .bind(text(|e| &e.request_id))
+            .bind(text(|e| &e.endpoint))
+            .bind(optional(|e| e.grant_type.as_deref()))
+            .bind(optional(|e| e.client_id.as_deref()))
+            .bind(optional(|e| e.issuer.as_deref()))
+            .bind(optional(|e| e.subject.as_deref()))
+            .bind(optional(|e| e.scopes.as_deref()))
+            .bind(text(|e| &e.decision))
+            .bind(optional(|e| e.rule.as_deref()))
+            .bind(optional(|e| e.error.as_deref()))
+            .bind(optional(|e| e.key_id.as_deref()))
+            .bind(optional(|e| e.token_id.as_deref()))
+            .bind(optional(|e| e.assertion_jti.as_deref()))
+            .bind(optional(|e| e.client_addr.as_deref()))
+            .execute(writer)
+            .await?;
+        Ok(())
+    }
+
     async fn maintain(&self) -> StoreResult<()> {
         Ok(())
     }
@@ -86,6 +119,7 @@ fn postgres_migrator() -> Migrator {
         include_str!("../migrations/postgres/0003_trusted_issuers.sql"),
         include_str!("../migrations/postgres/0004_resources.sql"),
         include_str!("../migrations/postgres/0005_openid.sql"),
+        include_str!("../migrations/postgres/0006_audit.sql"),
     ])
 }
 

@@ -45,6 +45,12 @@ pub(crate) trait Dialect: Send + Sync + 'static {
         batch: &[JtiRecord],
         now: i64,
     ) -> impl Future<Output = Result<Vec<<Self::Db as Database>::Row>, sqlx::Error>> + Send;
+    /// Writes a batch of audit events in one transaction, in the statements this
+    /// database runs fastest (see [`crate::AuditStore::record_audit_events`]).
+    fn insert_audit_events(
+        writer: &Pool<Self::Db>,
+        events: &[crate::AuditEvent],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     /// Housekeeping off the write path (see [`Store::maintain`]).
     fn maintain(&self) -> impl Future<Output = StoreResult<()>> + Send;
     /// Closes what the dialect holds beside the two pools.
@@ -74,12 +80,13 @@ pub(crate) struct SqlStore<D: Dialect> {
 }
 
 /// What each migration does, in order; each database's folder has one file for each.
-pub(crate) const MIGRATIONS: [&str; 5] = [
+pub(crate) const MIGRATIONS: [&str; 6] = [
     "registry",
     "authorization",
     "trusted issuers",
     "resources",
     "openid",
+    "audit",
 ];
 
 /// The migrations of one database's folder, in order (the same ones on each).

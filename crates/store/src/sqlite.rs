@@ -58,6 +58,38 @@ impl Dialect for SqliteDialect {
         query.bind(now).fetch_all(writer).await
     }
 
+    /// One prepared single-row insert, run for each event in one transaction: a
+    /// multi-row statement would bind thousands of numbered parameters, which
+    /// SQLite looks up by name one at a time (quadratic in their number).
+    async fn insert_audit_events(
+        writer: &SqlitePool,
+        events: &[crate::AuditEvent],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = writer.begin().await?;
+        for event in events {
+            sqlx::query(sqlx::AssertSqlSafe(crate::audit::SQLITE_INSERT))
+                .bind(event.at_ms)
+                .bind(event.instance.as_str())
+                .bind(event.request_id.as_str())
+                .bind(event.endpoint.as_str())
+                .bind(event.grant_type.as_deref())
+                .bind(event.client_id.as_deref())
+                .bind(event.issuer.as_deref())
+                .bind(event.subject.as_deref())
+                .bind(event.scopes.as_deref())
+                .bind(event.decision.as_str())
+                .bind(event.rule.as_deref())
+                .bind(event.error.as_deref())
+                .bind(event.key_id.as_deref())
+                .bind(event.token_id.as_deref())
+                .bind(event.assertion_jti.as_deref())
+                .bind(event.client_addr.as_deref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
     async fn maintain(&self) -> StoreResult<()> {
         // PASSIVE: copies what it can without waiting for, or blocking, the writer.
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
@@ -137,6 +169,7 @@ async fn connect(
             include_str!("../migrations/sqlite/0003_trusted_issuers.sql"),
             include_str!("../migrations/sqlite/0004_resources.sql"),
             include_str!("../migrations/sqlite/0005_openid.sql"),
+            include_str!("../migrations/sqlite/0006_audit.sql"),
         ]),
         &writer,
     )

@@ -88,6 +88,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    audit_events_are_batched_filtered_and_swept,
     integrations_and_keys,
     users_accounts_and_consents,
     jti_is_recorded_once_until_it_expires,
@@ -116,6 +117,104 @@ fn trust_target(audience: &str, integration_key: &str) -> TrustTargetRecord {
         scopes: vec!["signature".into(), "files.read".into()],
         created_at: 70,
     }
+}
+
+fn audit_event(at_ms: i64, client: &str, decision: &str, rule: Option<&str>) -> AuditEvent {
+    AuditEvent {
+        at_ms,
+        instance: "host-1".into(),
+        request_id: format!("r-{at_ms}"),
+        endpoint: "token".into(),
+        grant_type: Some("urn:ietf:params:oauth:grant-type:jwt-bearer".into()),
+        client_id: Some(client.into()),
+        issuer: Some(client.into()),
+        subject: Some("u1".into()),
+        scopes: Some("signature impersonation".into()),
+        decision: decision.into(),
+        rule: rule.map(str::to_owned),
+        error: rule.map(|_| "invalid_grant".to_owned()),
+        key_id: Some("k1".into()),
+        token_id: (decision == "issued").then(|| format!("t-{at_ms}")),
+        assertion_jti: None,
+        client_addr: Some("127.0.0.1".into()),
+    }
+}
+
+async fn audit_events_are_batched_filtered_and_swept(store: Arc<dyn Store>) {
+    // A batch larger than one statement holds, in one call.
+    let mut batch: Vec<AuditEvent> = (0..1200)
+        .map(|i| audit_event(1_000 + i, "c1", "issued", None))
+        .collect();
+    batch.push(audit_event(5_000, "c2", "refused", Some("jti_replayed")));
+    batch.push(audit_event(
+        6_000,
+        "c2",
+        "refused",
+        Some("assertion_expired"),
+    ));
+    ok(store.record_audit_events(&batch).await);
+    ok(store.record_audit_events(&[]).await);
+
+    let all = |limit| AuditQuery {
+        limit,
+        ..AuditQuery::default()
+    };
+    let newest = ok(store.audit_events(&all(3)).await);
+    assert_eq!(newest.len(), 3);
+    assert_eq!(newest[0], batch[1201], "newest first, every field kept");
+    assert_eq!(newest[1].rule.as_deref(), Some("jti_replayed"));
+    assert_eq!(ok(store.audit_events(&all(5000)).await).len(), 1202);
+
+    let refused = AuditQuery {
+        decision: Some("refused".into()),
+        ..all(100)
+    };
+    assert_eq!(ok(store.audit_events(&refused).await).len(), 2);
+    let replays = AuditQuery {
+        rule: Some("jti_replayed".into()),
+        client_id: Some("c2".into()),
+        ..all(100)
+    };
+    assert_eq!(ok(store.audit_events(&replays).await).len(), 1);
+    let since = AuditQuery {
+        since_ms: Some(2_150),
+        client_id: Some("c1".into()),
+        ..all(100)
+    };
+    assert_eq!(ok(store.audit_events(&since).await).len(), 50);
+    for (filter, expected) in [
+        (
+            AuditQuery {
+                issuer: Some("c2".into()),
+                ..all(100)
+            },
+            2,
+        ),
+        (
+            AuditQuery {
+                subject: Some("nobody".into()),
+                ..all(100)
+            },
+            0,
+        ),
+        (
+            AuditQuery {
+                key_id: Some("k1".into()),
+                ..all(2000)
+            },
+            1202,
+        ),
+    ] {
+        assert_eq!(
+            ok(store.audit_events(&filter).await).len(),
+            expected,
+            "{filter:?}"
+        );
+    }
+
+    assert_eq!(ok(store.sweep_audit_events(2_000).await), 1000);
+    assert_eq!(ok(store.sweep_audit_events(2_000).await), 0);
+    assert_eq!(ok(store.audit_events(&all(5000)).await).len(), 202);
 }
 
 async fn trust_targets_are_one_per_audience_and_integration(store: Arc<dyn Store>) {

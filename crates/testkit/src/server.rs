@@ -200,7 +200,7 @@ impl TestServer {
     }
 
     fn metric(&self, series: &str) -> u64 {
-        let text = self.state.metrics.render();
+        let text = self.state.metrics.render(self.state.audit.counts());
         text.lines()
             .find_map(|line| line.strip_prefix(series))
             .and_then(|value| value.trim().parse().ok())

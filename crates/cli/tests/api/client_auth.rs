@@ -261,7 +261,7 @@ async fn two_methods_or_a_wrong_type_are_refused() {
         oauth_error(&body),
         (
             "invalid_client",
-            "client assertion refused: 'client_id' in the form must equal its 'iss'"
+            "client_assertion_client_id: client assertion refused: 'client_id' in the form must equal its 'iss'"
         )
     );
     assert_eq!(status, 401);

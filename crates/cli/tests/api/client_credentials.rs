@@ -119,7 +119,7 @@ async fn clients_that_may_not_use_it_are_refused() {
         oauth_error(&body),
         (
             "unauthorized_client",
-            "this integration may not request application tokens, so it may not use the client_credentials grant"
+            "application_tokens_not_allowed: this integration may not request application tokens, so it may not use the client_credentials grant"
         )
     );
     assert_eq!(status, 400);

@@ -128,7 +128,7 @@ async fn the_assertions_own_integration_may_authenticate_beside_it() {
 #[tokio::test]
 async fn another_client_may_not_spend_the_assertion() {
     let two = Two::start().await;
-    let mismatch = "the assertion was issued for another client: its integration is not the client that authenticated this request";
+    let mismatch = "presenting_client_mismatch: the assertion was issued for another client: its integration is not the client that authenticated this request";
 
     // b authenticates for real with its own key, and presents a's assertion.
     let client_assertion = two.client_assertion(&two.b, &other_rsa_key());
@@ -181,7 +181,7 @@ async fn client_credentials_that_fail_are_invalid_client() {
             401,
             (
                 "invalid_client",
-                "client assertion refused: its 'jti' has already been used"
+                "jti_replayed: client assertion refused: its 'jti' has already been used"
             )
         )
     );

@@ -9,6 +9,7 @@
 )]
 
 mod admin;
+mod audit;
 mod authorization;
 mod bench;
 mod client_auth;

@@ -224,10 +224,9 @@ async fn request_spans_and_their_steps_reach_an_otlp_receiver() {
         attribute(refusal, "jwtgrant.error").as_deref(),
         Some("invalid_grant")
     );
-    // TODO(issue 15): "jti_replayed" once TokenEndpointError::rule() is on main.
     assert_eq!(
         attribute(refusal, "jwtgrant.rule").as_deref(),
-        Some("invalid_grant")
+        Some("jti_replayed")
     );
     let refusal_steps = children(&spans, refusal);
     assert!(

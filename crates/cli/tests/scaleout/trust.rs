@@ -341,7 +341,7 @@ async fn trusted_issuer(server: &str, with_redis: bool) {
         winners[one_winner(
             round,
             &outcomes,
-            grant_refused("'jti' has already been used"),
+            grant_refused("jti_replayed: 'jti' has already been used"),
         )] += 1;
     }
 

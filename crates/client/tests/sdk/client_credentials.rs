@@ -18,7 +18,7 @@ fn issued(server: &TestServer) -> u64 {
     server
         .state
         .metrics
-        .render()
+        .render(server.state.audit.counts())
         .lines()
         .find_map(|line| line.strip_prefix(series))
         .and_then(|value| value.trim().parse().ok())

@@ -54,8 +54,13 @@ pub struct AuthorizationRequest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthorizeError {
     /// Shown to the user on an error page; never a redirect.
-    #[error("{0}")]
-    Page(String),
+    #[error("{message}")]
+    Page {
+        /// The stable rule code, for the audit trail.
+        rule: &'static str,
+        /// What the page says.
+        message: String,
+    },
     /// Sent back to the client's (registered) redirect URI.
     #[error("{description}")]
     Redirect {
@@ -98,9 +103,12 @@ impl AuthorizationRequest {
                 _ => continue,
             };
             if slot.is_some() {
-                return Err(AuthorizeError::Page(format!(
-                    "The parameter '{name}' appears more than once in the request."
-                )));
+                return Err(AuthorizeError::Page {
+                    rule: "parameter_repeated",
+                    message: format!(
+                        "The parameter '{name}' appears more than once in the request."
+                    ),
+                });
             }
             // Empty values count as absent (RFC 6749 section 3.1).
             *slot = (!value.is_empty()).then(|| value.to_owned());
@@ -261,29 +269,45 @@ pub fn validate_request(
     request: &AuthorizationRequest,
     integration: Option<&Integration>,
 ) -> Result<ValidAuthorization, AuthorizeError> {
-    let page = |text: &str| AuthorizeError::Page(text.to_owned());
+    let page = |rule: &'static str, text: &str| AuthorizeError::Page {
+        rule,
+        message: text.to_owned(),
+    };
     let client_id = request
         .client_id
         .as_deref()
-        .ok_or_else(|| page("The request has no client_id: the application that sent you here did not say who it is."))?;
-    let integration = integration
-        .filter(|i| i.key == client_id)
-        .ok_or_else(|| page("No application is registered with this client_id."))?;
+        .ok_or_else(|| page("client_id_missing", "The request has no client_id: the application that sent you here did not say who it is."))?;
+    let integration = integration.filter(|i| i.key == client_id).ok_or_else(|| {
+        page(
+            "client_unknown",
+            "No application is registered with this client_id.",
+        )
+    })?;
     if !integration.active {
-        return Err(page("This application has been disabled."));
+        return Err(page(
+            "client_disabled",
+            "This application has been disabled.",
+        ));
     }
     let (redirect_uri, redirect_uri_given) = match request.redirect_uri.as_deref() {
         Some(uri) if integration.redirect_uris.iter().any(|r| r == uri) => (uri.to_owned(), true),
         Some(_) => {
             return Err(page(
+                "redirect_uri_not_registered",
                 "The redirect_uri is not registered for this application, so you will not be sent there.",
             ));
         }
         None => match integration.redirect_uris.as_slice() {
             [only] => (only.clone(), false),
-            [] => return Err(page("This application has no registered redirect URI.")),
+            [] => {
+                return Err(page(
+                    "redirect_uri_missing",
+                    "This application has no registered redirect URI.",
+                ));
+            }
             _ => {
                 return Err(page(
+                    "redirect_uri_missing",
                     "The request has no redirect_uri and this application has several registered.",
                 ));
             }
@@ -291,7 +315,7 @@ pub fn validate_request(
     };
     let state = request.state.clone();
     if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
-        return Err(page("The state parameter is too long."));
+        return Err(page("state_too_long", "The state parameter is too long."));
     }
     let redirect = |error: ErrorCode, description: &str| AuthorizeError::Redirect {
         redirect_uri: redirect_uri.clone(),
@@ -307,27 +331,32 @@ pub fn validate_request(
     ) {
         (_, Some(method)) if method != pkce::S256 => {
             return Err(page(
+                "pkce_method_unsupported",
                 "Only the S256 code_challenge_method is accepted ('plain' is not).",
             ));
         }
         (Some(challenge), Some(_)) if pkce::well_formed(challenge) => Some(challenge.to_owned()),
         (Some(_), Some(_)) => {
             return Err(page(
+                "pkce_challenge_malformed",
                 "The code_challenge is malformed: it must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_' and '~'.",
             ));
         }
         (Some(_), None) => {
             return Err(page(
+                "pkce_method_missing",
                 "The code_challenge_method is missing: only S256 is accepted, and it must be named.",
             ));
         }
         (None, Some(_)) => {
             return Err(page(
+                "pkce_challenge_missing",
                 "A code_challenge_method was sent without a code_challenge.",
             ));
         }
         (None, None) if integration.client_secret_hash.is_none() => {
             return Err(page(
+                "pkce_required",
                 "This application is a public client: its request must carry a PKCE code_challenge (S256).",
             ));
         }
@@ -336,7 +365,12 @@ pub fn validate_request(
 
     match request.response_type.as_deref() {
         Some("code") => {}
-        None => return Err(page("The request has no response_type; it must be 'code'.")),
+        None => {
+            return Err(page(
+                "response_type_missing",
+                "The request has no response_type; it must be 'code'.",
+            ));
+        }
         Some(_) => {
             return Err(redirect(
                 ErrorCode::UnsupportedResponseType,
@@ -537,7 +571,7 @@ mod tests {
     }
 
     fn is_page(result: Result<ValidAuthorization, AuthorizeError>) -> bool {
-        matches!(result, Err(AuthorizeError::Page(_)))
+        matches!(result, Err(AuthorizeError::Page { .. }))
     }
 
     fn redirect_error(result: Result<ValidAuthorization, AuthorizeError>) -> Option<ErrorCode> {
@@ -578,7 +612,7 @@ mod tests {
         assert!(is_page(validate_request(&request(&[]), Some(&disabled))));
         assert!(matches!(
             AuthorizationRequest::from_pairs([("client_id", "a"), ("client_id", "b")]),
-            Err(AuthorizeError::Page(_))
+            Err(AuthorizeError::Page { .. })
         ));
     }
 

@@ -505,6 +505,19 @@ options! {
         default: DefaultValue::Number(fetch::DEFAULT_MAX_BYTES as u64),
         range: Some((1024, 16 * 1024 * 1024)),
     }
+    NO_AUDIT no_audit: Switch = "Record no audit events (the audit trail is on by default)" {
+        default: DefaultValue::Switch(false),
+    }
+    AUDIT_RETENTION_DAYS audit_retention_days: Number = "How long audit events are kept, in days" {
+        value_name: "DAYS",
+        default: DefaultValue::Number(30),
+        range: Some((1, 36_500)),
+    }
+    AUDIT_BUFFER_EVENTS audit_buffer_events: Number = "Audit events waiting to be written, at most; past it the oldest is dropped and counted (jwtgrant_audit_dropped_total)" {
+        value_name: "N",
+        default: DefaultValue::Number(10_000),
+        range: Some((1, 1_000_000)),
+    }
     WORKER_THREADS worker_threads: Number = "Runtime worker threads" {
         value_name: "N",
         default: DefaultValue::Derived("one per core"),

@@ -9,6 +9,7 @@ use jwtgrant_core::{GrantError, UnverifiedAssertion};
 use jwtgrant_proto::JwtGrantResponse;
 use jwtgrant_store::JtiOutcome;
 
+use crate::audit;
 use crate::error::TokenEndpointError;
 use crate::grants::issue;
 use crate::state::AppState;
@@ -35,6 +36,7 @@ pub async fn grant(
 
     let unverified = tracing::trace_span!(target: TARGET, "parse_assertion")
         .in_scope(|| UnverifiedAssertion::parse(request.assertion))?;
+    audit::note_issuer(unverified.issuer());
     let Some(integration) = state.registry.integration(unverified.issuer()).await? else {
         // Not an integration: a trusted issuer's token, or nobody's.
         let issuer = state
@@ -48,6 +50,7 @@ pub async fn grant(
     // The signature, then the claims' rules (microseconds beside it).
     let verified = tracing::trace_span!(target: TARGET, "verify_signature")
         .in_scope(|| unverified.verify(&integration, &state.policy, now))?;
+    audit::note_verified(&verified, &integration.key);
     check_presenting_client(client, &integration)?;
     // Counted once the signature holds, so no one can spend another's quota.
     state

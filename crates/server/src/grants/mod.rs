@@ -129,14 +129,21 @@ fn sign(
     let _span = tracing::trace_span!(target: TARGET, "sign_access_token").entered();
     let keyring = state.registry.keyring();
     let key = active_signing_key(state, &keyring, now)?;
-    access_token::issue(
+    let issued = access_token::issue(
         decision,
         &state.token_settings,
         key,
         uuid::Uuid::new_v4().to_string(),
         now,
     )
-    .map_err(|e| TokenEndpointError::Internal(e.to_string()))
+    .map_err(|e| TokenEndpointError::Internal(e.to_string()))?;
+    crate::audit::note_issued(
+        decision.client_id(),
+        decision.subject_claim(),
+        decision.scopes(),
+        &issued.claims.jti,
+    );
+    Ok(issued)
 }
 
 /// The token response (RFC 6749 section 5.1) for a signed access token.

@@ -66,6 +66,12 @@ pub async fn grant(
         uuid::Uuid::new_v4().to_string(),
         now,
     )?;
+    let scopes: Vec<String> = claims
+        .scope
+        .as_deref()
+        .map(jwtgrant_core::model::split_scopes)
+        .unwrap_or_default();
+    crate::audit::note_issued(&client.client_id, &claims.sub, &scopes, &claims.jti);
     let key = active_signing_key(state, &keyring, now)?;
     let id_jag = token_exchange::sign(&claims, key)
         .map_err(|e| TokenEndpointError::Internal(e.to_string()))?;

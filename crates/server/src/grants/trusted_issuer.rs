@@ -46,6 +46,7 @@ pub async fn grant(
     let keys = issuer_keys(state, issuer, unverified.kid(), now).await?;
     let assertion = tracing::trace_span!(target: TARGET, "verify_signature")
         .in_scope(|| unverified.verify_from_issuer(issuer, &keys, &state.policy, now))?;
+    crate::audit::note_verified(assertion.verified(), &integration.key);
     if !issuer.policy.id_jag {
         check_presenting_client(client, &integration)?;
     }

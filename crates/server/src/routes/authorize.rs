@@ -17,6 +17,7 @@ use jwtgrant_core::grants::authorization_code::{
 use jwtgrant_core::model::Integration;
 use jwtgrant_store::{AuthorizationCodeRecord, StoreError, UserLogin};
 
+use crate::audit::{self, Endpoint, Refusal};
 use crate::client_addr::ClientAddr;
 use crate::client_documents::ClientDocuments;
 use crate::clock;
@@ -24,6 +25,7 @@ use crate::credentials::{self, random_token, token_hash};
 use crate::pages::{
     ConsentPage, ConsentRow, ConsentsPage, LoginPage, describe_scope, error_page, render,
 };
+use crate::routes::token::audited;
 use crate::session::{
     self, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS, Session, password_tag,
 };
@@ -54,10 +56,43 @@ impl Fields {
     }
 }
 
-/// The authorization endpoint.
+/// The authorization endpoint. A code issued, a refusal and a denial are each an
+/// audit event; showing a sign-in or consent page is not.
 pub async fn authorize(
     State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
+    let (response, facts) = audit::gathering(authorization_page(&state, &headers, query)).await;
+    audited_decision(&state, &headers, client, facts, response)
+}
+
+/// Records the decision a page noted, if it made one.
+fn audited_decision(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+    mut facts: audit::Facts,
+    response: Response,
+) -> Response {
+    match facts.decision.take() {
+        Some(decision) => audited(
+            state,
+            Endpoint::Authorize,
+            headers,
+            client,
+            facts,
+            decision.err(),
+            response,
+        ),
+        None => response,
+    }
+}
+
+async fn authorization_page(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let now = state.clock.now();
@@ -71,11 +106,11 @@ pub async fn authorize(
             Ok(request) => request,
             Err(error) => return refusal(error),
         };
-    let (valid, integration) = match check(&state, &request).await {
+    let (valid, integration) = match check(state, &request).await {
         Ok(checked) => checked,
         Err(response) => return response,
     };
-    let (session, user) = match visitor(&state, &headers, now).await {
+    let (session, user) = match visitor(state, headers, now).await {
         Ok(visitor) => visitor,
         Err(response) => return response,
     };
@@ -129,7 +164,7 @@ pub async fn authorize(
             &state.session_keys.login_demand(&valid.client_id, now),
         );
         return login_page(
-            &state,
+            state,
             session,
             Some(integration.name.clone()),
             None,
@@ -140,7 +175,7 @@ pub async fn authorize(
         );
     };
     if step == NextStep::IssueCode {
-        return issue_code(&state, &valid, &user.user.user_id, session.auth_time, now).await;
+        return issue_code(state, &valid, &user.user.user_id, session.auth_time, now).await;
     }
     render(
         StatusCode::OK,
@@ -266,12 +301,19 @@ pub async fn login(
     with_session(&state, see_other(&return_to), &signed_in)
 }
 
-/// `POST /oauth/auth/decision`: Allow or Deny on the consent page.
+/// `POST /oauth/auth/decision`: Allow or Deny on the consent page; each is an
+/// audit event.
 pub async fn decision(
     State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (response, facts) = audit::gathering(consent_decision(&state, &headers, body)).await;
+    audited_decision(&state, &headers, client, facts, response)
+}
+
+async fn consent_decision(state: &Arc<AppState>, headers: &HeaderMap, body: Bytes) -> Response {
     let now = state.clock.now();
     let fields = Fields::parse(&body);
     let request = match AuthorizationRequest::from_pairs(
@@ -284,7 +326,7 @@ pub async fn decision(
         Ok(request) => request,
         Err(error) => return refusal(error),
     };
-    let (session, user) = match visitor(&state, &headers, now).await {
+    let (session, user) = match visitor(state, headers, now).await {
         Ok(visitor) => visitor,
         Err(response) => return response,
     };
@@ -302,7 +344,7 @@ pub async fn decision(
             "The consent form did not come from this session. Go back to the application and start again.",
         );
     }
-    let (valid, _) = match check(&state, &request).await {
+    let (valid, _) = match check(state, &request).await {
         Ok(checked) => checked,
         Err(response) => return response,
     };
@@ -310,7 +352,7 @@ pub async fn decision(
         // A client known by its metadata document is asked every time: its consent
         // is the code's, and then its refresh chain's, not a record.
         "allow" if ClientDocuments::names_a_document(&valid.client_id) => {
-            issue_code(&state, &valid, &user.user.user_id, session.auth_time, now).await
+            issue_code(state, &valid, &user.user.user_id, session.auth_time, now).await
         }
         "allow" => {
             if let Err(error) = state
@@ -325,16 +367,24 @@ pub async fn decision(
             state
                 .registry
                 .forget_consent(&user.user.user_id, &valid.client_id);
-            issue_code(&state, &valid, &user.user.user_id, session.auth_time, now).await
+            issue_code(state, &valid, &user.user.user_id, session.auth_time, now).await
         }
-        "deny" => see_other(&redirect_with(
-            &valid.redirect_uri,
-            &[
-                ("error", "access_denied"),
-                ("error_description", "the user denied access"),
-            ],
-            valid.state.as_deref(),
-        )),
+        "deny" => {
+            audit::note(|facts| {
+                facts.decision = Some(Err(Refusal {
+                    rule: "access_denied",
+                    error: "access_denied",
+                }))
+            });
+            see_other(&redirect_with(
+                &valid.redirect_uri,
+                &[
+                    ("error", "access_denied"),
+                    ("error_description", "the user denied access"),
+                ],
+                valid.state.as_deref(),
+            ))
+        }
         _ => error_page(
             StatusCode::BAD_REQUEST,
             "No answer was given",
@@ -468,6 +518,9 @@ async fn check(
     state: &AppState,
     request: &AuthorizationRequest,
 ) -> Result<(ValidAuthorization, Arc<Integration>), Response> {
+    if let Some(id) = request.client_id.as_deref() {
+        audit::note(|facts| facts.client_id = Some(audit::bounded(id)));
+    }
     let integration = match request.client_id.as_deref() {
         Some(id) => match state.client(id).await {
             Ok(integration) => integration,
@@ -486,6 +539,12 @@ async fn check(
     };
     let valid = validate_request(request, integration.as_deref()).map_err(refusal)?;
     let integration = integration.ok_or_else(|| {
+        audit::note(|facts| {
+            facts.decision = Some(Err(Refusal {
+                rule: "client_unknown",
+                error: "invalid_client",
+            }))
+        });
         error_page(
             StatusCode::BAD_REQUEST,
             "Unknown application",
@@ -523,6 +582,12 @@ async fn issue_code(
     if let Err(error) = state.store.create_authorization_code(&record).await {
         return unavailable(&error);
     }
+    audit::note(|facts| {
+        facts.client_id = Some(valid.client_id.clone());
+        facts.subject = Some(user_id.to_owned());
+        facts.scopes = (!valid.scopes.is_empty()).then(|| valid.scopes.join(" "));
+        facts.decision = Some(Ok(()));
+    });
     see_other(&redirect_with(
         &valid.redirect_uri,
         &[("code", &code)],
@@ -532,8 +597,23 @@ async fn issue_code(
 
 /// The core's refusal as a response: an error page, or a redirect with the error.
 fn refusal(error: AuthorizeError) -> Response {
+    let refusal = match &error {
+        AuthorizeError::Page { rule, .. } => Refusal {
+            rule,
+            error: if *rule == "client_unknown" {
+                "invalid_client"
+            } else {
+                "invalid_request"
+            },
+        },
+        AuthorizeError::Redirect { error, .. } => Refusal {
+            rule: error.as_str(),
+            error: error.as_str(),
+        },
+    };
+    audit::note(|facts| facts.decision = Some(Err(refusal)));
     match error {
-        AuthorizeError::Page(message) => error_page(
+        AuthorizeError::Page { message, .. } => error_page(
             StatusCode::BAD_REQUEST,
             "This request cannot be completed",
             &message,

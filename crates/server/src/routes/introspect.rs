@@ -15,11 +15,14 @@ use axum::response::{IntoResponse, Response};
 use jwtgrant_core::client_auth::ClientAuthError;
 use serde_json::{Value, json};
 
+use crate::audit::{self, Endpoint};
+use crate::client_addr::ClientAddr;
 use crate::client_auth::authenticate_client;
 use crate::credentials::token_hash;
 use crate::error::{RequestError, TokenEndpointError};
 use crate::form::Form;
 use crate::routes::no_store;
+use crate::routes::token::{audited, refused};
 use crate::routes::userinfo::verify_access_token;
 use crate::state::AppState;
 
@@ -32,16 +35,27 @@ fn read_form(
     Ok(Form::parse(headers, &body)?)
 }
 
-/// The introspection endpoint.
+/// The introspection endpoint; each answer is an audit event.
 pub async fn introspect(
     State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match introspection(&state, &headers, body).await {
-        Ok(answer) => no_store(Json(answer).into_response()),
-        Err(error) => error.into_response(),
-    }
+    let (result, facts) = audit::gathering(introspection(&state, &headers, body)).await;
+    let (response, refusal) = match result {
+        Ok(answer) => (no_store(Json(answer).into_response()), None),
+        Err(error) => refused(error),
+    };
+    audited(
+        &state,
+        Endpoint::Introspect,
+        &headers,
+        client,
+        facts,
+        refusal,
+        response,
+    )
 }
 
 async fn introspection(
@@ -57,6 +71,10 @@ async fn introspection(
     let token = form.require("token")?;
     let now = state.clock.now();
     if let Ok(claims) = verify_access_token(state, token, now) {
+        audit::note(|facts| {
+            facts.token_id = Some(claims.jti.clone());
+            facts.subject = Some(claims.sub.clone());
+        });
         let username = state
             .registry
             .user(&claims.sub)
@@ -98,16 +116,27 @@ async fn introspection(
     Ok(json!({ "active": false }))
 }
 
-/// The revocation endpoint.
+/// The revocation endpoint; each answer is an audit event.
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match revocation(&state, &headers, body).await {
-        Ok(()) => no_store(StatusCode::OK.into_response()),
-        Err(error) => error.into_response(),
-    }
+    let (result, facts) = audit::gathering(revocation(&state, &headers, body)).await;
+    let (response, refusal) = match result {
+        Ok(()) => (no_store(StatusCode::OK.into_response()), None),
+        Err(error) => refused(error),
+    };
+    audited(
+        &state,
+        Endpoint::Revoke,
+        &headers,
+        client,
+        facts,
+        refusal,
+        response,
+    )
 }
 
 async fn revocation(
@@ -119,14 +148,17 @@ async fn revocation(
     let client = authenticate_client(state, &form.client_credentials(headers)?).await?;
     let token = form.require("token")?;
     let now = state.clock.now();
-    let not_yours = || {
-        TokenEndpointError::UnauthorizedClient(
-            "the token was not issued to this client; a client may revoke only its own tokens"
-                .into(),
-        )
+    let not_yours = || TokenEndpointError::UnauthorizedClient {
+        rule: "token_not_yours",
+        reason: "the token was not issued to this client; a client may revoke only its own tokens"
+            .into(),
     };
     // An access token: its signature must hold (we revoke only what we issued).
     if let Ok(claims) = verify_access_token(state, token, now) {
+        audit::note(|facts| {
+            facts.token_id = Some(claims.jti.clone());
+            facts.subject = Some(claims.sub.clone());
+        });
         if claims.client_id != client.client_id {
             return Err(not_yours());
         }

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use jwtgrant_core::grants::GrantType;
 use jwtgrant_proto::{JwtGrantResponse, TokenExchangeResponse};
 
+use crate::audit::{self, Endpoint, Refusal, RequestMeta};
 use crate::client_addr::ClientAddr;
 use crate::client_auth::{authenticate_client, code_flow_client, presenting_client};
 use crate::error::{RequestError, TokenEndpointError};
@@ -36,7 +37,8 @@ enum Issued {
     Exchanged(TokenExchangeResponse),
 }
 
-/// The token endpoint.
+/// The token endpoint. Each answer is one audit event, with the facts the grant
+/// noted on its way and, on a refusal, its rule code.
 pub async fn token(
     State(state): State<Arc<AppState>>,
     ClientAddr(client): ClientAddr,
@@ -44,20 +46,62 @@ pub async fn token(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let result = handle(&state, client, &headers, body).await;
+    let (result, facts) = audit::gathering(handle(&state, client, &headers, body)).await;
     state.metrics.observe_latency(started.elapsed());
-    match result {
+    let (response, refusal) = match result {
         Ok((grant, issued)) => {
             state.metrics.grant_issued(grant);
-            no_store(axum::Json(issued).into_response())
+            (no_store(axum::Json(issued).into_response()), None)
         }
         Err(error) => {
-            state.metrics.grant_refused(error.code());
-            // TODO(issue 15): the rule is `error.rule()` once it lands on main.
-            telemetry::record_refusal(error.code().as_str(), error.code().as_str());
-            error.into_response()
+            state.metrics.grant_refused(error.code(), error.rule());
+            refused(error)
         }
+    };
+    audited(
+        &state,
+        Endpoint::Token,
+        &headers,
+        client,
+        facts,
+        refusal,
+        response,
+    )
+}
+
+/// The answer to a refused request, and the refusal as its audit event names it.
+pub(crate) fn refused(error: TokenEndpointError) -> (Response, Option<Refusal>) {
+    let refusal = Refusal {
+        rule: error.rule(),
+        error: error.code().as_str(),
+    };
+    (error.into_response(), Some(refusal))
+}
+
+/// Records the decision `response` answers and gives the answer the request's id.
+pub(crate) fn audited(
+    state: &AppState,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+    facts: audit::Facts,
+    refusal: Option<Refusal>,
+    mut response: Response,
+) -> Response {
+    if let Some(refusal) = &refusal {
+        telemetry::record_refusal(refusal.rule, refusal.error);
     }
+    if !state.audit.enabled() {
+        return response;
+    }
+    let meta = RequestMeta::new(headers, client);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&meta.request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    state
+        .audit
+        .decided(endpoint, &meta, facts, refusal, state.clock.now_ms());
+    response
 }
 
 async fn handle(
@@ -82,6 +126,7 @@ async fn handle(
     let form = Form::parse(headers, &body)?;
     let grant = grant_type(&form)?;
     telemetry::record_grant_type(grant.as_str());
+    audit::note(|facts| facts.grant_type = Some(grant.as_str()));
     let now = state.clock.now();
     // The grants that take a client authenticate it before reading their own
     // parameters; the JWT bearer grant's assertion is its credential, and a client
