@@ -36,6 +36,7 @@ fn sample(opt: &Opt, dir: &Path) -> Vec<String> {
         ("master_key_file", _) => path("master.key"),
         ("master_key", _) => MASTER_KEY.into(),
         ("client_metadata_template", _) => "mcp-clients".into(),
+        ("otlp_endpoint", _) => "http://otel:s3cret@127.0.0.1:1/v1/traces".into(),
         (_, Kind::Text) if !choices.is_empty() => {
             let other = choices
                 .iter()
@@ -60,7 +61,7 @@ fn text(value: &str) -> Option<jwtgrant_server::config::options::Value> {
 fn shown(opt: &Opt, sample: &[String]) -> Value {
     match (opt.name, opt.kind()) {
         ("master_key", _) => json!("(hidden)"),
-        ("database" | "redis", _) => json!(sample[0].replace(":s3cret@", ":***@")),
+        ("database" | "redis" | "otlp_endpoint", _) => json!(sample[0].replace(":s3cret@", ":***@")),
         (_, Kind::List) => json!(sample),
         (_, Kind::Number) => json!(sample[0].parse::<u64>().unwrap()),
         (_, Kind::Switch) => json!(true),
