@@ -61,7 +61,9 @@ fn text(value: &str) -> Option<jwtgrant_server::config::options::Value> {
 fn shown(opt: &Opt, sample: &[String]) -> Value {
     match (opt.name, opt.kind()) {
         ("master_key", _) => json!("(hidden)"),
-        ("database" | "redis" | "otlp_endpoint", _) => json!(sample[0].replace(":s3cret@", ":***@")),
+        ("database" | "redis" | "otlp_endpoint", _) => {
+            json!(sample[0].replace(":s3cret@", ":***@"))
+        }
         (_, Kind::List) => json!(sample),
         (_, Kind::Number) => json!(sample[0].parse::<u64>().unwrap()),
         (_, Kind::Switch) => json!(true),
