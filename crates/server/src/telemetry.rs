@@ -64,8 +64,9 @@ pub struct Traces {
 impl Traces {
     /// Builds the exporter for `url` (see [`traces_url`]) and the provider. The
     /// exporter's other settings (headers, timeout, compression) follow the
-    /// standard `OTEL_EXPORTER_OTLP_*` variables, and `OTEL_SERVICE_NAME` names the
-    /// service (default `jwtgrant`).
+    /// standard `OTEL_EXPORTER_OTLP_*` variables, and `OTEL_SERVICE_NAME` (or
+    /// `service.name` in `OTEL_RESOURCE_ATTRIBUTES`) names the service, by default
+    /// `jwtgrant`.
     pub fn start(url: &str) -> Result<Self, TracesError> {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -76,11 +77,17 @@ impl Traces {
                 url: url.to_owned(),
                 reason: error.to_string(),
             })?;
+        // The SDK's detectors name the service from the environment, else
+        // `unknown_service:...`: then it is jwtgrant.
+        let named = Resource::builder()
+            .build()
+            .get(&opentelemetry::Key::from_static_str("service.name"))
+            .is_some_and(|name| !name.as_str().starts_with("unknown_service"));
         let mut resource = Resource::builder().with_attribute(opentelemetry::KeyValue::new(
             "service.version",
             env!("CARGO_PKG_VERSION"),
         ));
-        if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        if !named {
             resource = resource.with_service_name("jwtgrant");
         }
         let provider = SdkTracerProvider::builder()
