@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteQueryResult, SqliteRow, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+    SqliteSynchronous,
 };
 
 use crate::sql::{Dialect, RowsAffected, SqlStore, migrate, migrator};
@@ -65,7 +65,7 @@ impl Dialect for SqliteDialect {
         writer: &SqlitePool,
         events: &[crate::AuditEvent],
     ) -> Result<(), sqlx::Error> {
-        let mut tx = writer.begin().await?;
+        let mut tx = writer.begin_with(Self::BEGIN).await?;
         for event in events {
             sqlx::query(sqlx::AssertSqlSafe(crate::audit::SQLITE_INSERT))
                 .bind(event.at_ms)
@@ -117,6 +117,23 @@ impl RowsAffected for SqliteQueryResult {
     }
 }
 
+/// Puts the file in WAL mode unless it is there already. WAL is a property of the
+/// file, so this is a change made once, when the file is new: asking for it on every
+/// connection (as `SqliteConnectOptions::journal_mode` does) takes a lock that the
+/// busy timeout does not wait for, and refuses an admin command that opens the store
+/// while a server is writing to it with "database is locked".
+async fn use_write_ahead_log(writer: &SqlitePool) -> StoreResult<()> {
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(writer)
+        .await?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(writer)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Opens (creating if needed) `<dir>/jwtgrant.db` and migrates it.
 pub(crate) async fn open_data_dir(
     dir: &Path,
@@ -148,7 +165,6 @@ async fn connect(
 ) -> StoreResult<SqlStore<SqliteDialect>> {
     let file = file
         .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
@@ -162,6 +178,7 @@ async fn connect(
     // token request queued behind it. `maintain` checkpoints instead, from a
     // connection of its own, without blocking the writer.
     let writer = pool(1, file.clone().pragma("wal_autocheckpoint", "0")).await?;
+    use_write_ahead_log(&writer).await?;
     migrate(
         &migrator([
             include_str!("../migrations/sqlite/0001_registry.sql"),
