@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::GrantError;
+use crate::explain::{Explanation, Refusal};
 use crate::jws::{CompactJws, truncate};
 use crate::model::{Integration, IntegrationKey, split_scopes};
 
@@ -145,36 +146,212 @@ impl<'a> UnverifiedAssertion<'a> {
         self.jws.header().alg
     }
 
+    /// Rule 1's key and signature, in three steps the server runs in a row.
     fn verify_signature(&self, keys: &[IntegrationKey]) -> Result<String, GrantError> {
-        let header = self.jws.header();
+        let named = self.keys_named(keys)?;
+        let suitable = self.keys_for_algorithm(named)?;
+        self.key_that_verifies(&suitable)
+    }
+
+    /// The active keys the `kid` names (all active keys when it names none).
+    fn keys_named<'k>(
+        &self,
+        keys: &'k [IntegrationKey],
+    ) -> Result<Vec<&'k IntegrationKey>, GrantError> {
         let active = keys.iter().filter(|key| key.active);
-        let candidates: Vec<_> = match &header.kid {
+        match &self.jws.header().kid {
             Some(kid) => {
                 let named: Vec<_> = active.filter(|key| &key.kid == kid).collect();
                 if named.is_empty() {
                     return Err(GrantError::UnknownKeyId(truncate(kid)));
                 }
-                named
+                Ok(named)
             }
-            None => active.collect(),
-        };
+            None => Ok(active.collect()),
+        }
+    }
+
+    /// Of `candidates`, the keys whose type suits the header's `alg`.
+    fn keys_for_algorithm<'k>(
+        &self,
+        candidates: Vec<&'k IntegrationKey>,
+    ) -> Result<Vec<&'k IntegrationKey>, GrantError> {
+        let alg = self.jws.header().alg;
         let suitable: Vec<_> = candidates
             .into_iter()
-            .filter(|key| header.alg.key_type_allowed(key.public_key.key_type()))
+            .filter(|key| alg.key_type_allowed(key.public_key.key_type()))
             .collect();
         if suitable.is_empty() {
-            return Err(GrantError::AlgorithmKeyMismatch(
-                header.alg.as_str().to_owned(),
-            ));
+            return Err(GrantError::AlgorithmKeyMismatch(alg.as_str().to_owned()));
         }
+        Ok(suitable)
+    }
+
+    /// The id of the first of `suitable` that verifies the signature.
+    fn key_that_verifies(&self, suitable: &[&IntegrationKey]) -> Result<String, GrantError> {
+        let alg = self.jws.header().alg;
         suitable
-            .into_iter()
+            .iter()
             .find(|key| {
                 key.public_key
-                    .verify(header.alg, self.jws.signing_input(), self.jws.signature())
+                    .verify(alg, self.jws.signing_input(), self.jws.signature())
             })
             .map(|key| key.kid.clone())
             .ok_or(GrantError::NoValidKeysOrSignatures)
+    }
+
+    /// Runs rules 1 (key and signature) to 5 (`jti` present) on the assertion as
+    /// [`Self::verify_with_keys`] does, recording each in `explanation` instead of
+    /// stopping at the first that fails. The claim rules run even when the signature
+    /// fails, to show everything that is wrong; the result is the verified assertion
+    /// and its claims only when every rule held.
+    pub(crate) fn explain_with_keys<E: Refusal>(
+        &self,
+        keys: &[IntegrationKey],
+        rules: &ClaimRules<'_>,
+        now: i64,
+        explanation: &mut Explanation,
+        refusal: impl Fn(GrantError) -> E,
+    ) -> Option<(VerifiedAssertion, Map<String, Value>)> {
+        let start = explanation.checks().len();
+        let alg = self.jws.header().alg.as_str();
+        let kid =
+            match explanation.check("key_id", self.keys_named(keys).map_err(&refusal), |named| {
+                match &self.jws.header().kid {
+                    Some(kid) => format!("kid '{}' names an active key", truncate(kid)),
+                    None => format!("no kid: each of the {} active keys is tried", named.len()),
+                }
+            }) {
+                None => {
+                    explanation.skip("key_type", "no key is named");
+                    explanation.skip("signature", "no key is named");
+                    None
+                }
+                Some(named) => {
+                    match explanation.check(
+                        "key_type",
+                        self.keys_for_algorithm(named).map_err(&refusal),
+                        |suitable| format!("alg '{alg}' suits {} of them", suitable.len()),
+                    ) {
+                        None => {
+                            explanation.skip("signature", "no key suits the alg");
+                            None
+                        }
+                        Some(suitable) => explanation.check(
+                            "signature",
+                            self.key_that_verifies(&suitable).map_err(&refusal),
+                            |kid| format!("verified with key '{kid}' ({alg})"),
+                        ),
+                    }
+                }
+            };
+
+        let claims = self.jws.payload();
+        let values =
+            explanation.check("claim_types", read_claims(claims).map_err(&refusal), |_| {
+                "sub, exp, nbf, iat, jti and scope are of their types; exp is present".into()
+            });
+        explanation.check(
+            "audience",
+            check_audience(claims, rules.accepted_audiences).map_err(&refusal),
+            |aud| format!("aud '{}' is accepted here", truncate(aud)),
+        );
+        let Some(values) = values else {
+            for name in [
+                "expiry",
+                "not_before",
+                "issued_at",
+                "lifetime",
+                "jti_present",
+            ] {
+                explanation.skip(name, "the claims could not be read");
+            }
+            return None;
+        };
+        explanation.check(
+            "expiry",
+            check_expiry(&values, rules, now).map_err(&refusal),
+            |()| {
+                format!(
+                    "exp {} is {}s from now",
+                    values.expires_at,
+                    values.expires_at - now
+                )
+            },
+        );
+        explanation.check(
+            "not_before",
+            check_not_before(&values, rules, now).map_err(&refusal),
+            |()| match values.not_before {
+                Some(nbf) => format!("nbf {nbf} has passed"),
+                None => "no nbf".into(),
+            },
+        );
+        explanation.check(
+            "issued_at",
+            check_issued_at(&values, rules, now).map_err(&refusal),
+            |()| match values.issued_at {
+                Some(iat) => format!("iat {iat} is not in the future"),
+                None => "no iat".into(),
+            },
+        );
+        explanation.check(
+            "lifetime",
+            check_lifetime(&values, rules, now).map_err(&refusal),
+            |()| {
+                format!(
+                    "lives {}s, at most {}s",
+                    values.expires_at - values.issued_at.unwrap_or(now),
+                    rules.max_lifetime_secs
+                )
+            },
+        );
+        explanation.check(
+            "jti_present",
+            check_jti_present(&values, rules).map_err(&refusal),
+            |()| match &values.jti {
+                Some(_) => "has a jti".into(),
+                None => "no jti, and none is required".into(),
+            },
+        );
+        let kid = kid?;
+        if !explanation.passed_since(start) {
+            return None;
+        }
+        Some((values.verified(self.issuer.clone(), kid), claims.clone()))
+    }
+
+    /// Explains [`Self::verify`]: the integration's state (rule 2), then the
+    /// assertion's rules under the server's policy and the integration's `jti`
+    /// requirement.
+    pub fn explain(
+        &self,
+        integration: &Integration,
+        policy: &AssertionPolicy,
+        now: i64,
+        explanation: &mut Explanation,
+    ) -> Option<VerifiedAssertion> {
+        let found = if integration.key != self.issuer {
+            Err(GrantError::IssuerNotFound)
+        } else if !integration.active {
+            Err(GrantError::IntegrationDisabled)
+        } else {
+            Ok(())
+        };
+        let active = explanation.check("issuer", found, |()| {
+            format!(
+                "integration '{}' ({}) is active",
+                integration.key, integration.name
+            )
+        });
+        let rules = ClaimRules {
+            accepted_audiences: &policy.accepted_audiences,
+            leeway_secs: policy.leeway_secs,
+            max_lifetime_secs: policy.max_lifetime_secs,
+            require_jti: integration.require_jti,
+        };
+        let verified = self.explain_with_keys(&integration.keys, &rules, now, explanation, |e| e);
+        active.and(verified).map(|(verified, _)| verified)
     }
 }
 
@@ -187,13 +364,50 @@ pub(crate) struct ClaimRules<'a> {
     pub(crate) require_jti: bool,
 }
 
+/// Rules 3 to 5 on the claims, in the order the explanation shows them.
 fn check_claims(
     claims: &Map<String, Value>,
     issuer: String,
     kid: String,
-    policy: &ClaimRules<'_>,
+    rules: &ClaimRules<'_>,
     now: i64,
 ) -> Result<VerifiedAssertion, GrantError> {
+    let values = read_claims(claims)?;
+    check_audience(claims, rules.accepted_audiences)?;
+    check_expiry(&values, rules, now)?;
+    check_not_before(&values, rules, now)?;
+    check_issued_at(&values, rules, now)?;
+    check_lifetime(&values, rules, now)?;
+    check_jti_present(&values, rules)?;
+    Ok(values.verified(issuer, kid))
+}
+
+/// The claims the rules read, each of its JSON type.
+struct ClaimValues {
+    subject: Option<String>,
+    expires_at: i64,
+    not_before: Option<i64>,
+    issued_at: Option<i64>,
+    jti: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+impl ClaimValues {
+    fn verified(self, issuer: String, kid: String) -> VerifiedAssertion {
+        VerifiedAssertion {
+            issuer,
+            subject: self.subject,
+            scopes: self.scopes,
+            jti: self.jti,
+            expires_at: self.expires_at,
+            kid,
+        }
+    }
+}
+
+/// Reads `sub`, `exp` (required), `nbf`, `iat`, `jti` and `scope`, refusing a claim
+/// of the wrong type.
+fn read_claims(claims: &Map<String, Value>) -> Result<ClaimValues, GrantError> {
     let subject = match claims.get("sub") {
         None | Some(Value::Null) => None,
         Some(Value::String(sub)) if !sub.is_empty() => Some(sub.clone()),
@@ -212,58 +426,105 @@ fn check_claims(
         Some(Value::String(scope)) => Some(split_scopes(scope)),
         Some(_) => return Err(wrong_type("scope", "a space-separated string")),
     };
+    Ok(ClaimValues {
+        subject,
+        expires_at,
+        not_before,
+        issued_at,
+        jti,
+        scopes,
+    })
+}
 
-    // Rule 3: the audience.
-    let audience_ok = match claims.get("aud") {
-        None | Some(Value::Null) => return Err(GrantError::MissingClaim("aud")),
-        Some(Value::String(aud)) => policy.accepted_audiences.iter().any(|a| a == aud),
+/// Rule 3: `aud` (a string or an array of strings) names an accepted audience;
+/// returns the first that does.
+fn check_audience<'c>(
+    claims: &'c Map<String, Value>,
+    accepted: &[String],
+) -> Result<&'c str, GrantError> {
+    let accepts = |aud: &str| accepted.iter().any(|a| a == aud);
+    match claims.get("aud") {
+        None | Some(Value::Null) => Err(GrantError::MissingClaim("aud")),
+        Some(Value::String(aud)) if accepts(aud) => Ok(aud),
+        Some(Value::String(_)) => Err(GrantError::AudienceMismatch),
         Some(Value::Array(auds)) => {
-            let mut any = false;
+            let mut found = None;
             for aud in auds {
                 let Value::String(aud) = aud else {
                     return Err(wrong_type("aud", "a string or an array of strings"));
                 };
-                any |= policy.accepted_audiences.iter().any(|a| a == aud);
+                if found.is_none() && accepts(aud) {
+                    found = Some(aud.as_str());
+                }
             }
-            any
+            found.ok_or(GrantError::AudienceMismatch)
         }
-        Some(_) => return Err(wrong_type("aud", "a string or an array of strings")),
-    };
-    if !audience_ok {
-        return Err(GrantError::AudienceMismatch);
+        Some(_) => Err(wrong_type("aud", "a string or an array of strings")),
     }
+}
 
-    // Rule 4: the times.
-    let leeway = policy.leeway_secs;
-    if now >= expires_at.saturating_add(leeway) {
+/// Rule 4: `exp` has not passed, give or take the leeway.
+fn check_expiry(values: &ClaimValues, rules: &ClaimRules<'_>, now: i64) -> Result<(), GrantError> {
+    if now >= values.expires_at.saturating_add(rules.leeway_secs) {
         return Err(GrantError::Expired);
     }
-    if not_before.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+    Ok(())
+}
+
+/// Rule 4: `nbf`, when present, has come.
+fn check_not_before(
+    values: &ClaimValues,
+    rules: &ClaimRules<'_>,
+    now: i64,
+) -> Result<(), GrantError> {
+    if values
+        .not_before
+        .is_some_and(|nbf| nbf > now.saturating_add(rules.leeway_secs))
+    {
         return Err(GrantError::NotYetValid);
     }
-    if issued_at.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+    Ok(())
+}
+
+/// Rule 4: `iat`, when present, is not in the future.
+fn check_issued_at(
+    values: &ClaimValues,
+    rules: &ClaimRules<'_>,
+    now: i64,
+) -> Result<(), GrantError> {
+    if values
+        .issued_at
+        .is_some_and(|iat| iat > now.saturating_add(rules.leeway_secs))
+    {
         return Err(GrantError::IssuedInFuture);
     }
-    let lifetime_start = issued_at.unwrap_or(now);
-    if expires_at.saturating_sub(lifetime_start) > policy.max_lifetime_secs.saturating_add(leeway) {
+    Ok(())
+}
+
+/// Rule 4: from `iat` (or now, without one) to `exp` is at most the longest
+/// lifetime, give or take the leeway.
+fn check_lifetime(
+    values: &ClaimValues,
+    rules: &ClaimRules<'_>,
+    now: i64,
+) -> Result<(), GrantError> {
+    let start = values.issued_at.unwrap_or(now);
+    if values.expires_at.saturating_sub(start)
+        > rules.max_lifetime_secs.saturating_add(rules.leeway_secs)
+    {
         return Err(GrantError::LifetimeTooLong {
-            max_secs: policy.max_lifetime_secs,
+            max_secs: rules.max_lifetime_secs,
         });
     }
+    Ok(())
+}
 
-    // Rule 5, the part that needs no store.
-    if policy.require_jti && jti.is_none() {
+/// Rule 5, the part that needs no store: a `jti` where one is required.
+fn check_jti_present(values: &ClaimValues, rules: &ClaimRules<'_>) -> Result<(), GrantError> {
+    if rules.require_jti && values.jti.is_none() {
         return Err(GrantError::JtiRequired);
     }
-
-    Ok(VerifiedAssertion {
-        issuer,
-        subject,
-        scopes,
-        jti,
-        expires_at,
-        kid,
-    })
+    Ok(())
 }
 
 /// Reads a NumericDate (RFC 7519 section 2): a JSON number of seconds, fractions

@@ -4,9 +4,10 @@
 //! authenticate an integration. The adapter supplies the secret check (an argon2id
 //! verification it may cache); everything else is decided here.
 
-use crate::assertion::{AssertionPolicy, UnverifiedAssertion};
+use crate::assertion::{AssertionPolicy, ClaimRules, UnverifiedAssertion, VerifiedAssertion};
 use crate::b64;
 use crate::error::GrantError;
+use crate::explain::Explanation;
 use crate::grants::jwt_bearer::ReplayGuard;
 use crate::model::Integration;
 
@@ -262,14 +263,7 @@ pub fn authenticate_assertion(
 ) -> Result<(AuthenticatedClient, ReplayGuard), ClientAuthError> {
     let unverified =
         UnverifiedAssertion::parse(assertion).map_err(ClientAuthError::ClientAssertion)?;
-    if let Some(typ) = unverified.typ()
-        && !typ.eq_ignore_ascii_case(jwtgrant_proto::CLIENT_ASSERTION_TYP)
-        && !typ.eq_ignore_ascii_case("JWT")
-    {
-        return Err(ClientAuthError::ClientAssertionTyp(crate::jws::truncate(
-            typ,
-        )));
-    }
+    check_client_assertion_typ(&unverified)?;
     let integration = integration
         .filter(|i| i.key == unverified.issuer())
         .ok_or(ClientAuthError::ClientAssertionUnknownClient)?;
@@ -281,18 +275,8 @@ pub fn authenticate_assertion(
             }
             other => ClientAuthError::ClientAssertion(other),
         })?;
-    if verified.subject() != Some(verified.issuer()) {
-        return Err(ClientAuthError::ClientAssertionSubject);
-    }
-    let jti = verified
-        .jti()
-        .ok_or(ClientAuthError::ClientAssertionJtiRequired)?;
-    let guard = ReplayGuard {
-        // Kept apart from the same integration's grant assertions.
-        issuer: format!("client-assertion:{}", verified.issuer()),
-        jti: jti.to_owned(),
-        remember_until: verified.expires_at().saturating_add(policy.leeway_secs),
-    };
+    check_client_assertion_subject(&verified)?;
+    let guard = client_assertion_guard(&verified, policy)?;
     Ok((
         AuthenticatedClient {
             client_id: integration.key.clone(),
@@ -300,6 +284,113 @@ pub fn authenticate_assertion(
         },
         guard,
     ))
+}
+
+/// A client assertion's `typ`, when present, is `client-authentication+jwt` or `JWT`.
+fn check_client_assertion_typ(unverified: &UnverifiedAssertion<'_>) -> Result<(), ClientAuthError> {
+    match unverified.typ() {
+        Some(typ)
+            if !typ.eq_ignore_ascii_case(jwtgrant_proto::CLIENT_ASSERTION_TYP)
+                && !typ.eq_ignore_ascii_case("JWT") =>
+        {
+            Err(ClientAuthError::ClientAssertionTyp(crate::jws::truncate(
+                typ,
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A client assertion's `sub` is its `iss`, the client.
+fn check_client_assertion_subject(verified: &VerifiedAssertion) -> Result<(), ClientAuthError> {
+    if verified.subject() != Some(verified.issuer()) {
+        return Err(ClientAuthError::ClientAssertionSubject);
+    }
+    Ok(())
+}
+
+/// The client assertion's `jti`, which it must have, to record before the client
+/// counts as authenticated.
+fn client_assertion_guard(
+    verified: &VerifiedAssertion,
+    policy: &AssertionPolicy,
+) -> Result<ReplayGuard, ClientAuthError> {
+    let jti = verified
+        .jti()
+        .ok_or(ClientAuthError::ClientAssertionJtiRequired)?;
+    Ok(ReplayGuard {
+        // Kept apart from the same integration's grant assertions.
+        issuer: format!("client-assertion:{}", verified.issuer()),
+        jti: jti.to_owned(),
+        remember_until: verified.expires_at().saturating_add(policy.leeway_secs),
+    })
+}
+
+/// Explains [`authenticate_assertion`]: each rule of the client assertion recorded
+/// in `explanation`. `integration` is the one its `iss` names, if any. Returns the
+/// client and the `jti` to record when every rule held.
+pub fn explain_assertion(
+    assertion: &str,
+    integration: Option<&Integration>,
+    policy: &AssertionPolicy,
+    now: i64,
+    explanation: &mut Explanation,
+) -> Option<(AuthenticatedClient, ReplayGuard)> {
+    let start = explanation.checks().len();
+    let parsed = UnverifiedAssertion::parse(assertion).map_err(ClientAuthError::ClientAssertion);
+    let unverified = explanation.check("parse", parsed, |unverified| {
+        format!(
+            "a signed JWT from '{}'",
+            crate::jws::truncate(unverified.issuer())
+        )
+    })?;
+    explanation.check(
+        "typ",
+        check_client_assertion_typ(&unverified),
+        |()| match unverified.typ() {
+            Some(typ) => format!("typ '{}'", crate::jws::truncate(typ)),
+            None => "no typ".into(),
+        },
+    );
+    let found = integration
+        .filter(|i| i.key == unverified.issuer() && i.active)
+        .ok_or(ClientAuthError::ClientAssertionUnknownClient);
+    let Some(integration) = explanation.check("client", found, |i| {
+        format!("integration '{}' ({}) is active", i.key, i.name)
+    }) else {
+        explanation.skip("signature", "no client to verify it with");
+        return None;
+    };
+    let rules = ClaimRules {
+        accepted_audiences: &policy.accepted_audiences,
+        leeway_secs: policy.leeway_secs,
+        max_lifetime_secs: policy.max_lifetime_secs,
+        require_jti: integration.require_jti,
+    };
+    let (verified, _) = unverified.explain_with_keys(
+        &integration.keys,
+        &rules,
+        now,
+        explanation,
+        ClientAuthError::ClientAssertion,
+    )?;
+    explanation.check("subject", check_client_assertion_subject(&verified), |()| {
+        "sub is iss, the client".into()
+    });
+    let guard = explanation.check(
+        "jti_required",
+        client_assertion_guard(&verified, policy),
+        |_| "has a jti".into(),
+    )?;
+    explanation.passed_since(start).then(|| {
+        (
+            AuthenticatedClient {
+                client_id: integration.key.clone(),
+                confidential: true,
+            },
+            guard,
+        )
+    })
 }
 
 /// `application/x-www-form-urlencoded` decoding of one component: `+` is a space,

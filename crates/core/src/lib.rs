@@ -22,6 +22,7 @@ pub mod client_metadata;
 pub mod condition;
 mod der;
 pub mod error;
+pub mod explain;
 pub mod grants;
 pub mod id_jag;
 pub mod id_token;

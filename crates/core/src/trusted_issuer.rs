@@ -15,6 +15,7 @@ use crate::assertion::{AssertionPolicy, ClaimRules, UnverifiedAssertion, Verifie
 use crate::client_auth::AuthenticatedClient;
 use crate::condition::{Expression, ExpressionError};
 use crate::error::GrantError;
+use crate::explain::Explanation;
 use crate::grants::jwt_bearer::{
     GrantDecision, ReplayGuard, SubjectRecords, TokenSubject, requested_scopes, user_subject,
 };
@@ -319,6 +320,21 @@ impl UnverifiedAssertion<'_> {
             return Err(GrantError::IssuerNotFound);
         }
         issuer.check_trust(now)?;
+        self.check_typ_allowed(issuer)?;
+        self.check_alg_allowed(issuer)?;
+        let alg = self.algorithm();
+        let rules = issuer.claim_rules(policy);
+        let (verified, claims) = self.verify_with_keys(&keys.keys, &rules, now)?;
+        if !keys.permits(verified.kid(), alg) {
+            return Err(GrantError::AlgorithmNotAllowed(alg.as_str().to_owned()));
+        }
+        Ok(IssuerAssertion { verified, claims })
+    }
+}
+
+impl UnverifiedAssertion<'_> {
+    /// The header's `typ` is one the issuer's policy lists, when it lists any.
+    fn check_typ_allowed(&self, issuer: &TrustedIssuer) -> Result<(), GrantError> {
         let typs = &issuer.policy.typs;
         if !typs.is_empty() {
             let typ = self.typ().unwrap_or_default();
@@ -326,26 +342,80 @@ impl UnverifiedAssertion<'_> {
                 return Err(GrantError::TypNotAllowed(crate::jws::truncate(typ)));
             }
         }
+        Ok(())
+    }
+
+    /// The header's `alg` is one the issuer's policy lists, when it lists any.
+    fn check_alg_allowed(&self, issuer: &TrustedIssuer) -> Result<(), GrantError> {
         let alg = self.algorithm();
         if !issuer.policy.algorithms.is_empty() && !issuer.policy.algorithms.contains(&alg) {
             return Err(GrantError::AlgorithmNotAllowed(alg.as_str().to_owned()));
         }
-        let audiences = if issuer.policy.audiences.is_empty() {
+        Ok(())
+    }
+
+    /// Explains [`Self::verify_from_issuer`], recording each rule in `explanation`.
+    pub fn explain_from_issuer(
+        &self,
+        issuer: &TrustedIssuer,
+        keys: &IssuerKeySet,
+        policy: &AssertionPolicy,
+        now: i64,
+        explanation: &mut Explanation,
+    ) -> Option<IssuerAssertion> {
+        let start = explanation.checks().len();
+        let trusted = if issuer.issuer != self.issuer() {
+            Err(GrantError::IssuerNotFound)
+        } else {
+            issuer.check_trust(now)
+        };
+        explanation.check("issuer", trusted, |()| {
+            format!(
+                "trusted issuer '{}' ({}) is active and not expired",
+                issuer.id, issuer.issuer
+            )
+        });
+        explanation.check("typ", self.check_typ_allowed(issuer), |()| {
+            match issuer.policy.typs.as_slice() {
+                [] => "the issuer accepts any typ".into(),
+                typs => format!("typ is one of {}", typs.join(", ")),
+            }
+        });
+        explanation.check("alg_allowed", self.check_alg_allowed(issuer), |()| {
+            format!("alg '{}' is allowed", self.algorithm().as_str())
+        });
+        let rules = issuer.claim_rules(policy);
+        let (verified, claims) =
+            self.explain_with_keys(&keys.keys, &rules, now, explanation, |e| e)?;
+        let alg = self.algorithm();
+        let permits = if keys.permits(verified.kid(), alg) {
+            Ok(())
+        } else {
+            Err(GrantError::AlgorithmNotAllowed(alg.as_str().to_owned()))
+        };
+        explanation.check("key_alg", permits, |()| {
+            format!("key '{}' is published for {}", verified.kid(), alg.as_str())
+        })?;
+        let assertion = IssuerAssertion { verified, claims };
+        explanation.passed_since(start).then_some(assertion)
+    }
+}
+
+impl TrustedIssuer {
+    /// The claim rules of its tokens: its audiences, lifetime, clock skew and `jti`
+    /// requirement, the server's `policy` where it sets none.
+    fn claim_rules<'p>(&'p self, policy: &'p AssertionPolicy) -> ClaimRules<'p> {
+        let audiences = if self.policy.audiences.is_empty() {
             &policy.accepted_audiences
         } else {
-            &issuer.policy.audiences
+            &self.policy.audiences
         };
-        let rules = ClaimRules {
+        ClaimRules {
             accepted_audiences: audiences,
-            leeway_secs: issuer.policy.clock_skew_secs.unwrap_or(policy.leeway_secs),
-            max_lifetime_secs: issuer.policy.max_lifetime_secs,
-            require_jti: issuer.policy.replay == ReplayPolicy::SingleUse,
-        };
-        let (verified, claims) = self.verify_with_keys(&keys.keys, &rules, now)?;
-        if !keys.permits(verified.kid(), alg) {
-            return Err(GrantError::AlgorithmNotAllowed(alg.as_str().to_owned()));
+            leeway_secs: self.policy.clock_skew_secs.unwrap_or(policy.leeway_secs),
+            max_lifetime_secs: self.policy.max_lifetime_secs,
+            require_jti: self.policy.replay == ReplayPolicy::SingleUse,
         }
-        Ok(IssuerAssertion { verified, claims })
     }
 }
 
@@ -360,7 +430,7 @@ pub enum UserLookup {
 
 impl TrustedIssuer {
     /// Checks the issuer's condition on the token: `condition_not_met` when it is
-    /// false or fails, without saying more.
+    /// false or fails, without saying more (`jwtgrant explain` says which).
     pub fn check_condition(&self, assertion: &IssuerAssertion) -> Result<(), GrantError> {
         match &self.condition {
             Some(condition) => match condition.evaluate_condition(&assertion.claims) {

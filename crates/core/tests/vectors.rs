@@ -12,9 +12,11 @@
 )]
 
 use jwtgrant_core::client_auth::{
-    ClientAuthError, ClientCredentials, authenticate_assertion, read_client_credentials,
+    ClientAuthError, ClientCredentials, authenticate_assertion, explain_assertion,
+    read_client_credentials,
 };
-use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, TokenSubject, decide};
+use jwtgrant_core::explain::Explanation;
+use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, TokenSubject, decide, explain_decision};
 use jwtgrant_core::jwks::parse_jwks;
 use jwtgrant_core::model::{Consent, Integration, IntegrationKey, User};
 use jwtgrant_core::trusted_issuer::{
@@ -46,7 +48,9 @@ fn read(path: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn verdict(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Result<(), GrantError> {
+/// The registry of the assertion vectors: its one integration, user and consent,
+/// the policy and `now`.
+fn vector_registry(doc: &Value) -> (Integration, User, Consent, AssertionPolicy, i64) {
     let policy = policy(&doc["policy"]);
     let i = &doc["integration"];
     let integration = Integration {
@@ -75,21 +79,34 @@ fn verdict(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Result<(),
         scopes: serde_json::from_value(doc["consent"].clone()).unwrap(),
     };
     let now = doc["now"].as_i64().unwrap();
+    (integration, user, consent, policy, now)
+}
 
-    // The registry holds the one integration of the vector; the core's `verify`
-    // refuses an assertion whose `iss` is not that integration (rule 2).
-    let unverified = UnverifiedAssertion::parse(assertion)?;
-    let verified = unverified.verify(&integration, &policy, now)?;
-    let records = match verified.subject() {
+/// The records the adapter finds for the assertion's `sub`.
+fn vector_records<'a>(
+    sub: Option<&str>,
+    user: &'a User,
+    consent: &'a Consent,
+) -> SubjectRecords<'a> {
+    match sub {
         Some(sub) if sub == user.id => SubjectRecords {
-            user: Some(&user),
-            consent: Some(&consent),
+            user: Some(user),
+            consent: Some(consent),
         },
         _ => SubjectRecords {
             user: None,
             consent: None,
         },
-    };
+    }
+}
+
+fn verdict(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Result<(), GrantError> {
+    let (integration, user, consent, policy, now) = vector_registry(doc);
+    // The registry holds the one integration of the vector; the core's `verify`
+    // refuses an assertion whose `iss` is not that integration (rule 2).
+    let unverified = UnverifiedAssertion::parse(assertion)?;
+    let verified = unverified.verify(&integration, &policy, now)?;
+    let records = vector_records(verified.subject(), &user, &consent);
     decide(
         &verified,
         form_scope,
@@ -138,6 +155,60 @@ fn every_vector_gets_its_verdict() {
     }
 }
 
+/// The explanation of one assertion vector, as `jwtgrant explain` builds it.
+fn explained(doc: &Value, assertion: &str, form_scope: Option<&str>) -> Explanation {
+    let (integration, user, consent, policy, now) = vector_registry(doc);
+    let mut explanation = Explanation::new("assertion");
+    let Some(unverified) =
+        explanation.check("parse", UnverifiedAssertion::parse(assertion), |_| {
+            String::new()
+        })
+    else {
+        return explanation;
+    };
+    let Some(verified) = unverified.explain(&integration, &policy, now, &mut explanation) else {
+        return explanation;
+    };
+    explanation.part("decision");
+    explain_decision(
+        &verified,
+        form_scope,
+        &integration,
+        vector_records(verified.subject(), &user, &consent),
+        policy.leeway_secs,
+        |_| "https://consent".into(),
+        &mut explanation,
+    );
+    explanation
+}
+
+/// `jwtgrant explain` runs the server's rules: on every vector its first failure is
+/// the server's refusal (same rule code, same description), and it fails nothing the
+/// server accepts.
+#[test]
+fn explain_agrees_with_the_server_on_every_vector() {
+    let doc = read("assertions.json");
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let assertion = case["assertion"].as_str().unwrap();
+        let form_scope = case["form_scope"].as_str();
+        let explanation = explained(&doc, assertion, form_scope);
+        match verdict(&doc, assertion, form_scope) {
+            Ok(()) => assert!(
+                explanation.passed() && explanation.checks().len() >= 12,
+                "{name}: {explanation:?}"
+            ),
+            Err(error) => {
+                let first = explanation
+                    .first_failure()
+                    .unwrap_or_else(|| panic!("{name}: explain passes what the server refuses"));
+                assert_eq!(first.rule, Some(error.rule()), "{name}");
+                assert_eq!(first.reason, error.to_string(), "{name}");
+            }
+        }
+    }
+}
+
 /// The name of a refusal as the client vectors record it: the `ClientAuthError`
 /// variant, and for `ClientAssertion` the `GrantError` variant inside.
 fn kind(error: &ClientAuthError) -> String {
@@ -153,6 +224,79 @@ fn kind(error: &ClientAuthError) -> String {
         }
         other => variant(format!("{other:?}")),
     }
+}
+
+/// The integrations of the client vectors.
+fn client_integrations(doc: &Value) -> Vec<Integration> {
+    doc["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| Integration {
+            key: i["key"].as_str().unwrap().into(),
+            name: "client vectors".into(),
+            active: i["active"].as_bool().unwrap(),
+            allow_application_tokens: true,
+            require_jti: i["require_jti"].as_bool().unwrap(),
+            scopes: vec![],
+            redirect_uris: vec![],
+            resources: Vec::new(),
+            default_scopes: Vec::new(),
+            client_secret_hash: None,
+            keys: i["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| integration_key(&k["jwk"], k["active"].as_bool().unwrap()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// `jwtgrant explain --client-assertion` runs the server's client assertion rules:
+/// on every vector that reaches them its first failure is the server's refusal.
+#[test]
+fn explain_agrees_with_the_server_on_every_client_vector() {
+    let doc = read("client_assertions.json");
+    let integrations = client_integrations(&doc);
+    let mut explained = 0;
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let request = &case["request"];
+        let (Some(assertion), Value::Null) = (
+            request["client_assertion"].as_str(),
+            &request["authorization"],
+        ) else {
+            continue;
+        };
+        let Ok(ClientCredentials::Assertion { client_id, .. }) = read_client_credentials(
+            None,
+            request["client_id"].as_str(),
+            request["client_secret"].as_str(),
+            request["client_assertion_type"].as_str(),
+            Some(assertion),
+        ) else {
+            continue;
+        };
+        let policy = policy(&doc["policies"][case["policy"].as_str().unwrap()]);
+        let now = doc["now"].as_i64().unwrap();
+        let integration = integrations.iter().find(|i| i.key == client_id);
+        let mut explanation = Explanation::new("client_assertion");
+        let outcome = explain_assertion(assertion, integration, &policy, now, &mut explanation);
+        match authenticate_assertion(assertion, integration, &policy, now) {
+            Ok(served) => assert_eq!(outcome, Some(served), "{name}: {explanation:?}"),
+            Err(error) => {
+                assert!(outcome.is_none(), "{name}");
+                let first = explanation
+                    .first_failure()
+                    .unwrap_or_else(|| panic!("{name}: explain passes what the server refuses"));
+                assert_eq!(first.rule, Some(error.rule()), "{name}");
+                assert_eq!(first.reason, error.to_string(), "{name}");
+            }
+        }
+        explained += 1;
+    }
+    assert!(explained >= 60, "{explained} client vectors explained");
 }
 
 /// One client-authentication request of the client vectors, through the core as
@@ -178,29 +322,7 @@ fn client_verdict(doc: &Value, case: &Value) -> Result<Value, ClientAuthError> {
             case["name"]
         );
     };
-    let integrations: Vec<Integration> = doc["integrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| Integration {
-            key: i["key"].as_str().unwrap().into(),
-            name: "client vectors".into(),
-            active: i["active"].as_bool().unwrap(),
-            allow_application_tokens: true,
-            require_jti: i["require_jti"].as_bool().unwrap(),
-            scopes: vec![],
-            redirect_uris: vec![],
-            resources: Vec::new(),
-            default_scopes: Vec::new(),
-            client_secret_hash: None,
-            keys: i["keys"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|k| integration_key(&k["jwk"], k["active"].as_bool().unwrap()))
-                .collect(),
-        })
-        .collect();
+    let integrations = client_integrations(doc);
     let integration = integrations.iter().find(|i| i.key == client_id);
     let policy = policy(&doc["policies"][case["policy"].as_str().unwrap()]);
     let (client, guard) = authenticate_assertion(
@@ -456,6 +578,46 @@ fn issuer_verdict(doc: &Value, case: &Value) -> Result<Value, GrantError> {
         }
         flow => panic!("{name}: unknown flow {flow}"),
     }
+}
+
+/// `jwtgrant explain` runs a trusted issuer's rules: on every grant vector its
+/// first failure is the server's refusal from `verify_from_issuer`, and it passes
+/// what that accepts.
+#[test]
+fn explain_agrees_with_the_server_on_every_issuer_vector() {
+    let doc = read("issuer_assertions.json");
+    let now = doc["now"].as_i64().unwrap();
+    let policy = policy(&doc["policies"]["grant"]);
+    let mut explained = 0;
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        if case["flow"] != "grant" {
+            continue;
+        }
+        let (issuer, keys) = trusted_issuer(&doc, case["issuer"].as_str().unwrap());
+        let Ok(unverified) = UnverifiedAssertion::parse(case["assertion"].as_str().unwrap()) else {
+            continue;
+        };
+        let mut explanation = Explanation::new("assertion");
+        let outcome =
+            unverified.explain_from_issuer(&issuer, &keys, &policy, now, &mut explanation);
+        match unverified.verify_from_issuer(&issuer, &keys, &policy, now) {
+            Ok(served) => {
+                let outcome = outcome.unwrap_or_else(|| panic!("{name}: {explanation:?}"));
+                assert_eq!(outcome.verified(), served.verified(), "{name}");
+            }
+            Err(error) => {
+                assert!(outcome.is_none(), "{name}");
+                let first = explanation
+                    .first_failure()
+                    .unwrap_or_else(|| panic!("{name}: explain passes what the server refuses"));
+                assert_eq!(first.rule, Some(error.rule()), "{name}");
+                assert_eq!(first.reason, error.to_string(), "{name}");
+            }
+        }
+        explained += 1;
+    }
+    assert!(explained >= 25, "{explained} issuer vectors explained");
 }
 
 fn guard_json(guard: &jwtgrant_core::ReplayGuard) -> Value {

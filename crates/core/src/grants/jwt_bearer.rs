@@ -4,6 +4,7 @@
 use crate::assertion::VerifiedAssertion;
 use crate::client_auth::AuthenticatedClient;
 use crate::error::GrantError;
+use crate::explain::Explanation;
 use crate::model::{Consent, Integration, User, split_scopes};
 use crate::resource::Resources;
 
@@ -153,17 +154,8 @@ pub fn decide(
     leeway_secs: i64,
     consent_url: impl Fn(&[String]) -> String,
 ) -> Result<GrantDecision, GrantError> {
-    let scopes = requested_scopes(assertion.scopes(), form_scope)?;
-    if let Some(scope) = scopes.iter().find(|s| !integration.scopes.contains(s)) {
-        return Err(GrantError::ScopeNotAllowed(crate::jws::truncate(scope)));
-    }
-
-    let subject = match assertion.subject() {
-        Some(user_id) => user_subject(user_id, &scopes, records, &consent_url)?,
-        None if integration.allow_application_tokens => TokenSubject::Application,
-        None => return Err(GrantError::ApplicationTokensNotAllowed),
-    };
-
+    let scopes = granted_scopes(assertion, form_scope, integration)?;
+    let subject = token_subject(assertion, &scopes, integration, records, &consent_url)?;
     let replay_guard = assertion.jti().map(|jti| ReplayGuard {
         issuer: assertion.issuer().to_owned(),
         jti: jti.to_owned(),
@@ -176,6 +168,79 @@ pub fn decide(
         resources: Resources::none(),
         replay_guard,
     })
+}
+
+/// Rules 7 and 6's first part: the scopes asked for (see [`requested_scopes`]), each
+/// one the integration allows.
+fn granted_scopes(
+    assertion: &VerifiedAssertion,
+    form_scope: Option<&str>,
+    integration: &Integration,
+) -> Result<Vec<String>, GrantError> {
+    let scopes = requested_scopes(assertion.scopes(), form_scope)?;
+    if let Some(scope) = scopes.iter().find(|s| !integration.scopes.contains(s)) {
+        return Err(GrantError::ScopeNotAllowed(crate::jws::truncate(scope)));
+    }
+    Ok(scopes)
+}
+
+/// Rule 6: a user, as [`user_subject`] allows; or the application itself, when the
+/// integration may have application tokens.
+fn token_subject(
+    assertion: &VerifiedAssertion,
+    scopes: &[String],
+    integration: &Integration,
+    records: SubjectRecords<'_>,
+    consent_url: &impl Fn(&[String]) -> String,
+) -> Result<TokenSubject, GrantError> {
+    match assertion.subject() {
+        Some(user_id) => user_subject(user_id, scopes, records, consent_url),
+        None if integration.allow_application_tokens => Ok(TokenSubject::Application),
+        None => Err(GrantError::ApplicationTokensNotAllowed),
+    }
+}
+
+/// Explains [`decide`]: the scopes, then the subject, recorded in `explanation`.
+/// Returns the decision when both hold.
+pub fn explain_decision(
+    assertion: &VerifiedAssertion,
+    form_scope: Option<&str>,
+    integration: &Integration,
+    records: SubjectRecords<'_>,
+    leeway_secs: i64,
+    consent_url: impl Fn(&[String]) -> String,
+    explanation: &mut Explanation,
+) -> Option<GrantDecision> {
+    let Some(scopes) = explanation.check(
+        "scopes",
+        granted_scopes(assertion, form_scope, integration),
+        |scopes| match scopes.as_slice() {
+            [] => "no scope is asked for".into(),
+            scopes => format!("'{}' are the integration's scopes", scopes.join(" ")),
+        },
+    ) else {
+        explanation.skip("subject", "the scopes were refused");
+        return None;
+    };
+    explanation.check(
+        "subject",
+        token_subject(assertion, &scopes, integration, records, &consent_url),
+        |subject| match subject {
+            TokenSubject::User(id) => {
+                format!("user '{id}' is active and has consented to every scope")
+            }
+            _ => "an application token, which the integration allows".into(),
+        },
+    )?;
+    decide(
+        assertion,
+        form_scope,
+        integration,
+        records,
+        leeway_secs,
+        consent_url,
+    )
+    .ok()
 }
 
 /// The subject of a user token for `user_id` (whose record is `records.user`): the
