@@ -44,6 +44,10 @@ pub enum Command {
     /// revocation and authorization endpoints.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run every rule of the token endpoint on an assertion (and a client
+    /// assertion) against the store and the configuration, and print each with
+    /// pass or fail and why. Records no jti and issues nothing.
+    Explain(Box<ExplainArgs>),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -345,6 +349,26 @@ pub struct AuditListArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `jwtgrant explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The assertion (a compact JWT), or `-` to read it from standard input.
+    #[arg(value_name = "ASSERTION")]
+    pub assertion: String,
+    /// The client assertion (`private_key_jwt`) the client would send with it.
+    #[arg(long, value_name = "JWT")]
+    pub client_assertion: Option<String>,
+    /// The token request's `scope` parameter.
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// The same options as `serve`: the rules are those of a server run with them.
+    #[command(flatten)]
+    pub serve: ServeOptions,
 }
 
 /// `jwtgrant trust-target ...`.

@@ -7,6 +7,7 @@ mod assertion;
 mod audit;
 mod bench;
 mod client;
+mod explain;
 mod issuer;
 mod keygen;
 mod options;
@@ -149,6 +150,13 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Command::Audit(command) => {
             block_on(async { audit::audit(admin_store(global).await?.1.as_ref(), command).await })
+        }
+        Command::Explain(args) => {
+            let settings = Settings::resolve(global, Some(&args.serve))?;
+            for warning in &settings.warnings {
+                eprintln!("warning: {warning}");
+            }
+            block_on(explain::run(settings.config, *args))
         }
         Command::TrustTarget(command) => block_on(async {
             trust_target::trust_target(admin_store(global).await?.1.as_ref(), command).await

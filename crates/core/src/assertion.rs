@@ -142,7 +142,7 @@ impl<'a> UnverifiedAssertion<'a> {
     }
 
     /// The header's `alg`.
-    pub(crate) fn algorithm(&self) -> crate::JwsAlgorithm {
+    pub fn algorithm(&self) -> crate::JwsAlgorithm {
         self.jws.header().alg
     }
 

@@ -101,6 +101,17 @@ impl Explanation {
         );
     }
 
+    /// Records a rule that refuses, with the refusal and what the server does not
+    /// tell the client (why a condition failed).
+    pub fn fail_because(&mut self, name: &'static str, refusal: &impl Refusal, why: &str) {
+        self.push(
+            name,
+            Verdict::Fail,
+            Some(refusal.rule()),
+            format!("{refusal} ({why})"),
+        );
+    }
+
     /// Records a rule not run, and why.
     pub fn skip(&mut self, name: &'static str, reason: impl Into<String>) {
         self.push(name, Verdict::Skip, None, reason.into());

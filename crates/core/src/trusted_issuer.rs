@@ -441,6 +441,29 @@ impl TrustedIssuer {
         }
     }
 
+    /// Explains [`Self::check_condition`]: the condition's source, and why it
+    /// failed (false, or the evaluation's error), which the client is not told.
+    pub fn explain_condition(&self, assertion: &IssuerAssertion, explanation: &mut Explanation) {
+        let Some(condition) = &self.condition else {
+            explanation.pass("condition", "the issuer sets no condition");
+            return;
+        };
+        let source = condition.source();
+        match condition.evaluate_condition(&assertion.claims) {
+            Ok(true) => explanation.pass("condition", format!("`{source}` is true")),
+            Ok(false) => explanation.fail_because(
+                "condition",
+                &GrantError::ConditionNotMet,
+                &format!("`{source}` is false"),
+            ),
+            Err(error) => explanation.fail_because(
+                "condition",
+                &GrantError::ConditionNotMet,
+                &format!("`{source}` failed: {error}"),
+            ),
+        }
+    }
+
     /// For a `--subject user` issuer, which user the token names; `None` for a
     /// workload issuer.
     pub fn user_lookup(

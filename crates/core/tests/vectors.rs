@@ -589,6 +589,7 @@ fn explain_agrees_with_the_server_on_every_issuer_vector() {
     let now = doc["now"].as_i64().unwrap();
     let policy = policy(&doc["policies"]["grant"]);
     let mut explained = 0;
+    let mut conditions_failed = 0;
     for case in doc["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         if case["flow"] != "grant" {
@@ -605,6 +606,18 @@ fn explain_agrees_with_the_server_on_every_issuer_vector() {
             Ok(served) => {
                 let outcome = outcome.unwrap_or_else(|| panic!("{name}: {explanation:?}"));
                 assert_eq!(outcome.verified(), served.verified(), "{name}");
+                // The condition, which the server checks in its decision.
+                let mut condition = Explanation::new("decision");
+                issuer.explain_condition(&outcome, &mut condition);
+                match issuer.check_condition(&served) {
+                    Ok(()) => assert!(condition.passed(), "{name}: {condition:?}"),
+                    Err(error) => {
+                        let first = condition.first_failure().unwrap();
+                        assert_eq!(first.rule, Some(error.rule()), "{name}");
+                        assert!(first.reason.starts_with(&error.to_string()), "{name}");
+                        conditions_failed += 1;
+                    }
+                }
             }
             Err(error) => {
                 assert!(outcome.is_none(), "{name}");
@@ -618,6 +631,7 @@ fn explain_agrees_with_the_server_on_every_issuer_vector() {
         explained += 1;
     }
     assert!(explained >= 25, "{explained} issuer vectors explained");
+    assert!(conditions_failed >= 1, "no vector fails its issuer's condition");
 }
 
 fn guard_json(guard: &jwtgrant_core::ReplayGuard) -> Value {

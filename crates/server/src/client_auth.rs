@@ -96,7 +96,7 @@ async fn authenticate_federated(
     let refused = ClientAuthError::ClientAssertion;
     let unverified = UnverifiedAssertion::parse(assertion).map_err(refused)?;
     issuer.check_trust(now).map_err(refused)?;
-    let keys = issuer_keys(state, &issuer, unverified.kid(), now)
+    let keys = issuer_keys(&state.issuer_keys, &issuer, unverified.kid(), now)
         .await
         .map_err(refused)?;
     let verified = unverified

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod explain;
 pub mod fetch;
 pub mod form;
 pub mod grants;

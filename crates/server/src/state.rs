@@ -85,43 +85,8 @@ impl AppState {
         store: Arc<dyn Store>,
         bound: SocketAddr,
     ) -> Result<Arc<Self>, SigningKeyError> {
-        let issuer = config.public_url.clone().unwrap_or_else(|| {
-            let scheme = if config.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            let host = if bound.ip().is_unspecified() {
-                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
-            } else {
-                bound
-            };
-            format!("{scheme}://{host}")
-        });
-        let mut accepted_audiences = vec![
-            issuer.clone(),
-            format!("{issuer}/"),
-            format!("{issuer}/oauth/token"),
-        ];
-        // The bare host as the SDK's presets spell it (default port dropped).
-        accepted_audiences.extend(jwtgrant_proto::bare_host(&issuer));
-        accepted_audiences.extend(config.accept_audiences.iter().cloned());
-        let policy = AssertionPolicy {
-            accepted_audiences,
-            leeway_secs: config.clock_leeway_secs,
-            max_lifetime_secs: config.max_assertion_lifetime_secs,
-        };
-        // A client assertion names the issuer; the token endpoint URL too unless strict
-        // (rfc7523bis, and the audience-injection advisories of 2025).
-        let mut client_audiences = vec![issuer.clone()];
-        if !config.strict_client_assertion_audience {
-            client_audiences.push(format!("{issuer}/oauth/token"));
-        }
-        let client_policy = AssertionPolicy {
-            accepted_audiences: client_audiences,
-            leeway_secs: config.clock_leeway_secs,
-            max_lifetime_secs: config.max_client_assertion_lifetime_secs,
-        };
+        let issuer = issuer_url(&config, bound);
+        let (policy, client_policy) = assertion_policies(&config, &issuer);
         let token_settings = AccessTokenSettings {
             issuer: issuer.clone(),
             audience: config
@@ -296,4 +261,55 @@ impl AppState {
     ) -> String {
         jwtgrant_proto::consent_url(&self.issuer, integration_key, scopes, redirect_uri)
     }
+}
+
+/// The issuer URL of a server bound to `bound`: `public_url`, or the bound address
+/// (loopback when it is unspecified).
+pub fn issuer_url(config: &ServerConfig, bound: SocketAddr) -> String {
+    config.public_url.clone().unwrap_or_else(|| {
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = if bound.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+        } else {
+            bound
+        };
+        format!("{scheme}://{host}")
+    })
+}
+
+/// The policies of assertions (the JWT bearer grant's) and of client assertions
+/// (`private_key_jwt`) at `issuer`, from the configuration.
+pub fn assertion_policies(
+    config: &ServerConfig,
+    issuer: &str,
+) -> (AssertionPolicy, AssertionPolicy) {
+    let mut accepted_audiences = vec![
+        issuer.to_owned(),
+        format!("{issuer}/"),
+        format!("{issuer}/oauth/token"),
+    ];
+    // The bare host as the SDK's presets spell it (default port dropped).
+    accepted_audiences.extend(jwtgrant_proto::bare_host(issuer));
+    accepted_audiences.extend(config.accept_audiences.iter().cloned());
+    let policy = AssertionPolicy {
+        accepted_audiences,
+        leeway_secs: config.clock_leeway_secs,
+        max_lifetime_secs: config.max_assertion_lifetime_secs,
+    };
+    // A client assertion names the issuer; the token endpoint URL too unless strict
+    // (rfc7523bis, and the audience-injection advisories of 2025).
+    let mut client_audiences = vec![issuer.to_owned()];
+    if !config.strict_client_assertion_audience {
+        client_audiences.push(format!("{issuer}/oauth/token"));
+    }
+    let client_policy = AssertionPolicy {
+        accepted_audiences: client_audiences,
+        leeway_secs: config.clock_leeway_secs,
+        max_lifetime_secs: config.max_client_assertion_lifetime_secs,
+    };
+    (policy, client_policy)
 }

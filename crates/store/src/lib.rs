@@ -356,6 +356,9 @@ pub trait Store: AuthorizationStore + FederationStore + AuditStore + Send + Sync
     /// The `jti`s still remembered at `now` (to carry them over into another replay
     /// record).
     async fn live_jtis(&self, now: i64) -> StoreResult<Vec<JtiRecord>>;
+    /// Whether `issuer`'s `jti` is remembered as used at `now` (for `jwtgrant
+    /// explain`, which records nothing).
+    async fn jti_remembered(&self, issuer: &str, jti: &str, now: i64) -> StoreResult<bool>;
 
     /// The server's signing keys.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

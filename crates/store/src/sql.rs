@@ -594,6 +594,18 @@ where
         Ok(done.rows_affected())
     }
 
+    async fn jti_remembered(&self, issuer: &str, jti: &str, now: i64) -> StoreResult<bool> {
+        let found = sqlx::query(
+            "SELECT 1 FROM used_jtis WHERE issuer = $1 AND jti = $2 AND expires_at >= $3",
+        )
+        .bind(issuer)
+        .bind(jti)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
+    }
+
     async fn live_jtis(&self, now: i64) -> StoreResult<Vec<JtiRecord>> {
         sqlx::query("SELECT issuer, jti, expires_at FROM used_jtis WHERE expires_at >= $1")
             .bind(now)

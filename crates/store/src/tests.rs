@@ -101,6 +101,7 @@ on_every_backend!(
     server_secret_is_created_once,
     signing_keys_round_trip,
     live_jtis_are_the_unexpired_ones,
+    a_remembered_jti_is_found_without_recording_it,
     every_registry_change_bumps_the_version,
     a_closed_store_is_unavailable,
     trusted_issuers_and_external_identities,
@@ -959,6 +960,25 @@ async fn signing_keys_round_trip(store: Arc<dyn Store>) {
             ("s2".into(), "ES256".into(), b"private s2".to_vec(), 5, 200),
         ],
         "every field back, bytes exact, in activation order"
+    );
+}
+
+async fn a_remembered_jti_is_found_without_recording_it(store: Arc<dyn Store>) {
+    ok(store.record_jti("i1", "used", 150, 0).await);
+    assert!(ok(store.jti_remembered("i1", "used", 150).await));
+    assert!(
+        !ok(store.jti_remembered("i1", "used", 151).await),
+        "past its time"
+    );
+    assert!(
+        !ok(store.jti_remembered("i2", "used", 100).await),
+        "another issuer's"
+    );
+    assert!(!ok(store.jti_remembered("i1", "fresh", 100).await));
+    // Looking did not record it: the first use is still fresh.
+    assert_eq!(
+        ok(store.record_jti("i1", "fresh", 200, 100).await),
+        JtiOutcome::Recorded
     );
 }
 

@@ -43,7 +43,7 @@ pub async fn grant(
         .await?
         .filter(|i| i.active)
         .ok_or(GrantError::IntegrationDisabled)?;
-    let keys = issuer_keys(state, issuer, unverified.kid(), now).await?;
+    let keys = issuer_keys(&state.issuer_keys, issuer, unverified.kid(), now).await?;
     let assertion = tracing::trace_span!(target: TARGET, "verify_signature")
         .in_scope(|| unverified.verify_from_issuer(issuer, &keys, &state.policy, now))?;
     crate::audit::note_verified(assertion.verified(), &integration.key);
@@ -152,7 +152,7 @@ pub async fn grant(
 /// The issuer's usable keys: those given when it was added, or those its JWKS URL
 /// (or metadata) serves, from the cache.
 pub async fn issuer_keys(
-    state: &AppState,
+    cache: &crate::issuer_keys::IssuerKeys,
     issuer: &TrustedIssuer,
     kid: Option<&str>,
     now: i64,
@@ -164,8 +164,7 @@ pub async fn issuer_keys(
             issuer: issuer.issuer.clone(),
         },
     };
-    state
-        .issuer_keys
+    cache
         .keys(&issuer.id, &source, issuer.allowed_algorithms(), kid, now)
         .instrument(tracing::trace_span!(
             target: TARGET,

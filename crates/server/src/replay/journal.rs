@@ -154,6 +154,17 @@ impl JournalReplay {
     }
 }
 
+/// Whether the journal in `dir` remembers the guard's `jti` at `now`, read without
+/// the directory's lock (for `jwtgrant explain` beside a running server: records
+/// are appended whole and synced before their request is answered).
+pub fn journal_remembers(dir: &Path, guard: &ReplayGuard, now: i64) -> Result<bool, StoreError> {
+    let path = dir.join("replay.journal");
+    if !path.exists() {
+        return Ok(false);
+    }
+    Ok(read_journal(&path, now)?.contains_key(&key(&guard.issuer, &guard.jti)))
+}
+
 fn read_journal(path: &Path, now: i64) -> Result<HashMap<Key, i64>, StoreError> {
     let mut bytes = Vec::new();
     File::open(path)

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use jwtgrant_core::ReplayGuard;
 use jwtgrant_store::{JtiOutcome, StoreError};
 
-pub use self::journal::JournalReplay;
+pub use self::journal::{JournalReplay, journal_remembers};
 pub use self::redis::{RedisReplay, redis_connection};
 pub use self::store::StoreReplay;
 

@@ -48,6 +48,17 @@ impl RedisReplay {
         }
     }
 
+    /// Whether the guard's `jti` is remembered, without recording it (for `jwtgrant
+    /// explain`).
+    pub async fn is_used(&self, guard: &ReplayGuard) -> Result<bool, StoreError> {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(self.key(guard))
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(exists > 0)
+    }
+
     /// The key of a `jti`: issuer and `jti` length-prefixed so no two pairs collide.
     fn key(&self, guard: &ReplayGuard) -> String {
         format!(
