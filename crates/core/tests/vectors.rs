@@ -631,7 +631,10 @@ fn explain_agrees_with_the_server_on_every_issuer_vector() {
         explained += 1;
     }
     assert!(explained >= 25, "{explained} issuer vectors explained");
-    assert!(conditions_failed >= 1, "no vector fails its issuer's condition");
+    assert!(
+        conditions_failed >= 1,
+        "no vector fails its issuer's condition"
+    );
 }
 
 fn guard_json(guard: &jwtgrant_core::ReplayGuard) -> Value {

@@ -19,6 +19,7 @@ mod connections;
 mod crash;
 mod cross_app;
 mod endpoints;
+mod explain;
 mod id_jag;
 mod jwt_bearer_client;
 mod limits;
