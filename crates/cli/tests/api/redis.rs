@@ -12,6 +12,24 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// The rule `jwtgrant explain` says the server of `f`, with `redis`, refuses
+/// `assertion` by (null when it would issue).
+fn explained_rule(f: &Fixture, redis: &TestRedis, assertion: &str) -> serde_json::Value {
+    let mut args = vec![
+        "explain".to_owned(),
+        "--json".into(),
+        "--public-url".into(),
+        f.server.url.clone(),
+    ];
+    args.extend(redis.serve_args());
+    args.push(assertion.into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(Admin::new(&binary(), store_args(f.server.dir.path())).command(&args));
+    let explanation: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    explanation["rule"].clone()
+}
+
 #[tokio::test]
 async fn the_jti_is_kept_in_redis_with_its_expiry() {
     let redis = TestRedis::start().await;
@@ -22,10 +40,16 @@ async fn the_jti_is_kept_in_redis_with_its_expiry() {
     .await;
     let claims = f.claims();
     let assertion = f.sign(&claims);
+    // `jwtgrant explain` looks the jti up in the same Redis, recording nothing.
+    assert_eq!(explained_rule(&f, &redis, &assertion), json!(null));
     assert_eq!(f.server.token(&assertion).await.0, 200);
     let (status, body) = f.server.token(&assertion).await;
     assert_eq!((status, oauth_error(&body).0), (400, "invalid_grant"));
     assert!(oauth_error(&body).1.contains("already been used"));
+    assert_eq!(
+        explained_rule(&f, &redis, &assertion),
+        json!("jti_replayed")
+    );
 
     // The record is in Redis under the configured prefix (not the store, not the
     // default prefix), and expires after exp plus leeway.
