@@ -202,7 +202,23 @@ impl Explainer {
         explanation: &mut Explanation,
     ) -> Result<Option<AuthenticatedClient>, StoreError> {
         let integration = match UnverifiedAssertion::parse(client_assertion) {
-            Ok(unverified) => self.registry.integration(unverified.issuer()).await?,
+            Ok(unverified) => {
+                let integration = self.registry.integration(unverified.issuer()).await?;
+                if integration.is_none()
+                    && self
+                        .registry
+                        .trusted_issuer(unverified.issuer())
+                        .await?
+                        .is_some()
+                {
+                    explanation.skip(
+                        "client",
+                        "a trusted issuer's token (federated client authentication): not explained yet",
+                    );
+                    return Ok(None);
+                }
+                integration
+            }
             Err(_) => None,
         };
         let Some((client, guard)) = explain_assertion(
@@ -234,7 +250,10 @@ impl Explainer {
         explanation: &mut Explanation,
     ) {
         match client {
-            Some(None) => explanation.skip("presenting_client", "the client assertion was refused"),
+            Some(None) => explanation.skip(
+                "presenting_client",
+                "the client assertion was refused or not explained",
+            ),
             Some(Some(client)) => {
                 explanation.check(
                     "presenting_client",
