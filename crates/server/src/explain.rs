@@ -281,6 +281,12 @@ impl Explainer {
         now: i64,
         explanation: &mut Explanation,
     ) -> Result<(), StoreError> {
+        // A disabled or expired trust is refused before its keys are fetched, as
+        // the server does; the rest would be about a trust that is off.
+        if let Err(refusal) = issuer.check_trust(now) {
+            explanation.fail("issuer", &refusal);
+            return Ok(());
+        }
         let integration = self
             .registry
             .integration(&issuer.integration_key)

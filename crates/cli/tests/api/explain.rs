@@ -234,7 +234,7 @@ async fn a_trusted_issuers_token_is_explained_with_its_fetched_keys_and_conditio
     let (ik, _) = server.add_integration(spec, &rsa_key()).await;
     let idp = TestIdp::with_rsa_key().await;
     let issuer = "https://ci.example.test";
-    admin(
+    let added = admin(
         server.dir.path(),
         &[
             "issuer",
@@ -331,4 +331,18 @@ async fn a_trusted_issuers_token_is_explained_with_its_fetched_keys_and_conditio
     stranger["iss"] = json!("https://stranger.example.test");
     let (explanation, _) = explain_token(&idp.sign("key-1", None, json!({}), &stranger));
     assert_eq!(explanation["rule"], "issuer_not_found");
+
+    // A disabled trust is refused first, before its keys are fetched, as the server does.
+    let issuer_id = added["issuer_id"].as_str().unwrap();
+    admin(server.dir.path(), &["issuer", "disable", issuer_id]);
+    server.refresh().await;
+    let fresh = idp.sign("key-1", None, json!({}), &claims("main", "run-4"));
+    let (status, body) = server.token(&fresh).await;
+    let (explanation, _) = explain_token(&fresh);
+    assert_eq!(status, 400);
+    assert_eq!(explanation["rule"], json!(rule_of(&body)));
+    assert_eq!(
+        check(&explanation, "assertion", "issuer")["reason"],
+        body["error_description"]
+    );
 }
