@@ -7,15 +7,13 @@ use jwtgrant_core::grants::jwt_bearer::{SubjectRecords, check_presenting_client,
 use jwtgrant_core::resource::Resources;
 use jwtgrant_core::{GrantError, UnverifiedAssertion};
 use jwtgrant_proto::JwtGrantResponse;
-use jwtgrant_store::JtiOutcome;
 
 use crate::audit;
 use crate::error::TokenEndpointError;
-use crate::grants::issue;
+use crate::grants::{issue, record_replay_guard};
 use crate::state::AppState;
-use crate::telemetry::{TARGET, record_replay};
+use crate::telemetry::TARGET;
 use crate::token_request::JwtBearerRequest;
-use tracing::Instrument as _;
 
 /// Runs the JWT bearer grant. The assertion's signature authenticates its issuer;
 /// `client` is the client the request also named or authenticated, if any, which
@@ -85,18 +83,7 @@ pub async fn grant(
         &integration,
     )?);
 
-    if let Some(guard) = decision.replay_guard() {
-        let span = tracing::trace_span!(target: TARGET, "replay_record", jwtgrant.replay = tracing::field::Empty);
-        let outcome = state
-            .replay
-            .record(guard, now)
-            .instrument(span.clone())
-            .await?;
-        record_replay(&span, outcome);
-        if outcome == JtiOutcome::Replayed {
-            return Err(GrantError::JtiReplayed.into());
-        }
-    }
+    record_replay_guard(state, &decision, now).await?;
 
     issue(state, &decision, now)
 }

@@ -22,7 +22,9 @@ use jwtgrant_store::RefreshTokenRecord;
 use crate::credentials::{random_token, token_hash};
 use crate::error::TokenEndpointError;
 use crate::state::AppState;
-use crate::telemetry::TARGET;
+use crate::telemetry::{TARGET, record_replay};
+use jwtgrant_store::JtiOutcome;
+use tracing::Instrument as _;
 
 /// An access token for `decision`, as the token endpoint answers it.
 pub fn issue(
@@ -32,6 +34,29 @@ pub fn issue(
 ) -> Result<JwtGrantResponse, TokenEndpointError> {
     let issued = sign(state, decision, now)?;
     Ok(response(state, decision, issued, None))
+}
+
+/// Records the decision's `jti` (rule 5) before anything is issued: a replay is
+/// `jti_replayed`, a replay record that does not answer refuses (fails closed).
+pub async fn record_replay_guard(
+    state: &AppState,
+    decision: &GrantDecision,
+    now: i64,
+) -> Result<(), TokenEndpointError> {
+    let Some(guard) = decision.replay_guard() else {
+        return Ok(());
+    };
+    let span = tracing::trace_span!(target: TARGET, "replay_record", jwtgrant.replay = tracing::field::Empty);
+    let outcome = state
+        .replay
+        .record(guard, now)
+        .instrument(span.clone())
+        .await?;
+    record_replay(&span, outcome);
+    if outcome == JtiOutcome::Replayed {
+        return Err(GrantError::JtiReplayed.into());
+    }
+    Ok(())
 }
 
 /// The user's sign-in a code or refresh grant descends from, for its ID token.

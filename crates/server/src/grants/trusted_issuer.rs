@@ -16,13 +16,12 @@ use jwtgrant_core::trusted_issuer::{
 };
 use jwtgrant_core::{GrantError, TokenSubject, UnverifiedAssertion};
 use jwtgrant_proto::JwtGrantResponse;
-use jwtgrant_store::JtiOutcome;
 
 use crate::error::TokenEndpointError;
-use crate::grants::issue;
+use crate::grants::{issue, record_replay_guard};
 use crate::issuer_keys::KeySource;
 use crate::state::AppState;
-use crate::telemetry::{TARGET, record_replay};
+use crate::telemetry::TARGET;
 use crate::token_request::JwtBearerRequest;
 use tracing::Instrument as _;
 
@@ -134,18 +133,7 @@ pub async fn grant(
         .into());
     }
 
-    if let Some(guard) = decision.replay_guard() {
-        let span = tracing::trace_span!(target: TARGET, "replay_record", jwtgrant.replay = tracing::field::Empty);
-        let outcome = state
-            .replay
-            .record(guard, now)
-            .instrument(span.clone())
-            .await?;
-        record_replay(&span, outcome);
-        if outcome == JtiOutcome::Replayed {
-            return Err(GrantError::JtiReplayed.into());
-        }
-    }
+    record_replay_guard(state, &decision, now).await?;
     issue(state, &decision, now)
 }
 
