@@ -363,6 +363,9 @@ pub struct ExplainArgs {
     /// The token request's `scope` parameter.
     #[arg(long, value_name = "SCOPES")]
     pub scope: Option<String>,
+    /// A `resource` parameter of the token request (RFC 8707); repeat for several.
+    #[arg(long = "resource", value_name = "URI")]
+    pub resources: Vec<String>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

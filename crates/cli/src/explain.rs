@@ -32,10 +32,12 @@ pub async fn run(config: ServerConfig, args: ExplainArgs) -> Result<()> {
     let explainer = Explainer::new(&config, store)
         .await
         .context("cannot read the registry")?;
+    let resources: Vec<&str> = args.resources.iter().map(String::as_str).collect();
     let request = ExplainRequest {
         assertion: &assertion,
         client_assertion: args.client_assertion.as_deref().map(str::trim),
         scope: args.scope.as_deref(),
+        resources: &resources,
     };
     let explanation = explainer
         .explain(request, jwtgrant_server::clock::now())

@@ -12,11 +12,13 @@ use jwtgrant_core::grants::jwt_bearer::{
     SubjectRecords, check_presenting_client, explain_decision,
 };
 use jwtgrant_core::id_jag::{IdJagRequest, decide_id_jag};
+use jwtgrant_core::resource::Resources;
 use jwtgrant_core::trusted_issuer::{
     IssuerAssertion, TrustedIssuer, UserLookup, decide_for_issuer,
 };
 use jwtgrant_core::{
-    AssertionPolicy, GrantDecision, GrantError, ReplayGuard, TokenSubject, UnverifiedAssertion,
+    AssertionPolicy, GrantDecision, GrantError, Integration, ReplayGuard, TokenSubject,
+    UnverifiedAssertion,
 };
 use jwtgrant_store::{Store, StoreError};
 
@@ -38,6 +40,8 @@ pub struct ExplainRequest<'a> {
     pub client_assertion: Option<&'a str>,
     /// The `scope` parameter, if any.
     pub scope: Option<&'a str>,
+    /// The `resource` parameters (RFC 8707).
+    pub resources: &'a [&'a str],
 }
 
 /// Where the server remembers used `jti`s, read without recording.
@@ -171,6 +175,9 @@ impl Explainer {
                 },
                 &mut explanation,
             );
+            let decision = decision.and_then(|decision| {
+                explain_resources(request.resources, &integration, decision, &mut explanation)
+            });
             self.explain_replay(decision.as_ref(), now, &mut explanation)
                 .await;
             return Ok(explanation);
@@ -246,7 +253,7 @@ impl Explainer {
     fn explain_presenting_client(
         &self,
         client: Option<Option<&AuthenticatedClient>>,
-        integration: &jwtgrant_core::Integration,
+        integration: &Integration,
         explanation: &mut Explanation,
     ) {
         match client {
@@ -347,7 +354,7 @@ impl Explainer {
             let request = IdJagRequest {
                 client: client.flatten(),
                 scope: request.scope,
-                resources: &[],
+                resources: request.resources,
             };
             decide_id_jag(
                 &assertion,
@@ -392,6 +399,15 @@ impl Explainer {
             )
         }) else {
             return Ok(());
+        };
+        let decision = if issuer.policy.id_jag {
+            // An ID-JAG's resources were decided with it.
+            decision
+        } else {
+            match explain_resources(request.resources, &integration, decision, explanation) {
+                Some(decision) => decision,
+                None => return Ok(()),
+            }
         };
         if let TokenSubject::Workload(subject) = decision.subject() {
             let taken = subject != &integration.key
@@ -488,4 +504,29 @@ impl Explainer {
             ReplayLookup::Redis(redis) => redis.is_used(guard).await,
         }
     }
+}
+
+/// The `resource` parameters, each one of the integration's (RFC 8707), as the
+/// decision's audience.
+fn explain_resources(
+    requested: &[&str],
+    integration: &Integration,
+    decision: GrantDecision,
+    explanation: &mut Explanation,
+) -> Option<GrantDecision> {
+    if requested.is_empty() {
+        explanation.skip("resources", "no resource parameter");
+        return Some(decision);
+    }
+    let resources = explanation.check(
+        "resources",
+        Resources::for_integration(requested, integration),
+        |resources| {
+            format!(
+                "'{}' are the integration's resources",
+                resources.as_slice().join(" ")
+            )
+        },
+    )?;
+    Some(decision.for_resources(resources))
 }

@@ -37,6 +37,17 @@ fn check<'a>(explanation: &'a Value, part: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {part}.{name} in {explanation}"))
 }
 
+/// POSTs `form` to `url`: the status and the JSON answer.
+async fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 /// The rule code an `error_description` leads with.
 fn rule_of(body: &Value) -> &str {
     let description = body["error_description"].as_str().unwrap();
@@ -47,7 +58,12 @@ fn rule_of(body: &Value) -> &str {
 async fn explain_names_the_rule_the_server_refuses_by_and_consumes_no_jti() {
     let dir = tempfile::tempdir().unwrap();
     let admin_cli = Admin::new(&binary(), store_args(dir.path()));
-    let ik = admin_cli.create_integration(&["--name", "Explained"]);
+    let ik = admin_cli.create_integration(&[
+        "--name",
+        "Explained",
+        "--resource",
+        "https://api.example.test/",
+    ]);
     let key = dir.path().join("explained.pem");
     admin_cli.generate_key(&ik, None, &key);
     let user = admin_cli.create_user("ada@example.com", "Ada");
@@ -212,6 +228,29 @@ async fn explain_names_the_rule_the_server_refuses_by_and_consumes_no_jti() {
     // this assertion does not name: the options shape the rules.
     let (explanation, _) = explain(dir.path(), &[fresh.as_str()]);
     assert_eq!(explanation["rule"], "audience_mismatch", "{explanation}");
+
+    // A `resource` the integration does not have, as the server refuses it.
+    let (status, body) = post_form(
+        &format!("{public_url}/oauth/token"),
+        &[
+            ("grant_type", JWT_BEARER),
+            ("assertion", fresh.as_str()),
+            ("resource", "https://other.example.test/"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let mut args = as_served.to_vec();
+    args.extend(["--resource", "https://other.example.test/", &fresh]);
+    let (explanation, _) = explain(dir.path(), &args);
+    assert_eq!(explanation["rule"], json!(rule_of(&body)), "{explanation}");
+    assert_eq!(
+        check(&explanation, "decision", "resources")["reason"],
+        body["error_description"]
+    );
+    let mut args = as_served.to_vec();
+    args.extend(["--resource", "https://api.example.test/", &fresh]);
+    assert!(explain(dir.path(), &args).1);
 
     // And the server issues the fresh one: nothing explain did consumed it.
     let (status, body) = server.token(&fresh).await;
