@@ -85,10 +85,18 @@ pub trait AuditStore: Send + Sync {
 /// The columns an event is read back from.
 const COLUMNS: &str = "at_ms, instance, request_id, endpoint, grant_type, client_id, issuer, \
      subject, scopes, decision, rule, error, key_id, token_id, assertion_jti, client_addr";
-/// SQLite's insert of one event (run once per event of a batch).
+/// SQLite's insert of a whole batch: one statement, the events bound as one JSON
+/// array (their serde form, whose members are the columns), unpacked by
+/// `json_each` in SQLite's C code.
 pub(crate) const SQLITE_INSERT: &str = "INSERT INTO audit_events (at_ms, instance, request_id, \
      endpoint, grant_type, client_id, issuer, subject, scopes, decision, rule, error, key_id, \
-     token_id, assertion_jti, client_addr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     token_id, assertion_jti, client_addr) \
+     SELECT value ->> 'at_ms', value ->> 'instance', value ->> 'request_id', \
+     value ->> 'endpoint', value ->> 'grant_type', value ->> 'client_id', value ->> 'issuer', \
+     value ->> 'subject', value ->> 'scopes', value ->> 'decision', value ->> 'rule', \
+     value ->> 'error', value ->> 'key_id', value ->> 'token_id', value ->> 'assertion_jti', \
+     value ->> 'client_addr' \
+     FROM json_each(?) ORDER BY key";
 
 /// PostgreSQL's insert of a whole batch, each column an array.
 pub(crate) const POSTGRES_INSERT: &str = "INSERT INTO audit_events (at_ms, instance, request_id, \
@@ -119,6 +127,77 @@ fn event_from_row(row: &impl RecordRow) -> StoreResult<AuditEvent> {
     })
 }
 
+/// The events with every NUL replaced by U+FFFD, on both databases alike. PostgreSQL
+/// text cannot hold a NUL, and a client can put one in a claim (an `iss`, read
+/// before any signature is checked). Kept as it is, that one event would fail its
+/// whole batch, and take other clients' events with it.
+fn storable(events: &[AuditEvent]) -> std::borrow::Cow<'_, [AuditEvent]> {
+    fn has_nul(event: &AuditEvent) -> bool {
+        text_fields(event).any(|text| text.contains('\0'))
+    }
+    if !events.iter().any(has_nul) {
+        return std::borrow::Cow::Borrowed(events);
+    }
+    let clean = |text: &mut String| {
+        if text.contains('\0') {
+            *text = text.replace('\0', "\u{FFFD}");
+        }
+    };
+    let mut events = events.to_vec();
+    for event in &mut events {
+        for text in [
+            &mut event.instance,
+            &mut event.request_id,
+            &mut event.endpoint,
+            &mut event.decision,
+        ] {
+            clean(text);
+        }
+        for text in [
+            &mut event.grant_type,
+            &mut event.client_id,
+            &mut event.issuer,
+            &mut event.subject,
+            &mut event.scopes,
+            &mut event.rule,
+            &mut event.error,
+            &mut event.key_id,
+            &mut event.token_id,
+            &mut event.assertion_jti,
+            &mut event.client_addr,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            clean(text);
+        }
+    }
+    std::borrow::Cow::Owned(events)
+}
+
+/// Every text of an event.
+fn text_fields(event: &AuditEvent) -> impl Iterator<Item = &str> {
+    [
+        Some(event.instance.as_str()),
+        Some(event.request_id.as_str()),
+        Some(event.endpoint.as_str()),
+        Some(event.decision.as_str()),
+        event.grant_type.as_deref(),
+        event.client_id.as_deref(),
+        event.issuer.as_deref(),
+        event.subject.as_deref(),
+        event.scopes.as_deref(),
+        event.rule.as_deref(),
+        event.error.as_deref(),
+        event.key_id.as_deref(),
+        event.token_id.as_deref(),
+        event.assertion_jti.as_deref(),
+        event.client_addr.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 #[async_trait]
 impl<D: Dialect> AuditStore for SqlStore<D>
 where
@@ -132,7 +211,7 @@ where
         if events.is_empty() {
             return Ok(());
         }
-        Ok(D::insert_audit_events(&self.writer, events).await?)
+        Ok(D::insert_audit_events(&self.writer, &storable(events)).await?)
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {

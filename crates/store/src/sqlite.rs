@@ -58,36 +58,21 @@ impl Dialect for SqliteDialect {
         query.bind(now).fetch_all(writer).await
     }
 
-    /// One prepared single-row insert, run for each event in one transaction: a
-    /// multi-row statement would bind thousands of numbered parameters, which
-    /// SQLite looks up by name one at a time (quadratic in their number).
+    /// One statement for the whole batch, the events bound as one JSON array. A
+    /// prepared single-row insert per event cost about 25 us of server CPU per
+    /// event (each statement a round trip to sqlx's SQLite thread and 16 bound
+    /// values), a quarter of a grant's; a multi-row statement would bind
+    /// thousands of numbered parameters, which SQLite looks up one at a time.
     async fn insert_audit_events(
         writer: &SqlitePool,
         events: &[crate::AuditEvent],
     ) -> Result<(), sqlx::Error> {
-        let mut tx = writer.begin_with(Self::BEGIN).await?;
-        for event in events {
-            sqlx::query(sqlx::AssertSqlSafe(crate::audit::SQLITE_INSERT))
-                .bind(event.at_ms)
-                .bind(event.instance.as_str())
-                .bind(event.request_id.as_str())
-                .bind(event.endpoint.as_str())
-                .bind(event.grant_type.as_deref())
-                .bind(event.client_id.as_deref())
-                .bind(event.issuer.as_deref())
-                .bind(event.subject.as_deref())
-                .bind(event.scopes.as_deref())
-                .bind(event.decision.as_str())
-                .bind(event.rule.as_deref())
-                .bind(event.error.as_deref())
-                .bind(event.key_id.as_deref())
-                .bind(event.token_id.as_deref())
-                .bind(event.assertion_jti.as_deref())
-                .bind(event.client_addr.as_deref())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await
+        let batch = serde_json::to_string(events).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(sqlx::AssertSqlSafe(crate::audit::SQLITE_INSERT))
+            .bind(batch)
+            .execute(writer)
+            .await?;
+        Ok(())
     }
 
     async fn maintain(&self) -> StoreResult<()> {

@@ -216,6 +216,27 @@ async fn audit_events_are_batched_filtered_and_swept(store: Arc<dyn Store>) {
     assert_eq!(ok(store.sweep_audit_events(2_000).await), 1000);
     assert_eq!(ok(store.sweep_audit_events(2_000).await), 0);
     assert_eq!(ok(store.audit_events(&all(5000)).await).len(), 202);
+
+    // Text the batch encoding must carry as it is (quotes, backslashes, JSON-looking
+    // text, non-ASCII), an absent field that stays absent, and a NUL, which a client
+    // can put in a claim.
+    let odd = AuditEvent {
+        subject: Some("quo\"te \\ {\"a\": 1} ü 🚀 \u{0}".into()),
+        scopes: None,
+        ..audit_event(500, "c3", "refused", Some("consent_required"))
+    };
+    ok(store.record_audit_events(std::slice::from_ref(&odd)).await);
+    let c3 = AuditQuery {
+        client_id: Some("c3".into()),
+        limit: 10,
+        ..AuditQuery::default()
+    };
+    // A NUL (which PostgreSQL text cannot hold) is kept as U+FFFD, on both stores.
+    let kept = AuditEvent {
+        subject: Some("quo\"te \\ {\"a\": 1} ü 🚀 \u{FFFD}".into()),
+        ..odd
+    };
+    assert_eq!(ok(store.audit_events(&c3).await), [kept]);
 }
 
 async fn trust_targets_are_one_per_audience_and_integration(store: Arc<dyn Store>) {
