@@ -85,18 +85,22 @@ pub trait AuditStore: Send + Sync {
 /// The columns an event is read back from.
 const COLUMNS: &str = "at_ms, instance, request_id, endpoint, grant_type, client_id, issuer, \
      subject, scopes, decision, rule, error, key_id, token_id, assertion_jti, client_addr";
-/// SQLite's insert of a whole batch: one statement, the events bound as one JSON
-/// array (their serde form, whose members are the columns), unpacked by
-/// `json_each` in SQLite's C code.
-pub(crate) const SQLITE_INSERT: &str = "INSERT INTO audit_events (at_ms, instance, request_id, \
-     endpoint, grant_type, client_id, issuer, subject, scopes, decision, rule, error, key_id, \
-     token_id, assertion_jti, client_addr) \
-     SELECT value ->> 'at_ms', value ->> 'instance', value ->> 'request_id', \
-     value ->> 'endpoint', value ->> 'grant_type', value ->> 'client_id', value ->> 'issuer', \
-     value ->> 'subject', value ->> 'scopes', value ->> 'decision', value ->> 'rule', \
-     value ->> 'error', value ->> 'key_id', value ->> 'token_id', value ->> 'assertion_jti', \
-     value ->> 'client_addr' \
-     FROM json_each(?) ORDER BY key";
+/// SQLite's insert of `rows` events.
+pub(crate) fn sqlite_insert(rows: usize) -> String {
+    let mut sql = String::with_capacity(200 + rows * 36);
+    sql.push_str(
+        "INSERT INTO audit_events (at_ms, instance, request_id, endpoint, grant_type, \
+         client_id, issuer, subject, scopes, decision, rule, error, key_id, token_id, \
+         assertion_jti, client_addr) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    }
+    sql
+}
 
 /// PostgreSQL's insert of a whole batch, each column an array.
 pub(crate) const POSTGRES_INSERT: &str = "INSERT INTO audit_events (at_ms, instance, request_id, \
