@@ -357,6 +357,9 @@ where
     }
 
     async fn user_login_by_email(&self, email: &str) -> StoreResult<Option<UserLogin>> {
+        if !crate::sql::storable_key(email) {
+            return Ok(None);
+        }
         self.user_login_where(Some(email), None).await
     }
 

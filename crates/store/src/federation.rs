@@ -224,6 +224,9 @@ where
     }
 
     async fn linked_user(&self, issuer_id: &str, subject: &str) -> StoreResult<Option<String>> {
+        if !crate::sql::storable_key(issuer_id) || !crate::sql::storable_key(subject) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT user_id FROM external_identities WHERE issuer_id = $1 AND subject = $2",
         )
@@ -251,6 +254,9 @@ where
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        if !crate::sql::storable_key(email) {
+            return Ok(None);
+        }
         sqlx::query(
             "SELECT user_id, email, name, given_name, family_name, active, created_at
              FROM users WHERE lower(email) = lower($1)",

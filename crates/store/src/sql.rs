@@ -146,6 +146,13 @@ where
 
 /// Of a batch, which records were written: each pair the database returned goes to
 /// the first record that carries it; the rest are replays.
+/// Whether a key a client sent can name a row at all: no row holds a NUL (PostgreSQL
+/// text cannot), so a lookup of one is "not found" on both stores, never a store
+/// error (which would answer 503 to anyone who sends `%00`).
+pub(crate) fn storable_key(key: &str) -> bool {
+    !key.contains('\0')
+}
+
 fn jti_outcomes(batch: &[JtiRecord], written: &[impl RecordRow]) -> StoreResult<Vec<JtiOutcome>> {
     let mut recorded: HashSet<(String, String)> = HashSet::with_capacity(written.len());
     for row in written {
@@ -245,6 +252,9 @@ where
     }
 
     async fn integration(&self, integration_key: &str) -> StoreResult<Option<IntegrationRecord>> {
+        if !storable_key(integration_key) {
+            return Ok(None);
+        }
         let Some(row) = sqlx::query(
             "SELECT integration_key, name, active, allow_application_tokens, require_jti, scopes, redirect_uris, resources, default_scopes, client_secret_hash, created_at
              FROM integrations WHERE integration_key = $1",
@@ -355,6 +365,9 @@ where
     }
 
     async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
+        if !storable_key(user_id) {
+            return Ok(None);
+        }
         sqlx::query("SELECT user_id, email, name, given_name, family_name, active, created_at FROM users WHERE user_id = $1")
             .bind(user_id)
             .fetch_optional(&self.reader)
@@ -517,6 +530,9 @@ where
         user_id: &str,
         integration_key: &str,
     ) -> StoreResult<Option<ConsentRecord>> {
+        if !storable_key(user_id) || !storable_key(integration_key) {
+            return Ok(None);
+        }
         sqlx::query("SELECT user_id, integration_key, scopes, granted_at FROM consents WHERE user_id = $1 AND integration_key = $2")
             .bind(user_id)
             .bind(integration_key)

@@ -101,6 +101,7 @@ on_every_backend!(
     server_secret_is_created_once,
     signing_keys_round_trip,
     live_jtis_are_the_unexpired_ones,
+    a_key_with_a_nul_is_not_found_rather_than_an_error,
     a_remembered_jti_is_found_without_recording_it,
     every_registry_change_bumps_the_version,
     a_closed_store_is_unavailable,
@@ -1001,6 +1002,18 @@ async fn a_remembered_jti_is_found_without_recording_it(store: Arc<dyn Store>) {
         ok(store.record_jti("i1", "fresh", 200, 100).await),
         JtiOutcome::Recorded
     );
+}
+
+async fn a_key_with_a_nul_is_not_found_rather_than_an_error(store: Arc<dyn Store>) {
+    ok(store.create_integration(new_integration("i1")).await);
+    let nul = "i1\0";
+    assert!(ok(store.integration(nul).await).is_none());
+    assert!(ok(store.user(nul).await).is_none());
+    assert!(ok(store.consent(nul, "i1").await).is_none());
+    assert!(ok(store.linked_user("issuer", nul).await).is_none());
+    assert!(ok(store.user_by_email(nul).await).is_none());
+    assert!(ok(store.user_login_by_email(nul).await).is_none());
+    assert!(ok(store.integration("i1").await).is_some());
 }
 
 async fn live_jtis_are_the_unexpired_ones(store: Arc<dyn Store>) {

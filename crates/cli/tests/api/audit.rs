@@ -385,6 +385,60 @@ async fn introspection_revocation_and_authorization_decisions_are_events_and_ref
     assert!(metrics.contains("jwtgrant_audit_dropped_total{reason=\"buffer_full\"} 0"));
 }
 
+/// A NUL in an unverified `iss` (PostgreSQL text cannot hold one) is refused as an
+/// unknown issuer, not a 503 from the store's lookup; its event keeps it as U+FFFD
+/// and does not fail the batch: the next client's grant is recorded beside it.
+#[tokio::test]
+async fn a_nul_in_an_unverified_claim_is_an_unknown_issuer_and_costs_no_event() {
+    use base64::Engine as _;
+    let fixture = Fixture::new().await;
+    let server = &fixture.server;
+    let part = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let forged = format!(
+        "{}.{}.AAAA",
+        part(r#"{"alg":"RS256"}"#),
+        part(r#"{"iss":"evil\u0000issuer","exp":4102444800}"#)
+    );
+    let (status, body) = server.token(&forged).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("issuer_not_found: "),
+        "{body}"
+    );
+    let (status, body) = fixture.token_for(&fixture.claims()).await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = server
+            .store
+            .audit_events(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        if events.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let issuers: Vec<_> = events.iter().map(|e| e.issuer.as_deref()).collect();
+    assert!(issuers.contains(&Some("evil\u{FFFD}issuer")), "{events:#?}");
+    assert!(
+        issuers.contains(&Some(fixture.integration_key.as_str())),
+        "{events:#?}"
+    );
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("jwtgrant_audit_dropped_total{reason=\"store_error\"} 0"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn a_full_audit_buffer_drops_the_oldest_and_counts_but_refuses_no_grant() {
     let server = TestServer::start_with(RawConfig {
