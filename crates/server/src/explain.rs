@@ -103,6 +103,13 @@ impl Explainer {
         })
     }
 
+    /// The URL that sends a user to consent to `integration` for `scopes`, as the
+    /// server's refusal gives it.
+    fn consent_url(&self, integration: &Integration, scopes: &[String]) -> String {
+        let redirect_uri = integration.redirect_uris.first().map(String::as_str);
+        jwtgrant_proto::consent_url(&self.issuer, &integration.key, scopes, redirect_uri)
+    }
+
     /// The issuer URL the rules are those of (`--public-url`, or `--listen`).
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -158,21 +165,13 @@ impl Explainer {
                 user: user.as_ref().map(|u| &u.user),
                 consent: consent.as_deref(),
             };
-            let redirect_uri = integration.redirect_uris.first().map(String::as_str);
             let decision = explain_decision(
                 &verified,
                 request.scope,
                 &integration,
                 records,
                 self.leeway_secs,
-                |scopes| {
-                    jwtgrant_proto::consent_url(
-                        &self.issuer,
-                        &integration.key,
-                        scopes,
-                        redirect_uri,
-                    )
-                },
+                |scopes| self.consent_url(&integration, scopes),
                 &mut explanation,
             );
             let decision = decision.and_then(|decision| {
@@ -373,7 +372,6 @@ impl Explainer {
                 user: user.as_ref().map(|u| &u.user),
                 consent: consent.as_deref(),
             };
-            let redirect_uri = integration.redirect_uris.first().map(String::as_str);
             decide_for_issuer(
                 &assertion,
                 issuer,
@@ -381,14 +379,7 @@ impl Explainer {
                 request.scope,
                 records,
                 self.leeway_secs,
-                |scopes| {
-                    jwtgrant_proto::consent_url(
-                        &self.issuer,
-                        &integration.key,
-                        scopes,
-                        redirect_uri,
-                    )
-                },
+                |scopes| self.consent_url(&integration, scopes),
             )
         };
         let Some(decision) = explanation.check("grant", decision, |decision| {

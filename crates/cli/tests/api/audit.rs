@@ -22,6 +22,27 @@ fn audit_list(dir: &Path, args: &[&str]) -> Vec<Value> {
     admin(dir, &command)["events"].as_array().unwrap().clone()
 }
 
+/// The events in the store of `server` once at least `count` are written (the
+/// writer flushes every 200 ms), newest first; what is there after 5 s otherwise.
+async fn written_events(server: &TestServer, count: usize) -> Vec<jwtgrant_store::AuditEvent> {
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = server
+            .store
+            .audit_events(&AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        if events.len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    events
+}
+
 /// The logs of every `jwtgrant serve` the test ran in `dir` (`serve-N.log`).
 fn serve_logs(dir: &Path) -> String {
     let mut text = String::new();
@@ -326,21 +347,7 @@ async fn introspection_revocation_and_authorization_decisions_are_events_and_ref
         .await;
     assert_eq!(page.status(), 400);
 
-    let mut events = Vec::new();
-    for _ in 0..100 {
-        events = server
-            .store
-            .audit_events(&AuditQuery {
-                limit: 100,
-                ..AuditQuery::default()
-            })
-            .await
-            .unwrap();
-        if events.len() >= 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = written_events(server, 6).await;
     let by = |endpoint: &str, decision: &str| {
         events
             .iter()
@@ -411,21 +418,7 @@ async fn a_nul_in_an_unverified_claim_is_an_unknown_issuer_and_costs_no_event() 
     let (status, body) = fixture.token_for(&fixture.claims()).await;
     assert_eq!(status, 200, "{body}");
 
-    let mut events = Vec::new();
-    for _ in 0..100 {
-        events = server
-            .store
-            .audit_events(&AuditQuery {
-                limit: 10,
-                ..AuditQuery::default()
-            })
-            .await
-            .unwrap();
-        if events.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = written_events(server, 2).await;
     let issuers: Vec<_> = events.iter().map(|e| e.issuer.as_deref()).collect();
     assert!(issuers.contains(&Some("evil\u{FFFD}issuer")), "{events:#?}");
     assert!(
