@@ -156,18 +156,30 @@ pub fn decide(
 ) -> Result<GrantDecision, GrantError> {
     let scopes = granted_scopes(assertion, form_scope, integration)?;
     let subject = token_subject(assertion, &scopes, integration, records, &consent_url)?;
+    Ok(grant(assertion, integration, subject, scopes, leeway_secs))
+}
+
+/// The decision once the scopes and the subject hold: the `jti`, if any, to record
+/// until `exp` plus the leeway.
+fn grant(
+    assertion: &VerifiedAssertion,
+    integration: &Integration,
+    subject: TokenSubject,
+    scopes: Vec<String>,
+    leeway_secs: i64,
+) -> GrantDecision {
     let replay_guard = assertion.jti().map(|jti| ReplayGuard {
         issuer: assertion.issuer().to_owned(),
         jti: jti.to_owned(),
         remember_until: assertion.expires_at().saturating_add(leeway_secs),
     });
-    Ok(GrantDecision {
+    GrantDecision {
         client_id: integration.key.clone(),
         subject,
         scopes,
         resources: Resources::none(),
         replay_guard,
-    })
+    }
 }
 
 /// Rules 7 and 6's first part: the scopes asked for (see [`requested_scopes`]), each
@@ -222,7 +234,7 @@ pub fn explain_decision(
         explanation.skip("subject", "the scopes were refused");
         return None;
     };
-    explanation.check(
+    let subject = explanation.check(
         "subject",
         token_subject(assertion, &scopes, integration, records, &consent_url),
         |subject| match subject {
@@ -232,15 +244,7 @@ pub fn explain_decision(
             _ => "an application token, which the integration allows".into(),
         },
     )?;
-    decide(
-        assertion,
-        form_scope,
-        integration,
-        records,
-        leeway_secs,
-        consent_url,
-    )
-    .ok()
+    Some(grant(assertion, integration, subject, scopes, leeway_secs))
 }
 
 /// The subject of a user token for `user_id` (whose record is `records.user`): the
