@@ -186,6 +186,52 @@ pub struct Refusal {
     pub error: &'static str,
 }
 
+/// A decision waiting in the buffer: what the request knew, moved there as it was.
+#[derive(Debug)]
+struct PendingEvent {
+    at_ms: i64,
+    endpoint: Endpoint,
+    meta: RequestMeta,
+    facts: Facts,
+    refusal: Option<Refusal>,
+}
+
+impl PendingEvent {
+    /// The event as the store keeps it, decided by instance `instance`.
+    fn into_event(self, instance: &str) -> AuditEvent {
+        let PendingEvent {
+            at_ms,
+            endpoint,
+            meta,
+            facts,
+            refusal,
+        } = self;
+        AuditEvent {
+            at_ms,
+            instance: instance.to_owned(),
+            request_id: meta.request_id,
+            endpoint: endpoint.as_str().to_owned(),
+            grant_type: facts.grant_type.map(str::to_owned),
+            client_id: facts.client_id,
+            issuer: facts.issuer,
+            subject: facts.subject,
+            scopes: facts.scopes,
+            decision: if refusal.is_some() {
+                "refused"
+            } else {
+                "issued"
+            }
+            .to_owned(),
+            rule: refusal.map(|r| r.rule.to_owned()),
+            error: refusal.map(|r| r.error.to_owned()),
+            key_id: facts.key_id,
+            token_id: facts.token_id,
+            assertion_jti: facts.assertion_jti,
+            client_addr: meta.client_addr.map(|ip| ip.to_string()),
+        }
+    }
+}
+
 /// How many events one write takes at most.
 const BATCH: usize = 512;
 /// How long an event waits, at most, before its batch is written.
@@ -201,7 +247,7 @@ pub struct AuditTrail {
     capacity: usize,
     retention_ms: i64,
     log_json: bool,
-    buffer: Mutex<VecDeque<AuditEvent>>,
+    buffer: Mutex<VecDeque<PendingEvent>>,
     wake: tokio::sync::Notify,
     written: AtomicU64,
     dropped_full: AtomicU64,
@@ -255,7 +301,7 @@ impl AuditTrail {
     pub fn decided(
         &self,
         endpoint: Endpoint,
-        meta: &RequestMeta,
+        meta: RequestMeta,
         facts: Facts,
         refusal: Option<Refusal>,
         at_ms: i64,
@@ -263,28 +309,14 @@ impl AuditTrail {
         if !self.enabled {
             return;
         }
-        let event = AuditEvent {
+        // The event is made by the writer task, off the request path: here the
+        // request's facts only move into the buffer.
+        let event = PendingEvent {
             at_ms,
-            instance: self.instance.clone(),
-            request_id: meta.request_id.clone(),
-            endpoint: endpoint.as_str().to_owned(),
-            grant_type: facts.grant_type.map(str::to_owned),
-            client_id: facts.client_id,
-            issuer: facts.issuer,
-            subject: facts.subject,
-            scopes: facts.scopes,
-            decision: if refusal.is_some() {
-                "refused"
-            } else {
-                "issued"
-            }
-            .to_owned(),
-            rule: refusal.map(|r| r.rule.to_owned()),
-            error: refusal.map(|r| r.error.to_owned()),
-            key_id: facts.key_id,
-            token_id: facts.token_id,
-            assertion_jti: facts.assertion_jti,
-            client_addr: meta.client_addr.map(|ip| ip.to_string()),
+            endpoint,
+            meta,
+            facts,
+            refusal,
         };
         let waiting = {
             let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
@@ -312,11 +344,15 @@ impl AuditTrail {
     /// Writes what waits, a batch at a time, until the buffer is empty.
     pub async fn flush(&self, store: &dyn Store) {
         loop {
-            let batch: Vec<AuditEvent> = {
+            let pending: Vec<PendingEvent> = {
                 let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
                 let take = buffer.len().min(BATCH);
                 buffer.drain(..take).collect()
             };
+            let batch: Vec<AuditEvent> = pending
+                .into_iter()
+                .map(|event| event.into_event(&self.instance))
+                .collect();
             if batch.is_empty() {
                 return;
             }
@@ -415,7 +451,7 @@ mod tests {
     fn a_full_buffer_drops_the_oldest_and_counts() {
         let trail = AuditTrail::new(true, 3, 30, false);
         for i in 0..5 {
-            trail.decided(Endpoint::Token, &meta(), Facts::default(), None, i);
+            trail.decided(Endpoint::Token, meta(), Facts::default(), None, i);
         }
         let buffer = trail.buffer.lock().unwrap();
         let kept: Vec<i64> = buffer.iter().map(|e| e.at_ms).collect();
@@ -426,7 +462,7 @@ mod tests {
     #[test]
     fn a_disabled_trail_keeps_nothing() {
         let trail = AuditTrail::new(false, 3, 30, false);
-        trail.decided(Endpoint::Token, &meta(), Facts::default(), None, 1);
+        trail.decided(Endpoint::Token, meta(), Facts::default(), None, 1);
         assert!(trail.buffer.lock().unwrap().is_empty());
     }
 

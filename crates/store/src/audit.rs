@@ -4,11 +4,11 @@
 //! instance of a PostgreSQL deployment).
 
 use async_trait::async_trait;
-use sqlx::{Database, Encode, Executor, Type};
+use sqlx::{Database, Executor};
 
-use crate::StoreResult;
 use crate::rows::RecordRow;
-use crate::sql::{Dialect, RowsAffected, SqlStore};
+use crate::sql::{Dialect, SqlStore};
+use crate::{StoreError, StoreResult};
 
 /// One decision of an endpoint, as the audit trail keeps it. It names who and what
 /// (client, issuer, subject, key id, token id) and never holds a secret, an
@@ -71,6 +71,23 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
+impl AuditQuery {
+    /// Whether `event` passes every filter that is set (what PostgreSQL's `WHERE`
+    /// says, for the embedded store's batches).
+    pub(crate) fn selects(&self, event: &AuditEvent) -> bool {
+        let same = |wanted: &Option<String>, value: Option<&str>| {
+            wanted.as_deref().is_none_or(|wanted| value == Some(wanted))
+        };
+        self.since_ms.is_none_or(|since| event.at_ms >= since)
+            && same(&self.client_id, event.client_id.as_deref())
+            && same(&self.issuer, event.issuer.as_deref())
+            && same(&self.subject, event.subject.as_deref())
+            && same(&self.decision, Some(event.decision.as_str()))
+            && same(&self.rule, event.rule.as_deref())
+            && same(&self.key_id, event.key_id.as_deref())
+    }
+}
+
 /// The audit trail's table.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -82,26 +99,10 @@ pub trait AuditStore: Send + Sync {
     async fn sweep_audit_events(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
-/// The columns an event is read back from.
+/// The columns an event is read back from (PostgreSQL's table; on SQLite, also the
+/// order of an event's array in a batch).
 const COLUMNS: &str = "at_ms, instance, request_id, endpoint, grant_type, client_id, issuer, \
      subject, scopes, decision, rule, error, key_id, token_id, assertion_jti, client_addr";
-/// SQLite's insert of `rows` events.
-pub(crate) fn sqlite_insert(rows: usize) -> String {
-    let mut sql = String::with_capacity(200 + rows * 36);
-    sql.push_str(
-        "INSERT INTO audit_events (at_ms, instance, request_id, endpoint, grant_type, \
-         client_id, issuer, subject, scopes, decision, rule, error, key_id, token_id, \
-         assertion_jti, client_addr) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    }
-    sql
-}
-
 /// PostgreSQL's insert of a whole batch, each column an array.
 pub(crate) const POSTGRES_INSERT: &str = "INSERT INTO audit_events (at_ms, instance, request_id, \
      endpoint, grant_type, client_id, issuer, subject, scopes, decision, rule, error, key_id, \
@@ -110,7 +111,23 @@ pub(crate) const POSTGRES_INSERT: &str = "INSERT INTO audit_events (at_ms, insta
      $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], \
      $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[])";
 
-fn event_from_row(row: &impl RecordRow) -> StoreResult<AuditEvent> {
+/// PostgreSQL's listing, newest first: every filter that is set must match.
+pub(crate) fn postgres_select() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM audit_events
+         WHERE ($1 IS NULL OR at_ms >= $1)
+           AND ($2 IS NULL OR client_id = $2)
+           AND ($3 IS NULL OR issuer = $3)
+           AND ($4 IS NULL OR subject = $4)
+           AND ($5 IS NULL OR decision = $5)
+           AND ($6 IS NULL OR rule = $6)
+           AND ($7 IS NULL OR key_id = $7)
+         ORDER BY at_ms DESC, event_id DESC
+         LIMIT $8"
+    )
+}
+
+pub(crate) fn event_from_row(row: &impl RecordRow) -> StoreResult<AuditEvent> {
     Ok(AuditEvent {
         at_ms: row.int("at_ms")?,
         instance: row.text("instance")?,
@@ -202,14 +219,176 @@ fn text_fields(event: &AuditEvent) -> impl Iterator<Item = &str> {
     .flatten()
 }
 
+/// An event as an array, in [`COLUMNS`]' order: how a batch of the embedded store
+/// holds it.
+type EventColumns<'a> = (
+    i64,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+/// [`EventColumns`] as read back.
+type OwnedEventColumns = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn columns(e: &AuditEvent) -> EventColumns<'_> {
+    (
+        e.at_ms,
+        &e.instance,
+        &e.request_id,
+        &e.endpoint,
+        e.grant_type.as_deref(),
+        e.client_id.as_deref(),
+        e.issuer.as_deref(),
+        e.subject.as_deref(),
+        e.scopes.as_deref(),
+        &e.decision,
+        e.rule.as_deref(),
+        e.error.as_deref(),
+        e.key_id.as_deref(),
+        e.token_id.as_deref(),
+        e.assertion_jti.as_deref(),
+        e.client_addr.as_deref(),
+    )
+}
+
+/// A batch of the embedded store: a JSON array of [`EventColumns`].
+pub(crate) fn encode_batch(events: &[AuditEvent]) -> String {
+    struct Batch<'a>(&'a [AuditEvent]);
+    impl serde::Serialize for Batch<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.iter().map(columns))
+        }
+    }
+    // Strings and integers always serialize.
+    serde_json::to_string(&Batch(events)).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The events of a batch [`encode_batch`] wrote.
+pub(crate) fn decode_batch(text: &str) -> StoreResult<Vec<AuditEvent>> {
+    let rows: Vec<OwnedEventColumns> = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("an audit batch does not decode: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                at_ms,
+                instance,
+                request_id,
+                endpoint,
+                grant_type,
+                client_id,
+                issuer,
+                subject,
+                scopes,
+                decision,
+                rule,
+                error,
+                key_id,
+                token_id,
+                assertion_jti,
+                client_addr,
+            )| AuditEvent {
+                at_ms,
+                instance,
+                request_id,
+                endpoint,
+                grant_type,
+                client_id,
+                issuer,
+                subject,
+                scopes,
+                decision,
+                rule,
+                error,
+                key_id,
+                token_id,
+                assertion_jti,
+                client_addr,
+            },
+        )
+        .collect())
+}
+
+/// The newest `limit` events offered, in the order PostgreSQL lists them: by time,
+/// then by the order they were written in (batch, then position), newest first.
+pub(crate) struct NewestEvents {
+    limit: usize,
+    found: Vec<((i64, i64, usize), AuditEvent)>,
+}
+
+impl NewestEvents {
+    pub(crate) fn new(limit: u32) -> Self {
+        NewestEvents {
+            limit: limit as usize,
+            found: Vec::new(),
+        }
+    }
+
+    /// Offers the event at `position` of batch `batch_id`.
+    pub(crate) fn offer(&mut self, batch_id: i64, position: usize, event: AuditEvent) {
+        self.found.push(((event.at_ms, batch_id, position), event));
+        if self.found.len() >= 2 * self.limit + 1024 {
+            self.keep_newest();
+        }
+    }
+
+    /// Whether a batch whose latest event is at `last_ms` can hold none of the
+    /// newest `limit`: there are `limit` already, all later.
+    pub(crate) fn full_before(&mut self, last_ms: i64) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        self.keep_newest();
+        self.found
+            .get(self.limit - 1)
+            .is_some_and(|((at_ms, _, _), _)| *at_ms > last_ms)
+    }
+
+    pub(crate) fn into_events(mut self) -> Vec<AuditEvent> {
+        self.keep_newest();
+        self.found.into_iter().map(|(_, event)| event).collect()
+    }
+
+    fn keep_newest(&mut self) {
+        self.found.sort_unstable_by_key(|found| std::cmp::Reverse(found.0));
+        self.found.truncate(self.limit);
+    }
+}
+
 #[async_trait]
 impl<D: Dialect> AuditStore for SqlStore<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
-    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
-    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
-    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
-    for<'q> Option<i64>: Encode<'q, D::Db> + Type<D::Db>,
 {
     async fn record_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         if events.is_empty() {
@@ -219,38 +398,10 @@ where
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM audit_events
-             WHERE ($1 IS NULL OR at_ms >= $1)
-               AND ($2 IS NULL OR client_id = $2)
-               AND ($3 IS NULL OR issuer = $3)
-               AND ($4 IS NULL OR subject = $4)
-               AND ($5 IS NULL OR decision = $5)
-               AND ($6 IS NULL OR rule = $6)
-               AND ($7 IS NULL OR key_id = $7)
-             ORDER BY at_ms DESC, event_id DESC
-             LIMIT $8"
-        )))
-        .bind(query.since_ms)
-        .bind(query.client_id.as_deref())
-        .bind(query.issuer.as_deref())
-        .bind(query.subject.as_deref())
-        .bind(query.decision.as_deref())
-        .bind(query.rule.as_deref())
-        .bind(query.key_id.as_deref())
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.reader)
-        .await?
-        .iter()
-        .map(event_from_row)
-        .collect()
+        D::audit_events(&self.reader, query).await
     }
 
     async fn sweep_audit_events(&self, before_ms: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
-            .bind(before_ms)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected())
+        D::sweep_audit_events(&self.writer, before_ms).await
     }
 }

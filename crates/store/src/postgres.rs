@@ -91,6 +91,34 @@ impl Dialect for PostgresDialect {
         Ok(())
     }
 
+    async fn audit_events(
+        reader: &PgPool,
+        query: &crate::AuditQuery,
+    ) -> StoreResult<Vec<crate::AuditEvent>> {
+        sqlx::query(sqlx::AssertSqlSafe(crate::audit::postgres_select()))
+            .bind(query.since_ms)
+            .bind(query.client_id.as_deref())
+            .bind(query.issuer.as_deref())
+            .bind(query.subject.as_deref())
+            .bind(query.decision.as_deref())
+            .bind(query.rule.as_deref())
+            .bind(query.key_id.as_deref())
+            .bind(i64::from(query.limit))
+            .fetch_all(reader)
+            .await?
+            .iter()
+            .map(crate::audit::event_from_row)
+            .collect()
+    }
+
+    async fn sweep_audit_events(writer: &PgPool, before_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
+            .bind(before_ms)
+            .execute(writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn maintain(&self) -> StoreResult<()> {
         Ok(())
     }
@@ -120,6 +148,7 @@ fn postgres_migrator() -> Migrator {
         include_str!("../migrations/postgres/0004_resources.sql"),
         include_str!("../migrations/postgres/0005_openid.sql"),
         include_str!("../migrations/postgres/0006_audit.sql"),
+        include_str!("../migrations/postgres/0007_audit_batches.sql"),
     ])
 }
 

@@ -51,6 +51,17 @@ pub(crate) trait Dialect: Send + Sync + 'static {
         writer: &Pool<Self::Db>,
         events: &[crate::AuditEvent],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// The events `query` selects, newest first (see
+    /// [`crate::AuditStore::audit_events`]).
+    fn audit_events(
+        reader: &Pool<Self::Db>,
+        query: &crate::AuditQuery,
+    ) -> impl Future<Output = StoreResult<Vec<crate::AuditEvent>>> + Send;
+    /// Forgets the audit events older than `before_ms`; returns how many.
+    fn sweep_audit_events(
+        writer: &Pool<Self::Db>,
+        before_ms: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Housekeeping off the write path (see [`Store::maintain`]).
     fn maintain(&self) -> impl Future<Output = StoreResult<()>> + Send;
     /// Closes what the dialect holds beside the two pools.
@@ -80,13 +91,14 @@ pub(crate) struct SqlStore<D: Dialect> {
 }
 
 /// What each migration does, in order; each database's folder has one file for each.
-pub(crate) const MIGRATIONS: [&str; 6] = [
+pub(crate) const MIGRATIONS: [&str; 7] = [
     "registry",
     "authorization",
     "trusted issuers",
     "resources",
     "openid",
     "audit",
+    "audit batches",
 ];
 
 /// The migrations of one database's folder, in order (the same ones on each).

@@ -100,7 +100,7 @@ pub(crate) fn audited(
     }
     state
         .audit
-        .decided(endpoint, &meta, facts, refusal, state.clock.now_ms());
+        .decided(endpoint, meta, facts, refusal, state.clock.now_ms());
     response
 }
 
