@@ -219,29 +219,9 @@ fn text_fields(event: &AuditEvent) -> impl Iterator<Item = &str> {
     .flatten()
 }
 
-/// An event as an array, in [`COLUMNS`]' order: how a batch of the embedded store
-/// holds it.
-type EventColumns<'a> = (
-    i64,
-    &'a str,
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    &'a str,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-);
-
-/// [`EventColumns`] as read back.
-type OwnedEventColumns = (
+/// An event as a batch of the embedded store holds it: an array in [`COLUMNS`]'
+/// order (what [`encode_batch`] writes).
+type EventColumns = (
     i64,
     String,
     String,
@@ -260,42 +240,62 @@ type OwnedEventColumns = (
     Option<String>,
 );
 
-fn columns(e: &AuditEvent) -> EventColumns<'_> {
-    (
-        e.at_ms,
-        &e.instance,
-        &e.request_id,
-        &e.endpoint,
-        e.grant_type.as_deref(),
-        e.client_id.as_deref(),
-        e.issuer.as_deref(),
-        e.subject.as_deref(),
-        e.scopes.as_deref(),
-        &e.decision,
-        e.rule.as_deref(),
-        e.error.as_deref(),
-        e.key_id.as_deref(),
-        e.token_id.as_deref(),
-        e.assertion_jti.as_deref(),
-        e.client_addr.as_deref(),
-    )
+/// A batch of the embedded store: a JSON array of events, each an array in
+/// [`COLUMNS`]' order. Written by hand rather than through serde: most texts need no
+/// escaping and are copied as they are, which halves what the writer task spends
+/// per event; one that does goes through `serde_json`.
+pub(crate) fn encode_batch(events: &[AuditEvent]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(2 + events.len() * 400);
+    out.push('[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "[{}", e.at_ms);
+        for text in [
+            Some(e.instance.as_str()),
+            Some(e.request_id.as_str()),
+            Some(e.endpoint.as_str()),
+            e.grant_type.as_deref(),
+            e.client_id.as_deref(),
+            e.issuer.as_deref(),
+            e.subject.as_deref(),
+            e.scopes.as_deref(),
+            Some(e.decision.as_str()),
+            e.rule.as_deref(),
+            e.error.as_deref(),
+            e.key_id.as_deref(),
+            e.token_id.as_deref(),
+            e.assertion_jti.as_deref(),
+            e.client_addr.as_deref(),
+        ] {
+            out.push(',');
+            push_json_text(&mut out, text);
+        }
+        out.push(']');
+    }
+    out.push(']');
+    out
 }
 
-/// A batch of the embedded store: a JSON array of [`EventColumns`].
-pub(crate) fn encode_batch(events: &[AuditEvent]) -> String {
-    struct Batch<'a>(&'a [AuditEvent]);
-    impl serde::Serialize for Batch<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_seq(self.0.iter().map(columns))
+/// `text` as a JSON string (or `null`).
+fn push_json_text(out: &mut String, text: Option<&str>) {
+    match text {
+        None => out.push_str("null"),
+        Some(text) if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') => {
+            out.push('"');
+            out.push_str(text);
+            out.push('"');
         }
+        // A string always serializes.
+        Some(text) => out.push_str(&serde_json::to_string(text).unwrap_or_default()),
     }
-    // Strings and integers always serialize.
-    serde_json::to_string(&Batch(events)).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The events of a batch [`encode_batch`] wrote.
 pub(crate) fn decode_batch(text: &str) -> StoreResult<Vec<AuditEvent>> {
-    let rows: Vec<OwnedEventColumns> = serde_json::from_str(text)
+    let rows: Vec<EventColumns> = serde_json::from_str(text)
         .map_err(|e| StoreError::Corrupt(format!("an audit batch does not decode: {e}")))?;
     Ok(rows
         .into_iter()
@@ -380,7 +380,8 @@ impl NewestEvents {
     }
 
     fn keep_newest(&mut self) {
-        self.found.sort_unstable_by_key(|found| std::cmp::Reverse(found.0));
+        self.found
+            .sort_unstable_by_key(|found| std::cmp::Reverse(found.0));
         self.found.truncate(self.limit);
     }
 }
@@ -403,5 +404,42 @@ where
 
     async fn sweep_audit_events(&self, before_ms: i64) -> StoreResult<u64> {
         D::sweep_audit_events(&self.writer, before_ms).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the batch encoder writes is JSON that reads back as the same events,
+    /// whatever their text holds.
+    #[test]
+    fn a_batch_reads_back_as_it_was_written() {
+        let odd = "quo\"te \\ {\"a\": 1} \u{1} \t\n ü 🚀 \u{2028} \u{7f} \u{0}";
+        let events = [
+            AuditEvent {
+                at_ms: -5,
+                instance: "h:1".into(),
+                request_id: odd.into(),
+                endpoint: "token".into(),
+                grant_type: Some("urn:ietf:params:oauth:grant-type:jwt-bearer".into()),
+                subject: Some(odd.into()),
+                decision: "refused".into(),
+                rule: Some("jti_replayed".into()),
+                ..AuditEvent::default()
+            },
+            AuditEvent {
+                at_ms: i64::MAX,
+                client_addr: Some("::1".into()),
+                ..AuditEvent::default()
+            },
+        ];
+        let text = encode_batch(&events);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+            "{text}"
+        );
+        assert_eq!(decode_batch(&text).ok().as_deref(), Some(&events[..]));
+        assert_eq!(decode_batch(&encode_batch(&[])).ok(), Some(Vec::new()));
     }
 }
