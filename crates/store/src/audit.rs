@@ -1,7 +1,8 @@
 //! The audit trail's storage: [`AuditStore`] writes batches of [`AuditEvent`]s,
 //! lists them by the filters of `jwtgrant audit list`, and sweeps those past their
-//! retention, on both databases (one table, `audit_events`, shared by every
-//! instance of a PostgreSQL deployment).
+//! retention. On PostgreSQL an event is a row of `audit_events`, one table shared by
+//! every instance; on SQLite a batch is a row of `audit_batches`, its events one
+//! JSON text ([`encode_batch`]), which this module also reads and filters.
 
 use async_trait::async_trait;
 use sqlx::{Database, Executor};
