@@ -66,7 +66,7 @@ impl Dialect for SqliteDialect {
     }
 
     /// A row of `audit_batches` per (at most) [`AUDIT_EVENTS_PER_BATCH`] events, in
-    /// one transaction: a row per event, with its indexes, cost the writer about
+    /// one statement: a row per event, with its indexes, cost the writer about
     /// 8 us of CPU per event; a batch's JSON text costs about a quarter of that.
     ///
     /// The commit does not wait for the disk (`synchronous = NORMAL` for this
@@ -138,25 +138,25 @@ impl Dialect for SqliteDialect {
     }
 
     /// Drops the batches wholly older than `before_ms`, and rewrites those that
-    /// straddle it with their newer events only, in one transaction.
+    /// straddle it with their newer events only. Each statement stands alone, so
+    /// that the write lock is never held across an `await`; only the writer task
+    /// that runs this sweep writes batches, so nothing changes in between.
     async fn sweep_audit_events(writer: &SqlitePool, before_ms: i64) -> StoreResult<u64> {
-        let mut tx = writer.begin_with(Self::BEGIN).await?;
-        let whole: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(event_count), 0) FROM audit_batches WHERE last_ms < $1",
+        let whole: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM audit_batches WHERE last_ms < $1 RETURNING event_count",
         )
         .bind(before_ms)
-        .fetch_one(&mut *tx)
+        .fetch_all(writer)
         .await?;
-        sqlx::query("DELETE FROM audit_batches WHERE last_ms < $1")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?;
         let straddling =
             sqlx::query("SELECT batch_id, events FROM audit_batches WHERE first_ms < $1")
                 .bind(before_ms)
-                .fetch_all(&mut *tx)
+                .fetch_all(writer)
                 .await?;
-        let mut forgotten = u64::try_from(whole).unwrap_or_default();
+        let mut forgotten: u64 = whole
+            .iter()
+            .map(|&count| u64::try_from(count).unwrap_or(0))
+            .sum();
         for row in &straddling {
             let events = crate::audit::decode_batch(&row.text("events")?)?;
             let count = events.len();
@@ -178,10 +178,9 @@ impl Dialect for SqliteDialect {
             )
             .bind(kept.len() as i64)
             .bind(crate::audit::encode_batch(&kept))
-            .execute(&mut *tx)
+            .execute(writer)
             .await?;
         }
-        tx.commit().await?;
         Ok(forgotten)
     }
 
@@ -212,28 +211,34 @@ impl RowsAffected for SqliteQueryResult {
     }
 }
 
-/// Writes `events` as rows of `audit_batches`, in one transaction.
+/// Writes `events` as rows of `audit_batches`, in one statement: the write lock is
+/// held only while SQLite runs it, never across an `await` (a transaction of several
+/// statements would hold it while the task waits to be polled again).
 async fn write_audit_batches(
     connection: &mut sqlx::SqliteConnection,
     events: &[crate::AuditEvent],
 ) -> Result<(), sqlx::Error> {
-    use sqlx::Connection as _;
-    let mut tx = connection.begin_with(SqliteDialect::BEGIN).await?;
-    for batch in events.chunks(AUDIT_EVENTS_PER_BATCH) {
+    let batches: Vec<&[crate::AuditEvent]> = events.chunks(AUDIT_EVENTS_PER_BATCH).collect();
+    let mut sql =
+        String::from("INSERT INTO audit_batches (first_ms, last_ms, event_count, events) VALUES ");
+    for i in 0..batches.len() {
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?)"
+        });
+    }
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for batch in batches {
         let times = batch.iter().map(|event| event.at_ms);
         let (first_ms, last_ms) = (times.clone().min(), times.max());
-        sqlx::query(
-            "INSERT INTO audit_batches (first_ms, last_ms, event_count, events)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(first_ms.unwrap_or_default())
-        .bind(last_ms.unwrap_or_default())
-        .bind(batch.len() as i64)
-        .bind(crate::audit::encode_batch(batch))
-        .execute(&mut *tx)
-        .await?;
+        insert = insert
+            .bind(first_ms.unwrap_or_default())
+            .bind(last_ms.unwrap_or_default())
+            .bind(batch.len() as i64)
+            .bind(crate::audit::encode_batch(batch));
     }
-    tx.commit().await
+    insert.execute(connection).await.map(drop)
 }
 
 /// Puts the file in WAL mode unless it is there already. WAL is a property of the
