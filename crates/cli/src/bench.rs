@@ -406,6 +406,7 @@ async fn drive(
         warmup: args.warmup,
         rate: args.rate,
         started: std::sync::OnceLock::new(),
+        due: tokio::sync::Semaphore::new(0),
         sample: std::sync::OnceLock::new(),
     });
 
@@ -413,18 +414,38 @@ async fn drive(
     let cpu_before = pids.map(read_cpu_seconds).transpose()?;
     let started = Instant::now();
     let _ = plan.started.set(started);
+    let pacer = args.rate.map(|rate| {
+        let plan = Arc::clone(&plan);
+        std::thread::spawn(move || pace(&plan, started, rate))
+    });
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|_| tokio::spawn(worker(Arc::clone(&plan))))
         .collect();
     let mut outcome = Outcome::default();
+    let mut failed = None;
     for handle in workers {
-        let part = handle.await.context("worker panicked")??;
-        outcome.latencies_us.extend(part.latencies_us);
-        for (key, count) in part.errors {
-            *outcome.errors.entry(key).or_default() += count;
+        match handle
+            .await
+            .context("worker panicked")
+            .and_then(|part| part)
+        {
+            Ok(part) => {
+                outcome.latencies_us.extend(part.latencies_us);
+                for (key, count) in part.errors {
+                    *outcome.errors.entry(key).or_default() += count;
+                }
+            }
+            Err(error) => failed = failed.or(Some(error)),
         }
     }
     let elapsed = started.elapsed();
+    plan.due.close();
+    if let Some(pacer) = pacer {
+        let _ = pacer.join();
+    }
+    if let Some(error) = failed {
+        return Err(error);
+    }
     let cpu_after = pids.map(read_cpu_seconds).transpose()?;
     let peak_rss_kb = pids.map(read_peak_rss_kb).transpose()?;
 
@@ -816,6 +837,9 @@ struct Plan {
     warmup: usize,
     rate: Option<f64>,
     started: std::sync::OnceLock<Instant>,
+    /// Open loop: one permit per request whose scheduled send time has come,
+    /// released by [`pace`].
+    due: tokio::sync::Semaphore,
     /// The body of the first 200 answer: the report shows its token's JOSE header.
     sample: std::sync::OnceLock<Bytes>,
 }
@@ -832,21 +856,54 @@ async fn connect(authority: &str) -> Result<Sender> {
     Ok(sender)
 }
 
+/// The open-loop pacer's shortest sleep: a request is sent at most this late.
+const PACER_TICK: Duration = Duration::from_micros(200);
+
+/// Open loop: releases a permit for each request when its scheduled send time
+/// (`started + index / rate`) has come. A thread of its own sleeps to each time:
+/// tokio's timer rounds up to the next millisecond, which would send each request
+/// up to a millisecond late and count that as the server's latency.
+fn pace(plan: &Plan, started: Instant, rate: f64) {
+    let mut released = 0usize;
+    while released < plan.total && !plan.due.is_closed() {
+        let since = started.elapsed().as_secs_f64();
+        let due = ((since * rate).floor() as usize + 1).min(plan.total);
+        if due > released {
+            plan.due.add_permits(due - released);
+            released = due;
+        }
+        // At high rates a wake-up per request would cost the machine more than the
+        // server does: the permits due within a tick are released together.
+        let next = started + Duration::from_secs_f64(released as f64 / rate);
+        let wait = next
+            .checked_duration_since(Instant::now())
+            .unwrap_or_default()
+            .max(PACER_TICK);
+        std::thread::sleep(wait);
+    }
+    // Every request is due: the workers waiting for a permit find the plan done.
+    plan.due
+        .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+}
+
 async fn worker(plan: Arc<Plan>) -> Result<Outcome> {
     let mut outcome = Outcome::default();
     let mut sender = connect(&plan.authority).await?;
     let started = *plan.started.get().context("not started")?;
     loop {
+        if plan.rate.is_some() {
+            match plan.due.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => break,
+            }
+        }
         let index = plan.next.fetch_add(1, Ordering::Relaxed);
         if index >= plan.total {
             break;
         }
         let scheduled = match plan.rate {
-            Some(rate) => {
-                let at = started + Duration::from_secs_f64(index as f64 / rate);
-                tokio::time::sleep_until(at.into()).await;
-                at
-            }
+            // Taken after `index + 1` permits were released, so at or after its time.
+            Some(rate) => started + Duration::from_secs_f64(index as f64 / rate),
             None => Instant::now(),
         };
         let request = build_request(&plan, index)?;
@@ -1111,8 +1168,12 @@ fn stat_fields(pid: u32) -> Result<Vec<String>> {
 
 /// The CPU time of `pids` and their descendants (each process counts all its threads).
 fn read_cpu_seconds(pids: &[u32]) -> Result<f64> {
-    let mut ticks = 0.0;
+    let mut seconds = 0.0;
     for pid in process_tree(pids) {
+        if let Some(on_cpu) = threads_on_cpu_seconds(pid) {
+            seconds += on_cpu;
+            continue;
+        }
         let Ok(fields) = stat_fields(pid) else {
             // Exited between the listing and now.
             continue;
@@ -1124,13 +1185,39 @@ fn read_cpu_seconds(pids: &[u32]) -> Result<f64> {
                 .unwrap_or_default()
         };
         // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
-        ticks += field(11) + field(12);
+        seconds += (field(11) + field(12)) / clock_ticks_per_second();
     }
     // The processes named must be there: a wrong pid is an error, not a zero.
     for pid in pids {
         stat_fields(*pid)?;
     }
-    Ok(ticks / clock_ticks_per_second())
+    Ok(seconds)
+}
+
+/// The CPU time of `pid`'s threads in nanoseconds (`/proc/PID/task/*/schedstat`,
+/// its first field), as seconds: `stat`'s clock ticks (10 ms) would read a short
+/// run as nothing. `None` where the kernel keeps no schedstat.
+fn threads_on_cpu_seconds(pid: u32) -> Option<f64> {
+    let mut nanoseconds = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(task) = task else { continue };
+        // A thread that ended meanwhile is skipped; a kernel without schedstat is not.
+        let schedstat = match std::fs::read_to_string(task.path().join("schedstat")) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if task.path().exists() {
+                    return None;
+                }
+                continue;
+            }
+            Err(_) => continue,
+        };
+        nanoseconds += schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())?;
+    }
+    Some(nanoseconds as f64 / 1e9)
 }
 
 fn clock_ticks_per_second() -> f64 {

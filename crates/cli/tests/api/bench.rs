@@ -132,6 +132,37 @@ async fn bench_measures_its_floor_and_sends_assertions_without_jti() {
     assert!((ratio - cpu / sum).abs() < 1e-9, "{report}");
 }
 
+/// Open loop (`--rate`): every request is sent, none before its scheduled time
+/// (`index / rate` after the start), and the run ends when the last is answered,
+/// with more connections than requests left to send.
+#[tokio::test]
+async fn bench_open_loop_sends_each_request_at_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_, ik, key) = app_integration(path, &[]);
+    let server = serve_store(path, &[]).await;
+    let report = bench(
+        path,
+        &server,
+        &[
+            "--integration-key",
+            &ik,
+            "--key",
+            key.to_str().unwrap(),
+            "--scope",
+            "signature",
+            "--rate",
+            "150",
+        ],
+    )
+    .await;
+    assert_all_issued(&report);
+    assert_eq!(report["mode"], "open-loop", "{report}");
+    // The 45th request is due 44/150 s after the start.
+    let seconds = report["seconds"].as_f64().unwrap();
+    assert!(seconds >= 44.0 / 150.0, "{report}");
+}
+
 #[tokio::test]
 async fn bench_sends_an_integrations_and_a_trusted_issuers_grants() {
     let dir = tempfile::tempdir().unwrap();
