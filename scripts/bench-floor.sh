@@ -77,9 +77,11 @@ register() {
   jg "$@" consent grant --user "$user" --integration "$nk" --scope signature --scope impersonation >/dev/null
 }
 
-# start STORE_ARGS...: a server on a free port; sets port, server.
+# start STORE_ARGS...: a server on a free port (on $port when it is set); sets
+# port, server.
 start() {
-  port=$(free_port)
+  port=${port_next:-$(free_port)}
+  port_next=""
   NO_COLOR=1 "$bin" "$@" serve --listen "127.0.0.1:$port" \
     --rate-limit-per-client 0 --rate-limit-per-integration 0 >/dev/null 2>"$work/server.log" &
   server=$!
@@ -87,7 +89,7 @@ start() {
   for _ in $(seq 400); do
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
     kill -0 "$server" 2>/dev/null || break
-    sleep 0.02
+    sleep 0.005
   done
   cat "$work/server.log" >&2
   exit 1
@@ -150,11 +152,16 @@ if [ -n "$postgres" ]; then
   store=("${store_pg[@]}")
 fi
 echo "== start to ready, 5 starts on the existing store" >&2
+# From the spawn to the first 200 of /readyz; the port is found before the clock
+# starts (finding it runs python). The server's own figure (`ready_ms` in its start
+# log, from main to listening) is kept beside it.
 for _ in 1 2 3 4 5; do
+  port_next=$(free_port)
   t0=$(date +%s%N)
   start "${store[@]}"
   t1=$(date +%s%N)
   echo "$(( (t1 - t0) / 1000000 ))" >>"$work/ready"
+  grep -o 'ready_ms=[0-9]*' "$work/server.log" | cut -d= -f2 >>"$work/ready_ms" || true
   stop
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -221,6 +228,8 @@ if "Jsqlite" in med:
 rss = max(r["server_peak_rss_mb"] for _, _, _, r in runs)
 print(f"target peak RSS < 100 MB: {rss:.1f} MB, {verdict(rss < 100)}")
 ready = [int(x) for x in (work / "ready").read_text().split()]
-print(f"target start to ready < 200 ms: {min(ready)}-{max(ready)} ms, {verdict(max(ready) < 200)}")
+ready_ms = [int(x) for x in (work / "ready_ms").read_text().split()] if (work / "ready_ms").exists() else []
+inside = f" (the server's own ready_ms {min(ready_ms)}-{max(ready_ms)} ms)" if ready_ms else ""
+print(f"target start to ready < 200 ms: {min(ready)}-{max(ready)} ms{inside}, {verdict(max(ready) < 200)}")
 sys.exit(1 if failed else 0)
 EOF
