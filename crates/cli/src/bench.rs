@@ -46,6 +46,11 @@ pub async fn run(args: BenchArgs, store: Option<Arc<dyn Store>>) -> Result<()> {
         .next()
         .unwrap_or_default()
         .to_owned();
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        bail!("--rate must be a number of requests per second above 0, not {rate}");
+    }
     let total = args.requests + args.warmup;
     // Where the token requests go: --server's /oauth/token, or a peer's --token-url.
     let (token_authority, token_path) = match &args.token_url {

@@ -327,6 +327,9 @@ fn bench_issuer_flags_that_do_not_go_together_are_refused() {
             "--issuer sends JWT bearer grants",
         ),
         (vec!["--integration-key", "ik"], "--key"),
+        (vec!["--rate", "0"], "--rate must be"),
+        (vec!["--rate=-5"], "--rate must be"),
+        (vec!["--rate", "inf"], "--rate must be"),
         (vec!["--user-id", "u"], "--integration-key"),
         (
             vec!["--issuer", GITHUB, "--issuer-key", key, "--github-claims"],
