@@ -187,7 +187,7 @@ pub(crate) async fn open(
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy_with(connect);
-    open_connections_at_once(&pool, max_connections.min(2)).await?;
+    open_connections_at_once(&pool, max_connections.min(3)).await?;
     if options.migrate {
         migrate(&postgres_migrator(), &pool).await?;
     } else {
@@ -200,18 +200,22 @@ pub(crate) async fn open(
     })
 }
 
-/// Opens `count` (1 or 2) connections at once and waits until they are idle in the pool.
+/// Opens `count` (1 to 3) connections at once and waits until they are idle in the pool.
 ///
 /// sqlx gives a connection back to its pool from a task of its own, after pinging
-/// it, so a query that follows another at once finds none idle and opens one more. With one connection
-/// open, the start's next query paid for a second connection's handshake (about
-/// 90 ms with TLS) after the first's; opened side by side they cost one.
+/// it, so a query that follows another at once finds none idle and opens one more,
+/// and the start runs some of its queries two at a time. With one connection open,
+/// the start paid for one or two more handshakes (about 90 ms each with TLS) one
+/// after the other; opened side by side they cost one.
 async fn open_connections_at_once(pool: &PgPool, count: u32) -> StoreResult<()> {
-    if count >= 2 {
-        let opened = tokio::try_join!(pool.acquire(), pool.acquire())?;
-        drop(opened);
-    } else {
-        drop(pool.acquire().await?);
+    match count {
+        0 | 1 => drop(pool.acquire().await?),
+        2 => drop(tokio::try_join!(pool.acquire(), pool.acquire())?),
+        _ => drop(tokio::try_join!(
+            pool.acquire(),
+            pool.acquire(),
+            pool.acquire()
+        )?),
     }
     // They go back to the pool in tasks of their own, after a ping each: wait for
     // that (a round trip), but never long.
