@@ -77,6 +77,19 @@ fn github_issuer(dir: &Path, issuer: &str, ik: &str, jwks: &Path, condition: &st
     );
 }
 
+/// A bench run of application tokens (scope `signature`) of a new integration,
+/// against a server of its own, with `args` added.
+async fn bench_application_tokens(args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_, ik, key) = app_integration(path, &[]);
+    let server = serve_store(path, &[]).await;
+    let mut all = vec!["--integration-key", &ik, "--key", key.to_str().unwrap()];
+    all.extend(["--scope", "signature"]);
+    all.extend_from_slice(args);
+    bench(path, &server, &all).await
+}
+
 fn assert_all_issued(report: &Value) {
     assert_eq!(report["errors"], json!({}), "{report}");
     assert_eq!(report["requests"], 45, "{report}");
@@ -94,27 +107,7 @@ fn assert_all_issued(report: &Value) {
 /// without one, which an integration that does not require it accepts.
 #[tokio::test]
 async fn bench_measures_its_floor_and_sends_assertions_without_jti() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path();
-    let (_, ik, key) = app_integration(path, &[]);
-    let server = serve_store(path, &[]).await;
-    let report = bench(
-        path,
-        &server,
-        &[
-            "--integration-key",
-            &ik,
-            "--key",
-            key.to_str().unwrap(),
-            "--scope",
-            "signature",
-            "--no-jti",
-            "--floor",
-            "--floor-requests",
-            "50",
-        ],
-    )
-    .await;
+    let report = bench_application_tokens(&["--no-jti", "--floor", "--floor-requests", "50"]).await;
     assert_all_issued(&report);
     assert_eq!(report["access_token_header"]["typ"], "at+jwt", "{report}");
     let floor = &report["floor"];
@@ -137,25 +130,7 @@ async fn bench_measures_its_floor_and_sends_assertions_without_jti() {
 /// with more connections than requests left to send.
 #[tokio::test]
 async fn bench_open_loop_sends_each_request_at_its_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path();
-    let (_, ik, key) = app_integration(path, &[]);
-    let server = serve_store(path, &[]).await;
-    let report = bench(
-        path,
-        &server,
-        &[
-            "--integration-key",
-            &ik,
-            "--key",
-            key.to_str().unwrap(),
-            "--scope",
-            "signature",
-            "--rate",
-            "150",
-        ],
-    )
-    .await;
+    let report = bench_application_tokens(&["--rate", "150"]).await;
     assert_all_issued(&report);
     assert_eq!(report["mode"], "open-loop", "{report}");
     // The 45th request is due 44/150 s after the start.
