@@ -77,8 +77,8 @@ register() {
   jg "$@" consent grant --user "$user" --integration "$nk" --scope signature --scope impersonation >/dev/null
 }
 
-# start STORE_ARGS...: a server on a free port (on $port when it is set); sets
-# port, server.
+# start STORE_ARGS...: a server on a free port (on $port_next when it is set);
+# sets port, server. Gives up after about 8 s.
 start() {
   port=${port_next:-$(free_port)}
   port_next=""
@@ -86,7 +86,7 @@ start() {
     --rate-limit-per-client 0 --rate-limit-per-integration 0 >/dev/null 2>"$work/server.log" &
   server=$!
   pids+=("$server")
-  for _ in $(seq 400); do
+  for _ in $(seq 1600); do
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
     kill -0 "$server" 2>/dev/null || break
     sleep 0.005
