@@ -1,11 +1,14 @@
 //! The audit trail's storage: [`AuditStore`] writes batches of [`AuditEvent`]s,
 //! lists them by the filters of `jwtgrant audit list`, and sweeps those past their
-//! retention. On PostgreSQL an event is a row of `audit_events`, one table shared by
-//! every instance; on SQLite a batch is a row of `audit_batches`, its events one
-//! JSON text ([`encode_batch`]), which this module also reads and filters.
+//! retention. On both databases a batch is a row of `audit_batches`, its events one
+//! JSON text ([`encode_batch`]), which this module also reads and filters; on
+//! PostgreSQL the table is shared by every instance, and a batch also names its
+//! clients for an index.
 
 use async_trait::async_trait;
 use sqlx::{Database, Executor};
+
+use std::future::Future;
 
 use crate::rows::RecordRow;
 use crate::sql::{Dialect, SqlStore};
@@ -73,8 +76,7 @@ pub struct AuditQuery {
 }
 
 impl AuditQuery {
-    /// Whether `event` passes every filter that is set (what PostgreSQL's `WHERE`
-    /// says, for the embedded store's batches).
+    /// Whether `event` passes every filter that is set.
     pub(crate) fn selects(&self, event: &AuditEvent) -> bool {
         let same = |wanted: &Option<String>, value: Option<&str>| {
             wanted.as_deref().is_none_or(|wanted| value == Some(wanted))
@@ -100,52 +102,138 @@ pub trait AuditStore: Send + Sync {
     async fn sweep_audit_events(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
-/// The columns an event is read back from (PostgreSQL's table; on SQLite, also the
-/// order of an event's array in a batch).
-const COLUMNS: &str = "at_ms, instance, request_id, endpoint, grant_type, client_id, issuer, \
-     subject, scopes, decision, rule, error, key_id, token_id, assertion_jti, client_addr";
-/// PostgreSQL's insert of a whole batch, each column an array.
-pub(crate) const POSTGRES_INSERT: &str = "INSERT INTO audit_events (at_ms, instance, request_id, \
-     endpoint, grant_type, client_id, issuer, subject, scopes, decision, rule, error, key_id, \
-     token_id, assertion_jti, client_addr) \
-     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
-     $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], \
-     $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[])";
+/// Events one row of `audit_batches` holds at most (the server writes at most 512
+/// at a time).
+pub(crate) const EVENTS_PER_BATCH: usize = 512;
+/// Batches a listing reads per statement, newest first.
+pub(crate) const BATCHES_PER_PAGE: i64 = 16;
 
-/// PostgreSQL's listing, newest first: every filter that is set must match.
-pub(crate) fn postgres_select() -> String {
-    format!(
-        "SELECT {COLUMNS} FROM audit_events
-         WHERE ($1 IS NULL OR at_ms >= $1)
-           AND ($2 IS NULL OR client_id = $2)
-           AND ($3 IS NULL OR issuer = $3)
-           AND ($4 IS NULL OR subject = $4)
-           AND ($5 IS NULL OR decision = $5)
-           AND ($6 IS NULL OR rule = $6)
-           AND ($7 IS NULL OR key_id = $7)
-         ORDER BY at_ms DESC, event_id DESC
-         LIMIT $8"
-    )
+/// A row of `audit_batches` to write: at most [`EVENTS_PER_BATCH`] events.
+pub(crate) struct NewBatch<'a> {
+    /// The earliest event's time.
+    pub first_ms: i64,
+    /// The latest event's time.
+    pub last_ms: i64,
+    pub event_count: i64,
+    /// The distinct clients of its events (PostgreSQL indexes them).
+    pub client_ids: Vec<&'a str>,
+    /// The events, as [`encode_batch`] writes them.
+    pub events: String,
 }
 
-pub(crate) fn event_from_row(row: &impl RecordRow) -> StoreResult<AuditEvent> {
-    Ok(AuditEvent {
-        at_ms: row.int("at_ms")?,
-        instance: row.text("instance")?,
-        request_id: row.text("request_id")?,
-        endpoint: row.text("endpoint")?,
-        grant_type: row.opt_text("grant_type")?,
-        client_id: row.opt_text("client_id")?,
-        issuer: row.opt_text("issuer")?,
-        subject: row.opt_text("subject")?,
-        scopes: row.opt_text("scopes")?,
-        decision: row.text("decision")?,
-        rule: row.opt_text("rule")?,
-        error: row.opt_text("error")?,
-        key_id: row.opt_text("key_id")?,
-        token_id: row.opt_text("token_id")?,
-        assertion_jti: row.opt_text("assertion_jti")?,
-        client_addr: row.opt_text("client_addr")?,
+/// `events` as the rows of `audit_batches` that hold them, in order.
+pub(crate) fn new_batches(events: &[AuditEvent]) -> Vec<NewBatch<'_>> {
+    events
+        .chunks(EVENTS_PER_BATCH)
+        .map(|batch| {
+            let times = batch.iter().map(|event| event.at_ms);
+            let mut client_ids: Vec<&str> = batch
+                .iter()
+                .filter_map(|e| e.client_id.as_deref())
+                .collect();
+            client_ids.sort_unstable();
+            client_ids.dedup();
+            NewBatch {
+                first_ms: times.clone().min().unwrap_or_default(),
+                last_ms: times.max().unwrap_or_default(),
+                event_count: batch.len() as i64,
+                client_ids,
+                events: encode_batch(batch),
+            }
+        })
+        .collect()
+}
+
+/// A row of `audit_batches` as a listing reads it.
+pub(crate) struct StoredBatch {
+    pub batch_id: i64,
+    pub last_ms: i64,
+    /// The events, as [`encode_batch`] wrote them.
+    pub events: String,
+}
+
+impl StoredBatch {
+    /// Reads `batch_id`, `last_ms` and `events`.
+    pub(crate) fn from_row(row: &impl RecordRow) -> StoreResult<Self> {
+        Ok(StoredBatch {
+            batch_id: row.int("batch_id")?,
+            last_ms: row.int("last_ms")?,
+            events: row.text("events")?,
+        })
+    }
+}
+
+/// The newest `query.limit` events that `query` selects, from the batches
+/// `page_before((last_ms, batch_id))` returns: at most [`BATCHES_PER_PAGE`] of those
+/// that come before that pair, newest first by `(last_ms, batch_id)`. Pages are read
+/// until the older batches can hold none of the newest events.
+pub(crate) async fn newest_in_batches<Page, Fut>(
+    query: &AuditQuery,
+    mut page_before: Page,
+) -> StoreResult<Vec<AuditEvent>>
+where
+    Page: FnMut((i64, i64)) -> Fut,
+    Fut: Future<Output = StoreResult<Vec<StoredBatch>>>,
+{
+    let mut newest = NewestEvents::new(query.limit);
+    let mut before = (i64::MAX, i64::MAX);
+    loop {
+        let page = page_before(before).await?;
+        if page.is_empty() {
+            return Ok(newest.into_events());
+        }
+        for batch in page {
+            if newest.full_before(batch.last_ms) {
+                return Ok(newest.into_events());
+            }
+            for (position, event) in decode_batch(&batch.events)?.into_iter().enumerate() {
+                if query.selects(&event) {
+                    newest.offer(batch.batch_id, position, event);
+                }
+            }
+            before = (batch.last_ms, batch.batch_id);
+        }
+    }
+}
+
+/// A batch that straddles the retention limit, as the sweep rewrites it: its
+/// events from the limit on.
+pub(crate) struct TrimmedBatch {
+    /// The earliest time left (the limit, when nothing is).
+    pub first_ms: i64,
+    pub event_count: i64,
+    pub client_ids: Vec<String>,
+    pub events: String,
+    /// How many events were taken out.
+    pub forgotten: u64,
+}
+
+/// The batch `stored` (as [`encode_batch`] wrote it) without its events before
+/// `before_ms`.
+pub(crate) fn trim_batch(stored: &str, before_ms: i64) -> StoreResult<TrimmedBatch> {
+    let events = decode_batch(stored)?;
+    let count = events.len();
+    let kept: Vec<AuditEvent> = events
+        .into_iter()
+        .filter(|event| event.at_ms >= before_ms)
+        .collect();
+    let forgotten = (count - kept.len()) as u64;
+    // A stored batch holds at most EVENTS_PER_BATCH events, so what is kept is one row.
+    Ok(match new_batches(&kept).into_iter().next() {
+        Some(row) => TrimmedBatch {
+            first_ms: row.first_ms,
+            event_count: row.event_count,
+            client_ids: row.client_ids.into_iter().map(str::to_owned).collect(),
+            events: row.events,
+            forgotten,
+        },
+        None => TrimmedBatch {
+            first_ms: before_ms,
+            event_count: 0,
+            client_ids: Vec::new(),
+            events: encode_batch(&[]),
+            forgotten,
+        },
     })
 }
 
@@ -220,8 +308,8 @@ fn text_fields(event: &AuditEvent) -> impl Iterator<Item = &str> {
     .flatten()
 }
 
-/// An event as a batch of the embedded store holds it: an array in [`COLUMNS`]'
-/// order (what [`encode_batch`] writes).
+/// An event as a batch holds it: an array in the columns' order of migration 6
+/// (what [`encode_batch`] writes).
 type EventColumns = (
     i64,
     String,
@@ -241,8 +329,8 @@ type EventColumns = (
     Option<String>,
 );
 
-/// A batch of the embedded store: a JSON array of events, each an array in
-/// [`COLUMNS`]' order. Written by hand rather than through serde: most texts need no
+/// A batch: a JSON array of events, each an array in the columns' order of
+/// migration 6 (`at_ms`, `instance`, ... `client_addr`). Written by hand rather than through serde: most texts need no
 /// escaping and are copied as they are, which halves what the writer task spends
 /// per event; one that does goes through `serde_json`.
 pub(crate) fn encode_batch(events: &[AuditEvent]) -> String {
@@ -340,9 +428,9 @@ pub(crate) fn decode_batch(text: &str) -> StoreResult<Vec<AuditEvent>> {
         .collect())
 }
 
-/// The newest `limit` events offered, in the order PostgreSQL lists them: by time,
-/// then by the order they were written in (batch, then position), newest first.
-pub(crate) struct NewestEvents {
+/// The newest `limit` events offered: by time, then by the order they were written
+/// in (batch, then position), newest first.
+struct NewestEvents {
     limit: usize,
     found: Vec<((i64, i64, usize), AuditEvent)>,
 }

@@ -91,7 +91,7 @@ pub(crate) struct SqlStore<D: Dialect> {
 }
 
 /// What each migration does, in order; each database's folder has one file for each.
-pub(crate) const MIGRATIONS: [&str; 7] = [
+pub(crate) const MIGRATIONS: [&str; 8] = [
     "registry",
     "authorization",
     "trusted issuers",
@@ -99,6 +99,7 @@ pub(crate) const MIGRATIONS: [&str; 7] = [
     "openid",
     "audit",
     "audit batches",
+    "shared audit batches",
 ];
 
 /// The migrations of one database's folder, in order (the same ones on each).

@@ -15,12 +15,6 @@ use crate::rows::RecordRow as _;
 use crate::sql::{Dialect, RowsAffected, SqlStore, migrate, migrator};
 use crate::{JtiRecord, OpenOptions, StoreError, StoreResult};
 
-/// Audit events one row of `audit_batches` holds at most (the server writes at most
-/// 512 at a time).
-const AUDIT_EVENTS_PER_BATCH: usize = 512;
-/// Batches `audit_events` reads per statement, newest first.
-const AUDIT_BATCHES_PER_PAGE: i64 = 16;
-
 /// What SQLite does its own way.
 #[derive(Debug)]
 pub(crate) struct SqliteDialect {
@@ -65,7 +59,7 @@ impl Dialect for SqliteDialect {
         query.bind(now).fetch_all(writer).await
     }
 
-    /// A row of `audit_batches` per (at most) [`AUDIT_EVENTS_PER_BATCH`] events, in
+    /// A row of `audit_batches` per (at most) 512 events, in
     /// one statement: a row per event, with its indexes, cost the writer about
     /// 8 us of CPU per event; a batch's JSON text costs about a quarter of that.
     ///
@@ -101,10 +95,7 @@ impl Dialect for SqliteDialect {
         reader: &SqlitePool,
         query: &crate::AuditQuery,
     ) -> StoreResult<Vec<crate::AuditEvent>> {
-        let mut newest = crate::audit::NewestEvents::new(query.limit);
-        // Batches before (last_ms, batch_id), in the index's order.
-        let mut before = (i64::MAX, i64::MAX);
-        loop {
+        crate::audit::newest_in_batches(query, |before| async move {
             let page = sqlx::query(
                 "SELECT batch_id, last_ms, events FROM audit_batches
                  WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
@@ -114,27 +105,14 @@ impl Dialect for SqliteDialect {
             .bind(query.since_ms.unwrap_or(i64::MIN))
             .bind(before.0)
             .bind(before.1)
-            .bind(AUDIT_BATCHES_PER_PAGE)
+            .bind(crate::audit::BATCHES_PER_PAGE)
             .fetch_all(reader)
             .await?;
-            if page.is_empty() {
-                break;
-            }
-            for row in &page {
-                let (batch_id, last_ms) = (row.int("batch_id")?, row.int("last_ms")?);
-                if newest.full_before(last_ms) {
-                    return Ok(newest.into_events());
-                }
-                let events = crate::audit::decode_batch(&row.text("events")?)?;
-                for (position, event) in events.into_iter().enumerate() {
-                    if query.selects(&event) {
-                        newest.offer(batch_id, position, event);
-                    }
-                }
-                before = (last_ms, batch_id);
-            }
-        }
-        Ok(newest.into_events())
+            page.iter()
+                .map(crate::audit::StoredBatch::from_row)
+                .collect()
+        })
+        .await
     }
 
     /// Drops the batches wholly older than `before_ms`, and rewrites those that
@@ -158,26 +136,16 @@ impl Dialect for SqliteDialect {
             .map(|&count| u64::try_from(count).unwrap_or(0))
             .sum();
         for row in &straddling {
-            let events = crate::audit::decode_batch(&row.text("events")?)?;
-            let count = events.len();
-            let kept: Vec<_> = events
-                .into_iter()
-                .filter(|event| event.at_ms >= before_ms)
-                .collect();
-            forgotten += (count - kept.len()) as u64;
+            let trimmed = crate::audit::trim_batch(&row.text("events")?, before_ms)?;
+            forgotten += trimmed.forgotten;
             sqlx::query(
                 "UPDATE audit_batches SET first_ms = $2, event_count = $3, events = $4
                  WHERE batch_id = $1",
             )
             .bind(row.int("batch_id")?)
-            .bind(
-                kept.iter()
-                    .map(|event| event.at_ms)
-                    .min()
-                    .unwrap_or(before_ms),
-            )
-            .bind(kept.len() as i64)
-            .bind(crate::audit::encode_batch(&kept))
+            .bind(trimmed.first_ms)
+            .bind(trimmed.event_count)
+            .bind(trimmed.events)
             .execute(writer)
             .await?;
         }
@@ -218,7 +186,7 @@ async fn write_audit_batches(
     connection: &mut sqlx::SqliteConnection,
     events: &[crate::AuditEvent],
 ) -> Result<(), sqlx::Error> {
-    let batches: Vec<&[crate::AuditEvent]> = events.chunks(AUDIT_EVENTS_PER_BATCH).collect();
+    let batches = crate::audit::new_batches(events);
     let mut sql =
         String::from("INSERT INTO audit_batches (first_ms, last_ms, event_count, events) VALUES ");
     for i in 0..batches.len() {
@@ -230,13 +198,11 @@ async fn write_audit_batches(
     }
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
     for batch in batches {
-        let times = batch.iter().map(|event| event.at_ms);
-        let (first_ms, last_ms) = (times.clone().min(), times.max());
         insert = insert
-            .bind(first_ms.unwrap_or_default())
-            .bind(last_ms.unwrap_or_default())
-            .bind(batch.len() as i64)
-            .bind(crate::audit::encode_batch(batch));
+            .bind(batch.first_ms)
+            .bind(batch.last_ms)
+            .bind(batch.event_count)
+            .bind(batch.events);
     }
     insert.execute(connection).await.map(drop)
 }
@@ -291,6 +257,7 @@ const MIGRATIONS: [&str; crate::sql::MIGRATIONS.len()] = [
     include_str!("../migrations/sqlite/0005_openid.sql"),
     include_str!("../migrations/sqlite/0006_audit.sql"),
     include_str!("../migrations/sqlite/0007_audit_batches.sql"),
+    include_str!("../migrations/sqlite/0008_shared_audit_batches.sql"),
 ];
 
 async fn connect(
