@@ -6,7 +6,7 @@
 //! clients for an index.
 
 use async_trait::async_trait;
-use sqlx::{Database, Executor};
+use sqlx::{Database, Encode, Executor, Type};
 
 use std::future::Future;
 
@@ -479,6 +479,7 @@ impl NewestEvents {
 impl<D: Dialect> AuditStore for SqlStore<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Type<D::Db>,
 {
     async fn record_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         if events.is_empty() {
@@ -488,11 +489,38 @@ where
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        D::audit_events(&self.reader, query).await
+        newest_in_batches(query, |before| {
+            D::audit_batches_before(&self.reader, query, before)
+        })
+        .await
     }
 
+    /// Drops the batches wholly older than `before_ms`, and rewrites those that
+    /// straddle it with their newer events only. Each statement stands alone, so
+    /// that SQLite's write lock is never held across an `await`. Batches written
+    /// meanwhile are newer, and never touched; instances of a shared database that
+    /// sweep at once drop and trim the same batches alike.
     async fn sweep_audit_events(&self, before_ms: i64) -> StoreResult<u64> {
-        D::sweep_audit_events(&self.writer, before_ms).await
+        let whole =
+            sqlx::query("DELETE FROM audit_batches WHERE last_ms < $1 RETURNING event_count")
+                .bind(before_ms)
+                .fetch_all(&self.writer)
+                .await?;
+        let straddling =
+            sqlx::query("SELECT batch_id, events FROM audit_batches WHERE first_ms < $1")
+                .bind(before_ms)
+                .fetch_all(&self.writer)
+                .await?;
+        let mut forgotten = 0;
+        for row in &whole {
+            forgotten += u64::try_from(row.int("event_count")?).unwrap_or(0);
+        }
+        for row in &straddling {
+            let trimmed = trim_batch(&row.text("events")?, before_ms)?;
+            forgotten += trimmed.forgotten;
+            D::rewrite_audit_batch(&self.writer, row.int("batch_id")?, trimmed).await?;
+        }
+        Ok(forgotten)
     }
 }
 

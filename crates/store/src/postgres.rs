@@ -12,7 +12,6 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow, Postgres};
 
-use crate::rows::RecordRow as _;
 use crate::sql::{Dialect, RowsAffected, SqlStore, migrate, migrator};
 use crate::{JtiRecord, OpenOptions, StoreError, StoreResult};
 
@@ -91,88 +90,69 @@ impl Dialect for PostgresDialect {
             insert = insert
                 .bind(batch.first_ms)
                 .bind(batch.last_ms)
-                .bind(i32::try_from(batch.event_count).unwrap_or(i32::MAX))
+                .bind(batch.event_count)
                 .bind(batch.client_ids)
                 .bind(batch.events);
         }
         insert.execute(writer).await.map(drop)
     }
 
-    /// Batches newest first, as on SQLite; with a client filter, only the batches
-    /// whose `client_ids` name it (a separate statement, so that its plan can use the
-    /// GIN index).
-    async fn audit_events(
+    /// With a client filter, only the batches whose `client_ids` name it (a
+    /// statement of its own, so that its plan can use the GIN index).
+    async fn audit_batches_before(
         reader: &PgPool,
         query: &crate::AuditQuery,
-    ) -> StoreResult<Vec<crate::AuditEvent>> {
-        crate::audit::newest_in_batches(query, |before| async move {
-            let sql = match query.client_id {
-                None => {
-                    "SELECT batch_id, last_ms, events FROM audit_batches
-                     WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
-                     ORDER BY last_ms DESC, batch_id DESC
-                     LIMIT $4"
-                }
-                Some(_) => {
-                    "SELECT batch_id, last_ms, events FROM audit_batches
-                     WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
-                       AND client_ids @> ARRAY[$5::TEXT]
-                     ORDER BY last_ms DESC, batch_id DESC
-                     LIMIT $4"
-                }
-            };
-            let mut page = sqlx::query(sql)
-                .bind(query.since_ms.unwrap_or(i64::MIN))
-                .bind(before.0)
-                .bind(before.1)
-                .bind(crate::audit::BATCHES_PER_PAGE);
-            if let Some(client_id) = &query.client_id {
-                page = page.bind(client_id.as_str());
+        before: (i64, i64),
+    ) -> StoreResult<Vec<crate::audit::StoredBatch>> {
+        let sql = match query.client_id {
+            None => {
+                "SELECT batch_id, last_ms, events FROM audit_batches
+                 WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
+                 ORDER BY last_ms DESC, batch_id DESC
+                 LIMIT $4"
             }
-            let page = page.fetch_all(reader).await?;
-            page.iter()
-                .map(crate::audit::StoredBatch::from_row)
-                .collect()
-        })
-        .await
+            Some(_) => {
+                "SELECT batch_id, last_ms, events FROM audit_batches
+                 WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
+                   AND client_ids @> ARRAY[$5::TEXT]
+                 ORDER BY last_ms DESC, batch_id DESC
+                 LIMIT $4"
+            }
+        };
+        let mut page = sqlx::query(sql)
+            .bind(query.since_ms.unwrap_or(i64::MIN))
+            .bind(before.0)
+            .bind(before.1)
+            .bind(crate::audit::BATCHES_PER_PAGE);
+        if let Some(client_id) = &query.client_id {
+            page = page.bind(client_id.as_str());
+        }
+        let page = page.fetch_all(reader).await?;
+        page.iter()
+            .map(crate::audit::StoredBatch::from_row)
+            .collect()
     }
 
-    /// Drops the batches wholly older than `before_ms`, and rewrites those that
-    /// straddle it with their newer events only. Instances that sweep at once drop
-    /// and trim the same batches; new batches are never touched (they are newer).
-    async fn sweep_audit_events(writer: &PgPool, before_ms: i64) -> StoreResult<u64> {
-        let whole: Vec<i32> = sqlx::query_scalar(
-            "DELETE FROM audit_batches WHERE last_ms < $1 RETURNING event_count",
+    /// The batch's client list is rewritten too: a client whose events all went is
+    /// no longer named.
+    async fn rewrite_audit_batch(
+        writer: &PgPool,
+        batch_id: i64,
+        kept: crate::audit::TrimmedBatch,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE audit_batches
+             SET first_ms = $2, event_count = $3, client_ids = $4, events = $5
+             WHERE batch_id = $1",
         )
-        .bind(before_ms)
-        .fetch_all(writer)
-        .await?;
-        let straddling =
-            sqlx::query("SELECT batch_id, events FROM audit_batches WHERE first_ms < $1")
-                .bind(before_ms)
-                .fetch_all(writer)
-                .await?;
-        let mut forgotten: u64 = whole
-            .iter()
-            .map(|&count| u64::try_from(count).unwrap_or(0))
-            .sum();
-        for row in &straddling {
-            let trimmed = crate::audit::trim_batch(&row.text("events")?, before_ms)?;
-            forgotten += trimmed.forgotten;
-            sqlx::query(
-                "UPDATE audit_batches
-                 SET first_ms = $2, event_count = $3, client_ids = $4, events = $5
-                 WHERE batch_id = $1",
-            )
-            .bind(row.int("batch_id")?)
-            .bind(trimmed.first_ms)
-            .bind(i32::try_from(trimmed.event_count).unwrap_or(i32::MAX))
-            .bind(trimmed.client_ids)
-            .bind(trimmed.events)
-            .execute(writer)
-            .await?;
-        }
-        Ok(forgotten)
+        .bind(batch_id)
+        .bind(kept.first_ms)
+        .bind(kept.event_count)
+        .bind(kept.client_ids)
+        .bind(kept.events)
+        .execute(writer)
+        .await
+        .map(drop)
     }
 
     async fn maintain(&self) -> StoreResult<()> {
@@ -366,7 +346,7 @@ mod tests {
                 .unwrap_or_else(|e| fail(e));
         }
 
-        let batches: Vec<(i64, i64, i32, Vec<String>)> = sqlx::query_as(
+        let batches: Vec<(i64, i64, i64, Vec<String>)> = sqlx::query_as(
             "SELECT first_ms, last_ms, event_count, client_ids FROM audit_batches
              ORDER BY batch_id",
         )
@@ -444,7 +424,7 @@ mod tests {
                 .unwrap_or_else(|e| unreachable!("{e}")),
             400
         );
-        let first: (i64, i32, Vec<String>) = sqlx::query_as(
+        let first: (i64, i64, Vec<String>) = sqlx::query_as(
             "SELECT first_ms, event_count, client_ids FROM audit_batches ORDER BY batch_id LIMIT 1",
         )
         .fetch_one(&pool)

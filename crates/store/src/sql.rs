@@ -51,17 +51,20 @@ pub(crate) trait Dialect: Send + Sync + 'static {
         writer: &Pool<Self::Db>,
         events: &[crate::AuditEvent],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-    /// The events `query` selects, newest first (see
-    /// [`crate::AuditStore::audit_events`]).
-    fn audit_events(
+    /// A page of [`crate::audit::BATCHES_PER_PAGE`] batches that may hold events
+    /// `query` selects, newest first by `(last_ms, batch_id)`, from those before
+    /// `before` (see [`crate::audit::newest_in_batches`]).
+    fn audit_batches_before(
         reader: &Pool<Self::Db>,
         query: &crate::AuditQuery,
-    ) -> impl Future<Output = StoreResult<Vec<crate::AuditEvent>>> + Send;
-    /// Forgets the audit events older than `before_ms`; returns how many.
-    fn sweep_audit_events(
+        before: (i64, i64),
+    ) -> impl Future<Output = StoreResult<Vec<crate::audit::StoredBatch>>> + Send;
+    /// Replaces batch `batch_id` with what the retention sweep kept of it.
+    fn rewrite_audit_batch(
         writer: &Pool<Self::Db>,
-        before_ms: i64,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+        batch_id: i64,
+        kept: crate::audit::TrimmedBatch,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     /// Housekeeping off the write path (see [`Store::maintain`]).
     fn maintain(&self) -> impl Future<Output = StoreResult<()>> + Send;
     /// Closes what the dialect holds beside the two pools.

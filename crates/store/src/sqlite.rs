@@ -11,7 +11,6 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use crate::rows::RecordRow as _;
 use crate::sql::{Dialect, RowsAffected, SqlStore, migrate, migrator};
 use crate::{JtiRecord, OpenOptions, StoreError, StoreResult};
 
@@ -89,67 +88,44 @@ impl Dialect for SqliteDialect {
         written.and(restored.map(drop))
     }
 
-    /// Reads batches newest first (by their latest event), a page at a time, until
-    /// the older ones can hold none of the newest `limit` events that match.
-    async fn audit_events(
+    async fn audit_batches_before(
         reader: &SqlitePool,
         query: &crate::AuditQuery,
-    ) -> StoreResult<Vec<crate::AuditEvent>> {
-        crate::audit::newest_in_batches(query, |before| async move {
-            let page = sqlx::query(
-                "SELECT batch_id, last_ms, events FROM audit_batches
-                 WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
-                 ORDER BY last_ms DESC, batch_id DESC
-                 LIMIT $4",
-            )
-            .bind(query.since_ms.unwrap_or(i64::MIN))
-            .bind(before.0)
-            .bind(before.1)
-            .bind(crate::audit::BATCHES_PER_PAGE)
-            .fetch_all(reader)
-            .await?;
-            page.iter()
-                .map(crate::audit::StoredBatch::from_row)
-                .collect()
-        })
-        .await
+        before: (i64, i64),
+    ) -> StoreResult<Vec<crate::audit::StoredBatch>> {
+        let page = sqlx::query(
+            "SELECT batch_id, last_ms, events FROM audit_batches
+             WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
+             ORDER BY last_ms DESC, batch_id DESC
+             LIMIT $4",
+        )
+        .bind(query.since_ms.unwrap_or(i64::MIN))
+        .bind(before.0)
+        .bind(before.1)
+        .bind(crate::audit::BATCHES_PER_PAGE)
+        .fetch_all(reader)
+        .await?;
+        page.iter()
+            .map(crate::audit::StoredBatch::from_row)
+            .collect()
     }
 
-    /// Drops the batches wholly older than `before_ms`, and rewrites those that
-    /// straddle it with their newer events only. Each statement stands alone, so
-    /// that the write lock is never held across an `await`; only the writer task
-    /// that runs this sweep writes batches, so nothing changes in between.
-    async fn sweep_audit_events(writer: &SqlitePool, before_ms: i64) -> StoreResult<u64> {
-        let whole: Vec<i64> = sqlx::query_scalar(
-            "DELETE FROM audit_batches WHERE last_ms < $1 RETURNING event_count",
+    async fn rewrite_audit_batch(
+        writer: &SqlitePool,
+        batch_id: i64,
+        kept: crate::audit::TrimmedBatch,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE audit_batches SET first_ms = $2, event_count = $3, events = $4
+             WHERE batch_id = $1",
         )
-        .bind(before_ms)
-        .fetch_all(writer)
-        .await?;
-        let straddling =
-            sqlx::query("SELECT batch_id, events FROM audit_batches WHERE first_ms < $1")
-                .bind(before_ms)
-                .fetch_all(writer)
-                .await?;
-        let mut forgotten: u64 = whole
-            .iter()
-            .map(|&count| u64::try_from(count).unwrap_or(0))
-            .sum();
-        for row in &straddling {
-            let trimmed = crate::audit::trim_batch(&row.text("events")?, before_ms)?;
-            forgotten += trimmed.forgotten;
-            sqlx::query(
-                "UPDATE audit_batches SET first_ms = $2, event_count = $3, events = $4
-                 WHERE batch_id = $1",
-            )
-            .bind(row.int("batch_id")?)
-            .bind(trimmed.first_ms)
-            .bind(trimmed.event_count)
-            .bind(trimmed.events)
-            .execute(writer)
-            .await?;
-        }
-        Ok(forgotten)
+        .bind(batch_id)
+        .bind(kept.first_ms)
+        .bind(kept.event_count)
+        .bind(kept.events)
+        .execute(writer)
+        .await
+        .map(drop)
     }
 
     async fn maintain(&self) -> StoreResult<()> {
@@ -298,6 +274,7 @@ async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::RecordRow as _;
 
     /// The audit's commit skips the fsync, and the store's own writes keep it.
     #[tokio::test]

@@ -24,7 +24,7 @@ CREATE TABLE audit_batches (
     batch_id    BIGSERIAL PRIMARY KEY,
     first_ms    BIGINT NOT NULL,    -- the earliest event's at_ms
     last_ms     BIGINT NOT NULL,    -- the latest event's at_ms
-    event_count INTEGER NOT NULL,
+    event_count BIGINT NOT NULL,
     client_ids  TEXT[] NOT NULL,    -- the distinct client_id of its events
     events      TEXT NOT NULL       -- a JSON array of event arrays
 );
