@@ -5,10 +5,10 @@
 //! PostgreSQL the table is shared by every instance, and a batch also names its
 //! clients for an index.
 
+use std::future::Future;
+
 use async_trait::async_trait;
 use sqlx::{Database, Encode, Executor, Type};
-
-use std::future::Future;
 
 use crate::rows::RecordRow;
 use crate::sql::{Dialect, SqlStore};
@@ -330,9 +330,10 @@ type EventColumns = (
 );
 
 /// A batch: a JSON array of events, each an array in the columns' order of
-/// migration 6 (`at_ms`, `instance`, ... `client_addr`). Written by hand rather than through serde: most texts need no
-/// escaping and are copied as they are, which halves what the writer task spends
-/// per event; one that does goes through `serde_json`.
+/// migration 6 (`at_ms`, `instance`, ... `client_addr`). Written by hand rather
+/// than through serde: most texts need no escaping and are copied as they are,
+/// which halves what the writer task spends per event; one that does goes through
+/// `serde_json`.
 pub(crate) fn encode_batch(events: &[AuditEvent]) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(2 + events.len() * 400);
