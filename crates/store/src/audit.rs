@@ -107,6 +107,12 @@ pub trait AuditStore: Send + Sync {
 pub(crate) const EVENTS_PER_BATCH: usize = 512;
 /// Batches a listing reads per statement, newest first.
 pub(crate) const BATCHES_PER_PAGE: i64 = 16;
+/// A page of batches before `($2, $3)` = `(last_ms, batch_id)`, with events from
+/// `$1` on, newest first, at most `$4` of them (both databases' statement).
+pub(crate) const BATCHES_BEFORE: &str = "SELECT batch_id, last_ms, events FROM audit_batches
+     WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
+     ORDER BY last_ms DESC, batch_id DESC
+     LIMIT $4";
 
 /// A row of `audit_batches` to write: at most [`EVENTS_PER_BATCH`] events.
 pub(crate) struct NewBatch<'a> {

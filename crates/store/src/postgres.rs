@@ -105,12 +105,7 @@ impl Dialect for PostgresDialect {
         before: (i64, i64),
     ) -> StoreResult<Vec<crate::audit::StoredBatch>> {
         let sql = match query.client_id {
-            None => {
-                "SELECT batch_id, last_ms, events FROM audit_batches
-                 WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
-                 ORDER BY last_ms DESC, batch_id DESC
-                 LIMIT $4"
-            }
+            None => crate::audit::BATCHES_BEFORE,
             Some(_) => {
                 "SELECT batch_id, last_ms, events FROM audit_batches
                  WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)

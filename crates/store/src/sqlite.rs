@@ -93,18 +93,13 @@ impl Dialect for SqliteDialect {
         query: &crate::AuditQuery,
         before: (i64, i64),
     ) -> StoreResult<Vec<crate::audit::StoredBatch>> {
-        let page = sqlx::query(
-            "SELECT batch_id, last_ms, events FROM audit_batches
-             WHERE last_ms >= $1 AND (last_ms, batch_id) < ($2, $3)
-             ORDER BY last_ms DESC, batch_id DESC
-             LIMIT $4",
-        )
-        .bind(query.since_ms.unwrap_or(i64::MIN))
-        .bind(before.0)
-        .bind(before.1)
-        .bind(crate::audit::BATCHES_PER_PAGE)
-        .fetch_all(reader)
-        .await?;
+        let page = sqlx::query(crate::audit::BATCHES_BEFORE)
+            .bind(query.since_ms.unwrap_or(i64::MIN))
+            .bind(before.0)
+            .bind(before.1)
+            .bind(crate::audit::BATCHES_PER_PAGE)
+            .fetch_all(reader)
+            .await?;
         page.iter()
             .map(crate::audit::StoredBatch::from_row)
             .collect()
