@@ -4,7 +4,6 @@
 //! name their clients, and versioned migrations that may be left to
 //! `jwtgrant migrate`.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -34,20 +33,22 @@ impl Dialect for PostgresDialect {
         batch: &[JtiRecord],
         now: i64,
     ) -> Result<Vec<PgRow>, sqlx::Error> {
-        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(batch.len());
-        let mut issuers = Vec::with_capacity(batch.len());
-        let mut jtis = Vec::with_capacity(batch.len());
-        let mut expiries = Vec::with_capacity(batch.len());
-        for record in batch {
-            if seen.insert((&record.issuer, &record.jti)) {
-                issuers.push(record.issuer.as_str());
-                jtis.push(record.jti.as_str());
-                expiries.push(record.remember_until);
-            }
-        }
+        // In (issuer, jti) order, once each: two instances committing at once lock
+        // the rows their batches share in the same order, so neither waits for the
+        // other in a cycle (PostgreSQL would fail one batch, every grant in it, after
+        // its one-second deadlock timeout). A `jti` replayed at two instances at
+        // once is a case of that.
+        let mut rows: Vec<&JtiRecord> = batch.iter().collect();
+        rows.sort_by(|a, b| (&a.issuer, &a.jti).cmp(&(&b.issuer, &b.jti)));
+        rows.dedup_by(|a, b| a.issuer == b.issuer && a.jti == b.jti);
+        let issuers: Vec<&str> = rows.iter().map(|r| r.issuer.as_str()).collect();
+        let jtis: Vec<&str> = rows.iter().map(|r| r.jti.as_str()).collect();
+        let expiries: Vec<i64> = rows.iter().map(|r| r.remember_until).collect();
         sqlx::query(
             "INSERT INTO used_jtis (issuer, jti, expires_at)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[])
+             SELECT issuer, jti, expires_at
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) WITH ORDINALITY AS t(issuer, jti, expires_at, n)
+             ORDER BY n
              ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
              WHERE used_jtis.expires_at < $4
              RETURNING issuer, jti",

@@ -94,6 +94,7 @@ on_every_backend!(
     jti_is_recorded_once_until_it_expires,
     concurrent_duplicate_jtis_get_exactly_one_recording,
     a_batch_records_each_jti_once_first_copy_wins,
+    batches_sharing_jtis_in_opposite_orders_commit_at_once,
     secrets_and_passwords,
     a_code_is_redeemed_once,
     refresh_tokens_rotate_once_and_chains_revoke,
@@ -729,6 +730,30 @@ async fn a_batch_records_each_jti_once_first_copy_wins(store: Arc<dyn Store>) {
             .all(|o| *o == R),
         "chunks beyond one statement"
     );
+}
+
+/// Two instances commit batches that share `jti`s, in opposite orders, at the same
+/// time (a replay sent to both): each `jti` is recorded by exactly one of them, and
+/// neither fails. On PostgreSQL, rows locked in the order they came would deadlock.
+async fn batches_sharing_jtis_in_opposite_orders_commit_at_once(store: Arc<dyn Store>) {
+    let record = |jti: String| JtiRecord {
+        issuer: "i1".into(),
+        jti,
+        remember_until: 200,
+    };
+    for round in 0..20 {
+        let forward: Vec<_> = (0..64).map(|i| record(format!("r{round}-{i}"))).collect();
+        let backward: Vec<_> = forward.iter().rev().cloned().collect();
+        let (a, b) = tokio::join!(
+            store.record_jtis(&forward, 50),
+            store.record_jtis(&backward, 50)
+        );
+        let (a, b) = (ok(a), ok(b));
+        for (i, outcome) in a.iter().enumerate() {
+            let other = b[b.len() - 1 - i];
+            assert_ne!(*outcome, other, "round {round}, jti {i}: recorded once");
+        }
+    }
 }
 
 fn refresh(hash: &str, family: &str, jti: &str) -> RefreshTokenRecord {
