@@ -7,13 +7,15 @@
 //! Besides the types, the few spellings both sides must agree on byte for byte:
 //! the bearer header and its challenge ([`bearer`]), the consent URL and how an error
 //! names it ([`consent`]), and the bare host an assertion's `aud` carries ([`host`]).
-//! A resource server's own metadata (RFC 9728) is in [`protected_resource`].
+//! A resource server's own metadata (RFC 9728) is in [`protected_resource`]; JSON
+//! strings written fast on the hot paths, in [`json`].
 
 use serde::{Deserialize, Serialize};
 
 pub mod bearer;
 pub mod consent;
 pub mod host;
+pub mod json;
 pub mod protected_resource;
 
 pub use bearer::{BARE_BEARER_CHALLENGE, BearerChallenge, bearer_challenge, bearer_token};

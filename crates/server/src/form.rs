@@ -97,7 +97,7 @@ impl Form {
 /// `%FF` into U+FFFD and hide a malformed request behind a later rule).
 fn decode_component(raw: &str) -> Result<String, RequestError> {
     // Most values (assertions, tokens, ids) hold neither: one scan and one copy.
-    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
+    if memchr::memchr2(b'%', b'+', raw.as_bytes()).is_none() {
         return Ok(raw.to_owned());
     }
     let mut bytes = Vec::with_capacity(raw.len());

@@ -36,6 +36,24 @@ struct Bucket {
     refilled: Instant,
 }
 
+impl Bucket {
+    /// Refills the bucket for the time since it was last seen, then takes a token.
+    fn take(&mut self, rate: f64, now: Instant) -> Decision {
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(rate);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Decision::Allowed
+        } else {
+            let wait = ((1.0 - self.tokens) / rate).ceil().max(1.0);
+            Decision::Limited {
+                retry_after_secs: wait as u64,
+            }
+        }
+    }
+}
+
 /// Token buckets in this process: a burst of one second's worth, refilled steadily.
 #[derive(Default)]
 pub struct LocalRateLimiter {
@@ -54,22 +72,15 @@ impl RateLimiter for LocalRateLimiter {
             .buckets
             .lock()
             .map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))?;
+        // A known key is found without allocating its copy.
+        if let Some(bucket) = buckets.get_mut(key) {
+            return Ok(bucket.take(rate, now));
+        }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: rate,
             refilled: now,
         });
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(Decision::Allowed)
-        } else {
-            let wait = ((1.0 - bucket.tokens) / rate).ceil().max(1.0);
-            Ok(Decision::Limited {
-                retry_after_secs: wait as u64,
-            })
-        }
+        Ok(bucket.take(rate, now))
     }
 
     fn forget_idle(&self) {

@@ -231,9 +231,19 @@ impl AppState {
         Ok(Some(client))
     }
 
-    /// Counts one request for `key`; refuses with 429 past `per_second`.
-    pub async fn rate_limit(&self, key: &str, per_second: u32) -> Result<(), TokenEndpointError> {
-        match self.rate_limiter.check(key, per_second).await? {
+    /// Counts one request for the key `{kind}:{id}`; refuses with 429 past
+    /// `per_second`. A limit of 0 is none, and builds no key.
+    pub async fn rate_limit(
+        &self,
+        kind: &str,
+        id: impl std::fmt::Display,
+        per_second: u32,
+    ) -> Result<(), TokenEndpointError> {
+        if per_second == 0 {
+            return Ok(());
+        }
+        let key = format!("{kind}:{id}");
+        match self.rate_limiter.check(&key, per_second).await? {
             Decision::Allowed => Ok(()),
             Decision::Limited { retry_after_secs } => {
                 Err(TokenEndpointError::RateLimited { retry_after_secs })

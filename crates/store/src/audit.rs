@@ -379,7 +379,7 @@ pub(crate) fn encode_batch(events: &[AuditEvent]) -> String {
 fn push_json_text(out: &mut String, text: Option<&str>) {
     match text {
         None => out.push_str("null"),
-        Some(text) if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') => {
+        Some(text) if jwtgrant_proto::json::is_plain(text.as_bytes()) => {
             out.push('"');
             out.push_str(text);
             out.push('"');

@@ -22,14 +22,15 @@ async fn rate_limits_are_on_by_default() {
     );
     // The limiter this server counts with: a second's worth of requests (plus what
     // refills while they are counted) goes through, then one is refused.
-    for (key, limit) in [
-        ("client:192.0.2.1", config.rate_limit_per_client),
-        ("integration:flood", config.rate_limit_per_integration),
+    for (kind, id, limit) in [
+        ("client", "192.0.2.1", config.rate_limit_per_client),
+        ("integration", "flood", config.rate_limit_per_integration),
     ] {
+        let key = format!("{kind}:{id}");
         assert!(limit > 0, "{key}: no limit by default");
         let mut allowed = 0_u64;
         let refused = loop {
-            match server.state.rate_limit(key, limit).await {
+            match server.state.rate_limit(kind, id, limit).await {
                 Ok(()) => allowed += 1,
                 Err(error) => break error,
             }

@@ -53,7 +53,8 @@ pub async fn grant(
     // Counted once the signature holds, so no one can spend another's quota.
     state
         .rate_limit(
-            &format!("integration:{}", integration.key),
+            "integration",
+            &integration.key,
             state.config.rate_limit_per_integration,
         )
         .await?;

@@ -51,7 +51,8 @@ pub async fn grant(
     }
     state
         .rate_limit(
-            &format!("integration:{}", integration.key),
+            "integration",
+            &integration.key,
             state.config.rate_limit_per_integration,
         )
         .await?;

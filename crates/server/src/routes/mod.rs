@@ -5,6 +5,7 @@ pub mod discovery;
 pub mod introspect;
 pub mod ops;
 pub mod token;
+pub mod token_json;
 pub mod userinfo;
 
 use axum::http::{HeaderValue, header};
