@@ -12,9 +12,10 @@
 #   N  the same without `jti` (a second integration that does not require one)
 #   C  client_credentials with private_key_jwt (a unique `jti` per client assertion)
 # each with --floor, and prints every run, the medians and the ratios: J/floor,
-# J/N, C/floor. With --postgres URL the store is that database (emptied first), and
-# a SQLite run of J follows in the same script so that the PostgreSQL/SQLite ratio of
-# grants/s comes from one run. With --open-loop, also J at half of the measured
+# J/N, C/floor (and, in the @rate column, the ratio to the floor whose cheapest
+# request ran open loop at the run's own rate). With --postgres URL the store is
+# that database (emptied first), and a SQLite run of J follows in the same script
+# so that the PostgreSQL/SQLite ratio of grants/s comes from one run. With --open-loop, also J at half of the measured
 # saturation rate, open loop (p99). Start-to-ready is measured last (5 starts).
 #
 # Usage: scripts/bench-floor.sh [--requests N] [--concurrency C] [--rounds R]
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     --postgres) postgres="$2"; shift ;;
     --open-loop) open_loop=1 ;;
     --bin) bin="$2"; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -180,7 +181,10 @@ for line in (work / "runs").read_text().split("\n"):
         side, round_, *load = line.split()
         runs.append((side, round_, " ".join(load), json.loads((work / f"{side}.{round_}.json").read_text())))
 print(f"{'side':<48} {'rnd':>3} {'grants/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU us':>7} "
-      f"{'floor us':>8} {'crypto':>6} {'cheap':>6} {'CPU/floor':>9} {'RSS MB':>7} {'err':>4}  load before")
+      f"{'floor us':>8} {'crypto':>6} {'cheap':>6} {'CPU/floor':>9} {'@rate':>6} {'RSS MB':>7} {'err':>4}  load before")
+def at_rate(r):
+    a = r["floor"].get("at_rate") or {}
+    return a.get("server_cpu_over_floor")
 failed = False
 for side, round_, load, r in runs:
     errors = sum(r["errors"].values())
@@ -189,7 +193,7 @@ for side, round_, load, r in runs:
     print(f"{names[side]:<48} {round_:>3} {r['per_second']:>9,.0f} {r['latency_ms']['p50']:>7.2f} "
           f"{r['latency_ms']['p99']:>7.2f} {r['server_cpu_us_per_request']:>7.1f} {f['floor_us']:>8.1f} "
           f"{f['crypto_cpu_us']:>6.1f} {f['cheapest_cpu_us']:>6.1f} {f['server_cpu_over_floor']:>9.3f} "
-          f"{r['server_peak_rss_mb']:>7.1f} {errors:>4}  {load}")
+          f"{at_rate(r) or float('nan'):>6.3f} {r['server_peak_rss_mb']:>7.1f} {errors:>4}  {load}")
     for kind, count in r["errors"].items():
         print(f"{'':<48} errors {kind}: {count}")
 print()
@@ -214,6 +218,11 @@ print()
 verdict = lambda ok: "met" if ok else "NOT met"
 if "J" in med:
     print(f"target J CPU <= 1.3x floor: {med['J']['ratio']:.3f}x, {verdict(med['J']['ratio'] <= 1.3)}")
+for side in ("J", "C"):
+    ratios = [x for x in (at_rate(r) for s, _, _, r in runs if s == side) if x]
+    if ratios:
+        print(f"  beside it, {side} CPU / the floor with its cheapest request at {side}'s own rate (open loop): "
+              f"median {statistics.median(ratios):.3f}x")
 if "J" in med and "N" in med:
     x = paired("J", "N")
     print(f"target J/N CPU <= 1.10x: per round, median {x:.3f}x, {verdict(x <= 1.10)}")

@@ -247,9 +247,11 @@ async fn finish(
     verify_alg: JwsAlgorithm,
 ) -> Result<()> {
     if args.floor {
-        let (report, text) = measure_floor(args, subject, verify_alg, result.cpu_per_request_us)
-            .await
-            .context("measuring the floor")?;
+        let rate = result.report.get("per_second").and_then(Value::as_f64);
+        let (report, text) =
+            measure_floor(args, subject, verify_alg, result.cpu_per_request_us, rate)
+                .await
+                .context("measuring the floor")?;
         if let Value::Object(map) = &mut result.report {
             map.insert("floor".into(), report);
         }
@@ -260,12 +262,18 @@ async fn finish(
 
 /// The floor of a grant, measured now: the crypto-only cost of its two signature
 /// operations on one thread, plus the server CPU of the cheapest requests jwtgrant
-/// answers (`/healthz`; userinfo of a cached token when there is a user).
+/// answers (`/healthz`; userinfo of a cached token when there is a user), each at
+/// its own saturation. Beside it, the cheapest request once more, open loop at
+/// `rate` (the main run's requests per second): a request's server CPU grows as
+/// the rate falls (workers park and are woken between requests, the client is
+/// woken for each answer), so the saturated floor holds fewer wake-ups per request
+/// than a grant at its own, lower, rate.
 async fn measure_floor(
     args: &BenchArgs,
     subject: Option<&Subject>,
     verify_alg: JwsAlgorithm,
     cpu_per_request_us: Option<f64>,
+    rate: Option<f64>,
 ) -> Result<(Value, String)> {
     let base = args.floor_server.as_deref().unwrap_or(&args.server);
     let (authority, _) = split_url(base.trim_end_matches('/'))?;
@@ -308,22 +316,25 @@ async fn measure_floor(
     )
     .await?;
     let mut cheapest = vec![("healthz", healthz.cpu_per_request_us)];
+    let mut userinfo_authorization = None;
     let mut notes = String::new();
     if let Some(subject) = subject.filter(|s| s.user_id.is_some()) {
         let scope = DEFAULT_SCOPES.join(" ");
         let body = grant_body(subject, &authority, &scope, false, true, clock::now())?;
         match fetch_token(&authority, body).await {
             Ok(token) => {
+                let authorization = format!("Bearer {token}");
                 let userinfo = drive(
                     &floor_settings("userinfo"),
                     authority.clone(),
                     "/oauth/userinfo".to_owned(),
                     Requests::Get {
-                        authorization: Some(format!("Bearer {token}")),
+                        authorization: Some(authorization.clone()),
                     },
                 )
                 .await?;
                 cheapest.push(("userinfo", userinfo.cpu_per_request_us));
+                userinfo_authorization = Some(authorization);
             }
             Err(error) => notes.push_str(&format!(
                 "floor: no userinfo run (no token from {authority}: {error:#})\n"
@@ -337,6 +348,34 @@ async fn measure_floor(
         .context("no floor run measured the server's CPU")?;
     let floor_us = crypto.cpu_us + cheapest_us;
     let ratio = cpu_per_request_us.map(|cpu| cpu / floor_us);
+    // The same cheapest request at the main run's rate, for two seconds at least.
+    let at_rate = match rate.filter(|r| r.is_finite() && *r > 0.0) {
+        Some(rate) => {
+            let (path, authorization) = match cheapest_name {
+                "userinfo" => ("/oauth/userinfo", userinfo_authorization.clone()),
+                _ => ("/healthz", None),
+            };
+            let settings = RunSettings {
+                requests: args.floor_requests.max((rate * 2.0) as usize),
+                rate: Some(rate),
+                ..floor_settings(cheapest_name)
+            };
+            drive(
+                &settings,
+                authority.clone(),
+                path.to_owned(),
+                Requests::Get { authorization },
+            )
+            .await?
+            .cpu_per_request_us
+            .map(|cpu| (rate, cpu))
+        }
+        None => None,
+    };
+    let floor_at_rate_us = at_rate.map(|(_, cpu)| crypto.cpu_us + cpu);
+    let ratio_at_rate = cpu_per_request_us
+        .zip(floor_at_rate_us)
+        .map(|(cpu, floor)| cpu / floor);
     let report = json!({
         "verify_alg": verify_alg.as_str(),
         "sign_alg": sign_alg.as_str(),
@@ -347,6 +386,12 @@ async fn measure_floor(
         "cheapest_cpu_us": cheapest_us,
         "floor_us": floor_us,
         "server_cpu_over_floor": ratio,
+        "at_rate": at_rate.map(|(rate, cpu)| json!({
+            "rate": rate,
+            "cheapest_cpu_us": cpu,
+            "floor_us": floor_at_rate_us,
+            "server_cpu_over_floor": ratio_at_rate,
+        })),
     });
     let mut text = notes;
     text.push_str(&format!(
@@ -369,6 +414,15 @@ async fn measure_floor(
     match ratio {
         Some(ratio) => text.push_str(&format!("; server CPU / floor = {ratio:.2}\n")),
         None => text.push('\n'),
+    }
+    if let (Some((rate, cpu)), Some(floor)) = (at_rate, floor_at_rate_us) {
+        text.push_str(&format!(
+            "floor at this run's rate ({rate:.0}/s, open loop): {cheapest_name} {cpu:.1} us, floor {floor:.1} us"
+        ));
+        match ratio_at_rate {
+            Some(ratio) => text.push_str(&format!("; server CPU / floor = {ratio:.2}\n")),
+            None => text.push('\n'),
+        }
     }
     Ok((report, text))
 }

@@ -103,8 +103,9 @@ fn assert_all_issued(report: &Value) {
 /// `--floor` measures, in the same run, the crypto-only cost of the grant (RS256
 /// verify, and the ES256 signature the server's JWKS names) and the server CPU of
 /// its cheapest request (`/healthz`: without a user there is no userinfo run), and
-/// reports the run's CPU as a ratio to their sum; `--no-jti` sends assertions
-/// without one, which an integration that does not require it accepts.
+/// reports the run's CPU as a ratio to their sum, and to the sum with the cheapest
+/// request run again at the grant's own rate; `--no-jti` sends assertions without
+/// one, which an integration that does not require it accepts.
 #[tokio::test]
 async fn bench_measures_its_floor_and_sends_assertions_without_jti() {
     let report = bench_application_tokens(&["--no-jti", "--floor", "--floor-requests", "50"]).await;
@@ -123,6 +124,21 @@ async fn bench_measures_its_floor_and_sends_assertions_without_jti() {
     let cpu = report["server_cpu_us_per_request"].as_f64().unwrap();
     let ratio = floor["server_cpu_over_floor"].as_f64().unwrap();
     assert!((ratio - cpu / sum).abs() < 1e-9, "{report}");
+    // Beside it, the cheapest request once more, open loop at this run's rate.
+    let at_rate = &floor["at_rate"];
+    assert_eq!(at_rate["rate"], report["per_second"], "{report}");
+    let cheapest_at_rate = at_rate["cheapest_cpu_us"].as_f64().unwrap();
+    let floor_at_rate = at_rate["floor_us"].as_f64().unwrap();
+    assert!(cheapest_at_rate >= 0.0, "{report}");
+    assert!(
+        (floor_at_rate - (crypto + cheapest_at_rate)).abs() < 1e-9,
+        "{report}"
+    );
+    let ratio_at_rate = at_rate["server_cpu_over_floor"].as_f64().unwrap();
+    assert!(
+        (ratio_at_rate - cpu / floor_at_rate).abs() < 1e-9,
+        "{report}"
+    );
 }
 
 /// Open loop (`--rate`): every request is sent, none before its scheduled time
