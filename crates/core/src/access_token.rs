@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::alg::JwsAlgorithm;
 use crate::grants::jwt_bearer::GrantDecision;
-use crate::jws::{CompactJws, sign_compact};
+use crate::jws::{CompactJws, sign_compact_json};
 use crate::keyring::KeyringEntry;
 use crate::keys::{KeyError, PublicKey};
 use jwtgrant_proto::ACCESS_TOKEN_TYP;
@@ -129,14 +129,65 @@ pub fn issue(
         nbf: None,
         jti,
     };
-    let token = sign_compact(
+    let token = sign_compact_json(
         &key.key,
         key.alg,
         Some(ACCESS_TOKEN_TYP),
         Some(&key.kid),
-        &claims,
+        &claims.to_json(),
     )?;
     Ok(IssuedAccessToken { token, claims })
+}
+
+impl AccessTokenClaims {
+    /// The claims as JSON: the bytes serde_json writes for them, members in the
+    /// struct's order, written without serde on the token endpoint's path.
+    pub fn to_json(&self) -> Vec<u8> {
+        use jwtgrant_proto::json::push_str;
+        let mut out = Vec::with_capacity(
+            160 + self.iss.len()
+                + self.sub.len()
+                + self.client_id.len()
+                + self.scope.len()
+                + self.jti.len()
+                + self.aud.0.iter().map(|a| a.len() + 3).sum::<usize>(),
+        );
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"iss\":");
+        push_str(&mut out, &self.iss);
+        out.extend_from_slice(b",\"sub\":");
+        push_str(&mut out, &self.sub);
+        out.extend_from_slice(b",\"aud\":");
+        match self.aud.0.as_slice() {
+            [one] => push_str(&mut out, one),
+            many => {
+                out.push(b'[');
+                for (i, audience) in many.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    push_str(&mut out, audience);
+                }
+                out.push(b']');
+            }
+        }
+        out.extend_from_slice(b",\"client_id\":");
+        push_str(&mut out, &self.client_id);
+        out.extend_from_slice(b",\"scope\":");
+        push_str(&mut out, &self.scope);
+        out.extend_from_slice(b",\"iat\":");
+        out.extend_from_slice(number.format(self.iat).as_bytes());
+        out.extend_from_slice(b",\"exp\":");
+        out.extend_from_slice(number.format(self.exp).as_bytes());
+        if let Some(nbf) = self.nbf {
+            out.extend_from_slice(b",\"nbf\":");
+            out.extend_from_slice(number.format(nbf).as_bytes());
+        }
+        out.extend_from_slice(b",\"jti\":");
+        push_str(&mut out, &self.jti);
+        out.push(b'}');
+        out
+    }
 }
 
 /// Why an access token was refused.
@@ -230,6 +281,7 @@ pub fn verify<'k>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jws::sign_compact;
     use crate::keys::SigningKey;
     use serde_json::json;
 
@@ -242,6 +294,44 @@ mod tests {
             &claims,
         )
         .unwrap()
+    }
+
+    /// `to_json` writes the bytes serde_json writes: one audience as a string,
+    /// several as an array, `nbf` only when present, strings that need escapes.
+    #[test]
+    fn claims_json_is_what_serde_json_writes() {
+        let claims = |aud: Audience, nbf: Option<i64>, sub: &str| AccessTokenClaims {
+            iss: "https://account-d.docusign.com".into(),
+            sub: sub.into(),
+            aud,
+            client_id: "ik-1".into(),
+            scope: "signature impersonation".into(),
+            iat: 1_700_000_000,
+            exp: -1,
+            nbf,
+            jti: "8f14e45f-ceea-467f-a0e6-6d0b4d8b0c11".into(),
+        };
+        let cases = [
+            claims(Audience::one("api".into()), None, "user"),
+            claims(
+                Audience::many(vec!["a".into(), "b\"c".into()]),
+                Some(5),
+                "u",
+            ),
+            claims(
+                Audience::many(vec![]),
+                Some(i64::MIN),
+                "line\nbreak \\ \u{1}",
+            ),
+            claims(Audience::one(String::new()), None, "é </script>"),
+        ];
+        for case in cases {
+            let expected = serde_json::to_vec(&case).unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&case.to_json()),
+                String::from_utf8_lossy(&expected)
+            );
+        }
     }
 
     #[test]

@@ -154,21 +154,20 @@ pub fn sign_compact(
     kid: Option<&str>,
     claims: &impl Serialize,
 ) -> Result<String, KeyError> {
-    #[derive(Serialize)]
-    struct Header<'h> {
-        alg: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        typ: Option<&'h str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        kid: Option<&'h str>,
-    }
-    let header = serde_json::to_vec(&Header {
-        alg: alg.as_str(),
-        typ,
-        kid,
-    })
-    .map_err(|_| KeyError::Crypto)?;
     let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Crypto)?;
+    sign_compact_json(key, alg, typ, kid, &payload)
+}
+
+/// [`sign_compact`] over a payload already written as JSON (an access token's
+/// claims, written without serde on the token endpoint's path).
+pub fn sign_compact_json(
+    key: &SigningKey,
+    alg: JwsAlgorithm,
+    typ: Option<&str>,
+    kid: Option<&str>,
+    payload: &[u8],
+) -> Result<String, KeyError> {
+    let header = header_json(alg, typ, kid);
     let mut token = b64::encode(header);
     token.push('.');
     token.push_str(&b64::encode(payload));
@@ -176,6 +175,24 @@ pub fn sign_compact(
     token.push('.');
     token.push_str(&b64::encode(signature));
     Ok(token)
+}
+
+/// The protected header `{"alg":..,"typ":..,"kid":..}`, absent members left out.
+fn header_json(alg: JwsAlgorithm, typ: Option<&str>, kid: Option<&str>) -> Vec<u8> {
+    use jwtgrant_proto::json::push_str;
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(b"{\"alg\":");
+    push_str(&mut out, alg.as_str());
+    if let Some(typ) = typ {
+        out.extend_from_slice(b",\"typ\":");
+        push_str(&mut out, typ);
+    }
+    if let Some(kid) = kid {
+        out.extend_from_slice(b",\"kid\":");
+        push_str(&mut out, kid);
+    }
+    out.push(b'}');
+    out
 }
 
 #[cfg(test)]
@@ -188,6 +205,30 @@ mod tests {
 
     fn token(header: &str, payload: &str) -> String {
         format!("{}.{}.c2ln", segment(header), segment(payload))
+    }
+
+    #[test]
+    fn header_json_is_what_serde_json_writes() {
+        for (typ, kid) in [
+            (None, None),
+            (Some("at+jwt"), None),
+            (None, Some("k-1")),
+            (Some("JWT"), Some("a\"b\\c\u{7}")),
+        ] {
+            let expected =
+                serde_json::to_vec(&serde_json::json!({"alg": "ES256"})).unwrap_or_default();
+            let mut expected = String::from_utf8(expected).unwrap_or_default();
+            expected.pop();
+            for (name, value) in [("typ", typ), ("kid", kid)] {
+                if let Some(value) = value {
+                    let value = serde_json::to_string(value).unwrap_or_default();
+                    expected.push_str(&format!(",\"{name}\":{value}"));
+                }
+            }
+            expected.push('}');
+            let written = header_json(JwsAlgorithm::Es256, typ, kid);
+            assert_eq!(String::from_utf8_lossy(&written), expected);
+        }
     }
 
     #[test]
