@@ -5,7 +5,8 @@ use base64::Engine as _;
 /// The base64url of JWS segments, without padding. SIMD: about five times faster
 /// than the `base64` crate over an assertion (0.2 against 0.9 us per kilobyte here),
 /// and as strict: non-zero trailing bits and stray `=` are refused alike (the test
-/// below compares both on every input).
+/// below compares both on every input up to 70 bytes and every one-character
+/// change of its text).
 const URL_SAFE: base64_simd::Base64 = base64_simd::URL_SAFE_NO_PAD;
 
 /// Encodes `bytes` as base64url without padding.
