@@ -8,8 +8,10 @@
 //! Format: an 8-byte header, then fixed 24-byte records: the first 16 bytes of
 //! SHA-256(issuer || 0 || jti) and the little-endian Unix second until which it is
 //! remembered. A record torn by a crash is the file's last and is ignored (its
-//! request never got a token, as it was answered only after the sync). The journal
-//! is rewritten with the live records when it has grown to twice their number.
+//! request never got a token, as it was answered only after the sync), and cut off
+//! at the next start. The journal is rewritten with the live records when it has
+//! grown to twice their number (and past [`COMPACT_AFTER`]), at a start or while
+//! running.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -99,31 +101,47 @@ impl JournalReplay {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let path = dir.join("replay.journal");
-        let existed = path.exists();
-        let mut live = if existed {
-            read_journal(&path, now)?
-        } else {
-            HashMap::new()
-        };
-        if !existed {
+        if !path.exists() {
+            let mut live = HashMap::new();
             for record in imported.iter().filter(|r| r.remember_until >= now) {
                 live.insert(key(&record.issuer, &record.jti), record.remember_until);
             }
+            let file = rewrite(&path, &live)?;
+            let records = live.len() as u64;
+            return Self::start(path, file, live, records, lock);
         }
-        // Start from a compact file: the live records only.
-        let file = rewrite(&path, &live)?;
-        Self::start(path, file, live, lock)
+        let contents = read_journal(&path, now)?;
+        let live_count = contents.live.len() as u64;
+        if contents.records >= COMPACT_AFTER && contents.records >= 2 * live_count {
+            // Grown past the writer's own compaction point: the live records only.
+            let file = rewrite(&path, &contents.live)?;
+            return Self::start(path, file, contents.live, live_count, lock);
+        }
+        // Appended to as it is: a start reads the file but does not rewrite it (at
+        // 290,000 live records the rewrite and its syncs were most of the start).
+        // A record torn by a crash is cut off first, so the next append starts on a
+        // record's boundary.
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(unavailable)?;
+        if contents.torn {
+            let whole = HEADER.len() as u64 + contents.records * RECORD_LEN as u64;
+            file.set_len(whole).map_err(unavailable)?;
+            file.sync_data().map_err(unavailable)?;
+        }
+        Self::start(path, file, contents.live, contents.records, lock)
     }
 
     /// Starts the writer thread appending to `file` (the journal at `path`, holding
-    /// the records of `live`).
+    /// `records` whole records, those of `live` among them).
     fn start(
         path: PathBuf,
         file: File,
         live: HashMap<Key, i64>,
+        records: u64,
         lock: File,
     ) -> Result<Self, StoreError> {
-        let records = live.len() as u64;
         let live = Arc::new(Mutex::new(live));
         let (queue, incoming) = mpsc::channel(4 * MAX_BATCH);
         let writer = Writer {
@@ -162,10 +180,22 @@ pub fn journal_remembers(dir: &Path, guard: &ReplayGuard, now: i64) -> Result<bo
     if !path.exists() {
         return Ok(false);
     }
-    Ok(read_journal(&path, now)?.contains_key(&key(&guard.issuer, &guard.jti)))
+    Ok(read_journal(&path, now)?
+        .live
+        .contains_key(&key(&guard.issuer, &guard.jti)))
 }
 
-fn read_journal(path: &Path, now: i64) -> Result<HashMap<Key, i64>, StoreError> {
+/// What a journal file holds.
+struct JournalContents {
+    /// The records live at `now` (the latest expiry of a key written twice).
+    live: HashMap<Key, i64>,
+    /// Whole records in the file, live or not.
+    records: u64,
+    /// Whether a partial record ends the file (a crash in the middle of an append).
+    torn: bool,
+}
+
+fn read_journal(path: &Path, now: i64) -> Result<JournalContents, StoreError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -189,7 +219,11 @@ fn read_journal(path: &Path, now: i64) -> Result<HashMap<Key, i64>, StoreError> 
             *slot = (*slot).max(until);
         }
     }
-    Ok(live)
+    Ok(JournalContents {
+        live,
+        records: (body.len() / RECORD_LEN) as u64,
+        torn: body.len() % RECORD_LEN != 0,
+    })
 }
 
 /// Writes `live` to a fresh file and puts it in place of the journal atomically;
@@ -448,11 +482,71 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(&[7u8; 10]).unwrap();
         drop(file);
-        let reopened = JournalReplay::open(dir.path(), &[], now + 2).unwrap();
-        assert_eq!(reopened.len(), 2);
+        {
+            let reopened = JournalReplay::open(dir.path(), &[], now + 2).unwrap();
+            assert_eq!(reopened.len(), 2);
+            assert_eq!(
+                reopened
+                    .record(&guard("new", now + 3600), clock::now())
+                    .await
+                    .unwrap(),
+                JtiOutcome::Replayed
+            );
+            // Appended after the tear was cut off: on a record's boundary.
+            assert_eq!(
+                reopened
+                    .record(&guard("after", now + 3600), clock::now())
+                    .await
+                    .unwrap(),
+                JtiOutcome::Recorded
+            );
+        }
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        assert_eq!((len - HEADER.len()) % RECORD_LEN, 0, "{len} bytes");
+        let again = JournalReplay::open(dir.path(), &[], now + 2).unwrap();
+        assert_eq!(again.len(), 3);
         assert_eq!(
-            reopened
-                .record(&guard("new", now + 3600), clock::now())
+            again
+                .record(&guard("after", now + 3600), clock::now())
+                .await
+                .unwrap(),
+            JtiOutcome::Replayed
+        );
+    }
+
+    /// A start appends to the journal as it is, unless it has grown past the
+    /// compaction point (then only the live records are kept).
+    #[tokio::test]
+    async fn a_start_rewrites_the_journal_only_when_it_needs_compacting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.journal");
+        let now = clock::now();
+        let record = |i: u64, until: i64| {
+            let mut bytes = key("integration", &format!("j{i}")).to_vec();
+            bytes.extend_from_slice(&until.to_le_bytes());
+            bytes
+        };
+        // Ten live records and ten expired ones: kept as they are.
+        let mut body = HEADER.to_vec();
+        for i in 0..20 {
+            body.extend(record(i, if i < 10 { now + 600 } else { now - 1 }));
+        }
+        std::fs::write(&path, &body).unwrap();
+        drop(JournalReplay::open(dir.path(), &[], now).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), body, "not rewritten");
+        // Past COMPACT_AFTER records, most of them expired: rewritten at start.
+        let mut body = HEADER.to_vec();
+        for i in 0..COMPACT_AFTER {
+            body.extend(record(i, if i < 10 { now + 600 } else { now - 1 }));
+        }
+        std::fs::write(&path, &body).unwrap();
+        let journal = JournalReplay::open(dir.path(), &[], now).unwrap();
+        assert_eq!(journal.len(), 10);
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        assert_eq!(len, HEADER.len() + 10 * RECORD_LEN);
+        assert_eq!(
+            journal
+                .record(&guard("j3", now + 600), clock::now())
                 .await
                 .unwrap(),
             JtiOutcome::Replayed
@@ -471,6 +565,7 @@ mod tests {
             dir.path().join("replay.journal"),
             full,
             HashMap::new(),
+            0,
             lock,
         )
         .unwrap();
