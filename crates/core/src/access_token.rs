@@ -143,7 +143,7 @@ impl AccessTokenClaims {
     /// The claims as JSON: the bytes serde_json writes for them, members in the
     /// struct's order, written without serde on the token endpoint's path.
     pub fn to_json(&self) -> Vec<u8> {
-        use jwtgrant_proto::json::push_str;
+        use jwtgrant_proto::json::{push_member, push_str};
         let mut out = Vec::with_capacity(
             160 + self.iss.len()
                 + self.sub.len()
@@ -155,8 +155,7 @@ impl AccessTokenClaims {
         let mut number = itoa::Buffer::new();
         out.extend_from_slice(b"{\"iss\":");
         push_str(&mut out, &self.iss);
-        out.extend_from_slice(b",\"sub\":");
-        push_str(&mut out, &self.sub);
+        push_member(&mut out, "sub", &self.sub);
         out.extend_from_slice(b",\"aud\":");
         match self.aud.0.as_slice() {
             [one] => push_str(&mut out, one),
@@ -171,10 +170,8 @@ impl AccessTokenClaims {
                 out.push(b']');
             }
         }
-        out.extend_from_slice(b",\"client_id\":");
-        push_str(&mut out, &self.client_id);
-        out.extend_from_slice(b",\"scope\":");
-        push_str(&mut out, &self.scope);
+        push_member(&mut out, "client_id", &self.client_id);
+        push_member(&mut out, "scope", &self.scope);
         out.extend_from_slice(b",\"iat\":");
         out.extend_from_slice(number.format(self.iat).as_bytes());
         out.extend_from_slice(b",\"exp\":");
@@ -183,8 +180,7 @@ impl AccessTokenClaims {
             out.extend_from_slice(b",\"nbf\":");
             out.extend_from_slice(number.format(nbf).as_bytes());
         }
-        out.extend_from_slice(b",\"jti\":");
-        push_str(&mut out, &self.jti);
+        push_member(&mut out, "jti", &self.jti);
         out.push(b'}');
         out
     }

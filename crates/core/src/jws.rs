@@ -179,17 +179,14 @@ pub fn sign_compact_json(
 
 /// The protected header `{"alg":..,"typ":..,"kid":..}`, absent members left out.
 fn header_json(alg: JwsAlgorithm, typ: Option<&str>, kid: Option<&str>) -> Vec<u8> {
-    use jwtgrant_proto::json::push_str;
+    use jwtgrant_proto::json::{push_member, push_str};
     let mut out = Vec::with_capacity(96);
     out.extend_from_slice(b"{\"alg\":");
     push_str(&mut out, alg.as_str());
-    if let Some(typ) = typ {
-        out.extend_from_slice(b",\"typ\":");
-        push_str(&mut out, typ);
-    }
-    if let Some(kid) = kid {
-        out.extend_from_slice(b",\"kid\":");
-        push_str(&mut out, kid);
+    for (name, value) in [("typ", typ), ("kid", kid)] {
+        if let Some(value) = value {
+            push_member(&mut out, name, value);
+        }
     }
     out.push(b'}');
     out

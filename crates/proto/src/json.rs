@@ -24,6 +24,15 @@ pub fn push_str(out: &mut Vec<u8>, value: &str) {
     }
 }
 
+/// Appends the member `,"name":value` of an object (after its first), `value` as a
+/// JSON string; `name` is one of the writer's own, which needs no escape.
+pub fn push_member(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    push_str(out, value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +65,9 @@ mod tests {
                 "{text:?}"
             );
         }
+        let mut out = b"{\"a\":1".to_vec();
+        push_member(&mut out, "b", "x\"y");
+        out.push(b'}');
+        assert_eq!(out, br#"{"a":1,"b":"x\"y"}"#);
     }
 }

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use jwtgrant_proto::JwtGrantResponse;
-use jwtgrant_proto::json::push_str;
+use jwtgrant_proto::json::{push_member, push_str};
 
 /// The answer for an issued token: `200`, `application/json`, the body below.
 pub fn response(issued: &JwtGrantResponse) -> Response {
@@ -36,16 +36,12 @@ pub fn body(issued: &JwtGrantResponse) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(b"{\"access_token\":");
     push_str(&mut out, &issued.access_token);
-    out.extend_from_slice(b",\"token_type\":");
-    push_str(&mut out, &issued.token_type);
+    push_member(&mut out, "token_type", &issued.token_type);
     out.extend_from_slice(b",\"expires_in\":");
     out.extend_from_slice(itoa::Buffer::new().format(issued.expires_in).as_bytes());
     for (name, value) in optional {
         if let Some(value) = value {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
-            push_str(&mut out, value);
+            push_member(&mut out, name, value);
         }
     }
     out.push(b'}');
