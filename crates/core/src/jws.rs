@@ -179,15 +179,11 @@ pub fn sign_compact_json(
 
 /// The protected header `{"alg":..,"typ":..,"kid":..}`, absent members left out.
 fn header_json(alg: JwsAlgorithm, typ: Option<&str>, kid: Option<&str>) -> Vec<u8> {
-    use jwtgrant_proto::json::{push_member, push_str};
+    use jwtgrant_proto::json::{push_present_members, push_str};
     let mut out = Vec::with_capacity(96);
     out.extend_from_slice(b"{\"alg\":");
     push_str(&mut out, alg.as_str());
-    for (name, value) in [("typ", typ), ("kid", kid)] {
-        if let Some(value) = value {
-            push_member(&mut out, name, value);
-        }
-    }
+    push_present_members(&mut out, [("typ", typ), ("kid", kid)]);
     out.push(b'}');
     out
 }

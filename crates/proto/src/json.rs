@@ -33,6 +33,18 @@ pub fn push_member(out: &mut Vec<u8>, name: &str, value: &str) {
     push_str(out, value);
 }
 
+/// Appends each member whose value is present, as [`push_member`] does.
+pub fn push_present_members<'a>(
+    out: &mut Vec<u8>,
+    members: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) {
+    for (name, value) in members {
+        if let Some(value) = value {
+            push_member(out, name, value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

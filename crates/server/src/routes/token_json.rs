@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use jwtgrant_proto::JwtGrantResponse;
-use jwtgrant_proto::json::{push_member, push_str};
+use jwtgrant_proto::json::{push_member, push_present_members, push_str};
 
 /// The answer for an issued token: `200`, `application/json`, the body below.
 pub fn response(issued: &JwtGrantResponse) -> Response {
@@ -39,11 +39,10 @@ pub fn body(issued: &JwtGrantResponse) -> Vec<u8> {
     push_member(&mut out, "token_type", &issued.token_type);
     out.extend_from_slice(b",\"expires_in\":");
     out.extend_from_slice(itoa::Buffer::new().format(issued.expires_in).as_bytes());
-    for (name, value) in optional {
-        if let Some(value) = value {
-            push_member(&mut out, name, value);
-        }
-    }
+    push_present_members(
+        &mut out,
+        optional.map(|(name, value)| (name, value.as_deref())),
+    );
     out.push(b'}');
     out
 }
