@@ -9,10 +9,26 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, Postgres};
 
 use crate::sql::{Dialect, RowsAffected, SqlStore, migrate, migrator};
-use crate::{JtiRecord, OpenOptions, StoreError, StoreResult};
+use crate::{JtiOutcome, JtiRecord, OpenOptions, StoreError, StoreResult};
+
+/// The outcomes of a batch whose every `jti` was fresh: each first copy is
+/// recorded, a later copy of the same `jti` in the batch is a replay of it.
+fn first_copies_recorded(batch: &[JtiRecord]) -> Vec<JtiOutcome> {
+    let mut seen = std::collections::HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .map(|record| {
+            if seen.insert((record.issuer.as_str(), record.jti.as_str())) {
+                JtiOutcome::Recorded
+            } else {
+                JtiOutcome::Replayed
+            }
+        })
+        .collect()
+}
 
 /// What PostgreSQL does its own way.
 #[derive(Debug)]
@@ -28,11 +44,20 @@ impl Dialect for PostgresDialect {
 
     /// PostgreSQL refuses to touch one row twice in a statement, so copies within
     /// the batch are settled here: only the first copy is sent.
+    ///
+    /// A plain `INSERT` first, which fails whole if any `jti` has a row already; only
+    /// then the `ON CONFLICT` statement, which takes over rows whose time has passed
+    /// and leaves live ones alone. `ON CONFLICT` probes the unique index for every
+    /// row before inserting it (speculative insertion) and so finds each row's place
+    /// twice: with 18 random `jti`s per statement it cost PostgreSQL 35-41 us of CPU
+    /// per row here against 25-33 us for the plain `INSERT`. Replays are rare, so
+    /// the batch that holds one pays for two statements; a failed statement writes
+    /// nothing (its rows are dead tuples for `VACUUM`).
     async fn insert_jtis(
         writer: &PgPool,
         batch: &[JtiRecord],
         now: i64,
-    ) -> Result<Vec<PgRow>, sqlx::Error> {
+    ) -> StoreResult<Vec<JtiOutcome>> {
         // In (issuer, jti) order, once each: two instances committing at once lock
         // the rows their batches share in the same order, so neither waits for the
         // other in a cycle (PostgreSQL would fail one batch, every grant in it, after
@@ -44,7 +69,23 @@ impl Dialect for PostgresDialect {
         let issuers: Vec<&str> = rows.iter().map(|r| r.issuer.as_str()).collect();
         let jtis: Vec<&str> = rows.iter().map(|r| r.jti.as_str()).collect();
         let expiries: Vec<i64> = rows.iter().map(|r| r.remember_until).collect();
-        sqlx::query(
+        let all_fresh = sqlx::query(
+            "INSERT INTO used_jtis (issuer, jti, expires_at)
+             SELECT issuer, jti, expires_at
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) WITH ORDINALITY AS t(issuer, jti, expires_at, n)
+             ORDER BY n",
+        )
+        .bind(&issuers)
+        .bind(&jtis)
+        .bind(&expiries)
+        .execute(writer)
+        .await;
+        match all_fresh {
+            Ok(_) => return Ok(first_copies_recorded(batch)),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {}
+            Err(error) => return Err(error.into()),
+        }
+        let written = sqlx::query(
             "INSERT INTO used_jtis (issuer, jti, expires_at)
              SELECT issuer, jti, expires_at
              FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) WITH ORDINALITY AS t(issuer, jti, expires_at, n)
@@ -58,7 +99,8 @@ impl Dialect for PostgresDialect {
         .bind(&expiries)
         .bind(now)
         .fetch_all(writer)
-        .await
+        .await?;
+        crate::sql::jti_outcomes(batch, &written)
     }
 
     /// A row of `audit_batches` per (at most) 512 events, in one statement. A row

@@ -37,14 +37,14 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// The most `jti`s [`Dialect::insert_jtis`] takes at once.
     const JTI_BATCH: usize;
 
-    /// Inserts a batch of at most [`Dialect::JTI_BATCH`] `jti`s in one statement:
-    /// fresh ones, and those taking over a row whose time has passed by `now`. Returns
-    /// the `issuer` and `jti` of each row written, once per pair.
+    /// Records a batch of at most [`Dialect::JTI_BATCH`] `jti`s in one transaction:
+    /// fresh ones, and those taking over a row whose time has passed by `now`. One
+    /// outcome per record, in order, as [`crate::Store::record_jtis`] answers.
     fn insert_jtis(
         writer: &Pool<Self::Db>,
         batch: &[JtiRecord],
         now: i64,
-    ) -> impl Future<Output = Result<Vec<<Self::Db as Database>::Row>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<JtiOutcome>>> + Send;
     /// Writes a batch of audit events in one transaction, in the statements this
     /// database runs fastest (see [`crate::AuditStore::record_audit_events`]).
     fn insert_audit_events(
@@ -169,7 +169,10 @@ pub(crate) fn storable_key(key: &str) -> bool {
     !key.contains('\0')
 }
 
-fn jti_outcomes(batch: &[JtiRecord], written: &[impl RecordRow]) -> StoreResult<Vec<JtiOutcome>> {
+pub(crate) fn jti_outcomes(
+    batch: &[JtiRecord],
+    written: &[impl RecordRow],
+) -> StoreResult<Vec<JtiOutcome>> {
     let mut recorded: HashSet<(String, String)> = HashSet::with_capacity(written.len());
     for row in written {
         recorded.insert((row.text("issuer")?, row.text("jti")?));
@@ -608,8 +611,7 @@ where
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<JtiOutcome>> {
         let mut outcomes = Vec::with_capacity(records.len());
         for batch in records.chunks(D::JTI_BATCH) {
-            let written = D::insert_jtis(&self.writer, batch, now).await?;
-            outcomes.extend(jti_outcomes(batch, &written)?);
+            outcomes.extend(D::insert_jtis(&self.writer, batch, now).await?);
         }
         Ok(outcomes)
     }

@@ -7,12 +7,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+    Sqlite, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
 
 use crate::sql::{Dialect, RowsAffected, SqlStore, migrate, migrator};
-use crate::{JtiRecord, OpenOptions, StoreError, StoreResult};
+use crate::{JtiOutcome, JtiRecord, OpenOptions, StoreError, StoreResult};
 
 /// What SQLite does its own way.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ impl Dialect for SqliteDialect {
         writer: &SqlitePool,
         batch: &[JtiRecord],
         now: i64,
-    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
+    ) -> StoreResult<Vec<JtiOutcome>> {
         let mut sql = String::with_capacity(120 + batch.len() * 10);
         sql.push_str("INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ");
         for i in 0..batch.len() {
@@ -55,7 +55,8 @@ impl Dialect for SqliteDialect {
                 .bind(record.jti.as_str())
                 .bind(record.remember_until);
         }
-        query.bind(now).fetch_all(writer).await
+        let written = query.bind(now).fetch_all(writer).await?;
+        crate::sql::jti_outcomes(batch, &written)
     }
 
     /// A row of `audit_batches` per (at most) 512 events, in

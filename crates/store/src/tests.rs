@@ -723,6 +723,9 @@ async fn a_batch_records_each_jti_once_first_copy_wins(store: Arc<dyn Store>) {
     use JtiOutcome::{Recorded as R, Replayed as X};
     assert_eq!(outcomes, [R, R, X, X, R, X]);
     assert_eq!(ok(store.record_jti("i1", "a", 200, 60).await), X, "durable");
+    // Every one fresh but for a copy within the batch (PostgreSQL's plain INSERT).
+    let fresh = [record("c"), record("d"), record("c")];
+    assert_eq!(ok(store.record_jtis(&fresh, 50).await), [R, R, X]);
     let many: Vec<_> = (0..1200).map(|i| record(&format!("m{i}"))).collect();
     assert!(
         ok(store.record_jtis(&many, 50).await)
