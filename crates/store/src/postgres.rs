@@ -224,6 +224,7 @@ fn postgres_migrator() -> Migrator {
         include_str!("../migrations/postgres/0006_audit.sql"),
         include_str!("../migrations/postgres/0007_audit_batches.sql"),
         include_str!("../migrations/postgres/0008_shared_audit_batches.sql"),
+        include_str!("../migrations/postgres/0009_audit_lz4.sql"),
     ])
 }
 
@@ -529,6 +530,88 @@ mod tests {
         );
 
         pool.close().await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await;
+    }
+
+    /// Migration 9: a batch written afterwards is compressed with lz4 where the
+    /// server has it, and one written before (pglz) still reads as it was.
+    #[tokio::test]
+    async fn audit_batches_are_compressed_with_lz4_where_the_server_has_it() {
+        let Ok(url) = std::env::var("JWTGRANT_TEST_DATABASE_URL") else {
+            eprintln!("JWTGRANT_TEST_DATABASE_URL unset: PostgreSQL not tested");
+            return;
+        };
+        let fail = |e: sqlx::Error| -> ! { unreachable!("{e}") };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPool::connect(&url).await.unwrap_or_else(|e| fail(e));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap_or_else(|e| fail(e));
+        let connect: PgConnectOptions = url.parse().unwrap_or_else(|e| fail(e));
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.options([("search_path", schema.as_str())]))
+            .await
+            .unwrap_or_else(|e| fail(e));
+        let migrations: Vec<_> = postgres_migrator().iter().cloned().collect();
+        let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool);
+        // A batch's text: far past the 2 KB at which PostgreSQL compresses a value.
+        let insert = |events: &str| {
+            format!(
+                "INSERT INTO audit_batches (first_ms, last_ms, event_count, client_ids, events)
+                 SELECT 1, 2, 300, ARRAY['c1'], string_agg('[\"{events}\",' || g || ']', ',')
+                 FROM generate_series(1, 300) AS g"
+            )
+        };
+        for migration in migrations.iter().take(8) {
+            run(migration.sql.as_str().to_owned())
+                .await
+                .unwrap_or_else(|e| fail(e));
+        }
+        run(insert("before")).await.unwrap_or_else(|e| fail(e));
+        for migration in migrations.iter().skip(8) {
+            run(migration.sql.as_str().to_owned())
+                .await
+                .unwrap_or_else(|e| fail(e));
+        }
+        run(insert("after")).await.unwrap_or_else(|e| fail(e));
+
+        let has_lz4: bool = sqlx::query_scalar(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| fail(e));
+        let stored: Vec<(String, i64, i32)> = sqlx::query_as(
+            "SELECT pg_column_compression(events)::TEXT, octet_length(events)::BIGINT,
+                    pg_column_size(events)
+             FROM audit_batches ORDER BY batch_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_else(|e| fail(e));
+        let methods: Vec<&str> = stored.iter().map(|(m, _, _)| m.as_str()).collect();
+        assert_eq!(
+            methods,
+            ["pglz", if has_lz4 { "lz4" } else { "pglz" }],
+            "{stored:?}"
+        );
+        assert!(
+            stored
+                .iter()
+                .all(|(_, text, size)| i64::from(*size) < *text / 2),
+            "compressed: {stored:?}"
+        );
+        let first: String = sqlx::query_scalar(
+            "SELECT left(events, 13) FROM audit_batches ORDER BY batch_id LIMIT 1",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| fail(e));
+        assert_eq!(first, "[\"before\",1],");
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(&admin)
             .await;

@@ -94,7 +94,7 @@ pub(crate) struct SqlStore<D: Dialect> {
 }
 
 /// What each migration does, in order; each database's folder has one file for each.
-pub(crate) const MIGRATIONS: [&str; 8] = [
+pub(crate) const MIGRATIONS: [&str; 9] = [
     "registry",
     "authorization",
     "trusted issuers",
@@ -103,6 +103,7 @@ pub(crate) const MIGRATIONS: [&str; 8] = [
     "audit",
     "audit batches",
     "shared audit batches",
+    "audit lz4",
 ];
 
 /// The migrations of one database's folder, in order (the same ones on each).

@@ -230,6 +230,7 @@ const MIGRATIONS: [&str; crate::sql::MIGRATIONS.len()] = [
     include_str!("../migrations/sqlite/0006_audit.sql"),
     include_str!("../migrations/sqlite/0007_audit_batches.sql"),
     include_str!("../migrations/sqlite/0008_shared_audit_batches.sql"),
+    include_str!("../migrations/sqlite/0009_audit_lz4.sql"),
 ];
 
 async fn connect(
