@@ -335,29 +335,57 @@ mod tests {
     use super::*;
     use crate::{AuditEvent, AuditQuery, AuditStore as _};
 
+    /// A schema of the test's own in `JWTGRANT_TEST_DATABASE_URL`, with no migration
+    /// applied, and a connection whose `search_path` is it; `None` when the variable
+    /// is unset.
+    struct BareSchema {
+        admin: PgPool,
+        pool: PgPool,
+        schema: String,
+    }
+
+    impl BareSchema {
+        async fn create() -> Option<Self> {
+            let Ok(url) = std::env::var("JWTGRANT_TEST_DATABASE_URL") else {
+                eprintln!("JWTGRANT_TEST_DATABASE_URL unset: PostgreSQL not tested");
+                return None;
+            };
+            let fail = |e: sqlx::Error| -> ! { unreachable!("{e}") };
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let admin = PgPool::connect(&url).await.unwrap_or_else(|e| fail(e));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&admin)
+                .await
+                .unwrap_or_else(|e| fail(e));
+            let connect: PgConnectOptions = url.parse().unwrap_or_else(|e| fail(e));
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(connect.options([("search_path", schema.as_str())]))
+                .await
+                .unwrap_or_else(|e| fail(e));
+            Some(BareSchema {
+                admin,
+                pool,
+                schema,
+            })
+        }
+    }
+
     /// Migration 8 moves the events 6 kept a row each into batches of 512, in their
     /// order, every field kept, each naming its clients; the view shows them as rows
     /// again, `audit list --client` finds them through the batches that name it, the
     /// sweep trims them, and an older instance's insert still lands.
     #[tokio::test]
     async fn audit_events_of_migration_six_become_batches_and_stay_listed() {
-        let Ok(url) = std::env::var("JWTGRANT_TEST_DATABASE_URL") else {
-            eprintln!("JWTGRANT_TEST_DATABASE_URL unset: PostgreSQL not tested");
+        let Some(BareSchema {
+            admin,
+            pool,
+            schema,
+        }) = BareSchema::create().await
+        else {
             return;
         };
         let fail = |e: sqlx::Error| -> ! { unreachable!("{e}") };
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let admin = PgPool::connect(&url).await.unwrap_or_else(|e| fail(e));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap_or_else(|e| fail(e));
-        let connect: PgConnectOptions = url.parse().unwrap_or_else(|e| fail(e));
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(connect.options([("search_path", schema.as_str())]))
-            .await
-            .unwrap_or_else(|e| fail(e));
         let migrations: Vec<_> = postgres_migrator().iter().cloned().collect();
         let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool);
         for migration in migrations.iter().take(6) {
@@ -539,23 +567,15 @@ mod tests {
     /// server has it, and one written before (pglz) still reads as it was.
     #[tokio::test]
     async fn audit_batches_are_compressed_with_lz4_where_the_server_has_it() {
-        let Ok(url) = std::env::var("JWTGRANT_TEST_DATABASE_URL") else {
-            eprintln!("JWTGRANT_TEST_DATABASE_URL unset: PostgreSQL not tested");
+        let Some(BareSchema {
+            admin,
+            pool,
+            schema,
+        }) = BareSchema::create().await
+        else {
             return;
         };
         let fail = |e: sqlx::Error| -> ! { unreachable!("{e}") };
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let admin = PgPool::connect(&url).await.unwrap_or_else(|e| fail(e));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap_or_else(|e| fail(e));
-        let connect: PgConnectOptions = url.parse().unwrap_or_else(|e| fail(e));
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(connect.options([("search_path", schema.as_str())]))
-            .await
-            .unwrap_or_else(|e| fail(e));
         let migrations: Vec<_> = postgres_migrator().iter().cloned().collect();
         let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool);
         // A batch's text: far past the 2 KB at which PostgreSQL compresses a value.
