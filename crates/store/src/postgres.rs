@@ -369,6 +369,39 @@ mod tests {
                 schema,
             })
         }
+
+        /// Runs `sql` (one statement or several) in the schema.
+        async fn run(&self, sql: &str) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&self.pool)
+                .await
+                .unwrap_or_else(|e| unreachable!("{e}"));
+        }
+
+        /// Applies the migrations at `positions` in [`postgres_migrator`]'s order
+        /// (0 is migration 1), as `jwtgrant migrate` would one after another.
+        async fn migrate(&self, positions: impl std::ops::RangeBounds<usize>) {
+            let migrator = postgres_migrator();
+            let migrations: Vec<_> = migrator.iter().collect();
+            let range = (
+                positions.start_bound().cloned(),
+                positions.end_bound().cloned(),
+            );
+            for migration in migrations.get(range).unwrap_or_default() {
+                self.run(migration.sql.as_str()).await;
+            }
+        }
+
+        /// Closes the connection and drops the schema.
+        async fn remove(self) {
+            self.pool.close().await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA {} CASCADE",
+                self.schema
+            )))
+            .execute(&self.admin)
+            .await;
+        }
     }
 
     /// Migration 8 moves the events 6 kept a row each into batches of 512, in their
@@ -377,24 +410,14 @@ mod tests {
     /// sweep trims them, and an older instance's insert still lands.
     #[tokio::test]
     async fn audit_events_of_migration_six_become_batches_and_stay_listed() {
-        let Some(BareSchema {
-            admin,
-            pool,
-            schema,
-        }) = BareSchema::create().await
-        else {
+        let Some(bare) = BareSchema::create().await else {
             return;
         };
         let fail = |e: sqlx::Error| -> ! { unreachable!("{e}") };
-        let migrations: Vec<_> = postgres_migrator().iter().cloned().collect();
-        let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool);
-        for migration in migrations.iter().take(6) {
-            run(migration.sql.as_str().to_owned())
-                .await
-                .unwrap_or_else(|e| fail(e));
-        }
+        let pool = bare.pool.clone();
+        bare.migrate(0..6).await;
         // 600 events: 599 of client c1 at 1000.., and the 301st of c2, a refusal.
-        run(
+        bare.run(
             "INSERT INTO audit_events (at_ms, instance, request_id, endpoint, grant_type,
                  client_id, subject, decision, rule, error)
              SELECT 1000 + g, 'h:1', 'r' || g, 'token', 'jwt-bearer',
@@ -402,16 +425,10 @@ mod tests {
                     CASE WHEN g = 300 THEN 'refused' ELSE 'issued' END,
                     CASE WHEN g = 300 THEN 'jti_replayed' END,
                     CASE WHEN g = 300 THEN 'invalid_grant' END
-             FROM generate_series(0, 599) AS g"
-                .to_owned(),
+             FROM generate_series(0, 599) AS g",
         )
-        .await
-        .unwrap_or_else(|e| fail(e));
-        for migration in migrations.iter().skip(6) {
-            run(migration.sql.as_str().to_owned())
-                .await
-                .unwrap_or_else(|e| fail(e));
-        }
+        .await;
+        bare.migrate(6..).await;
 
         let batches: Vec<(i64, i64, i64, Vec<String>)> = sqlx::query_as(
             "SELECT first_ms, last_ms, event_count, client_ids FROM audit_batches
@@ -557,27 +574,18 @@ mod tests {
             [(2000, "r-old".to_owned()), (1599, "r599".to_owned())]
         );
 
-        pool.close().await;
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await;
+        bare.remove().await;
     }
 
     /// Migration 9: a batch written afterwards is compressed with lz4 where the
     /// server has it, and one written before (pglz) still reads as it was.
     #[tokio::test]
     async fn audit_batches_are_compressed_with_lz4_where_the_server_has_it() {
-        let Some(BareSchema {
-            admin,
-            pool,
-            schema,
-        }) = BareSchema::create().await
-        else {
+        let Some(bare) = BareSchema::create().await else {
             return;
         };
         let fail = |e: sqlx::Error| -> ! { unreachable!("{e}") };
-        let migrations: Vec<_> = postgres_migrator().iter().cloned().collect();
-        let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool);
+        let pool = bare.pool.clone();
         // A batch's text: far past the 2 KB at which PostgreSQL compresses a value.
         let insert = |events: &str| {
             format!(
@@ -586,18 +594,10 @@ mod tests {
                  FROM generate_series(1, 300) AS g"
             )
         };
-        for migration in migrations.iter().take(8) {
-            run(migration.sql.as_str().to_owned())
-                .await
-                .unwrap_or_else(|e| fail(e));
-        }
-        run(insert("before")).await.unwrap_or_else(|e| fail(e));
-        for migration in migrations.iter().skip(8) {
-            run(migration.sql.as_str().to_owned())
-                .await
-                .unwrap_or_else(|e| fail(e));
-        }
-        run(insert("after")).await.unwrap_or_else(|e| fail(e));
+        bare.migrate(0..8).await;
+        bare.run(&insert("before")).await;
+        bare.migrate(8..).await;
+        bare.run(&insert("after")).await;
 
         let has_lz4: bool = sqlx::query_scalar(
             "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
@@ -632,8 +632,6 @@ mod tests {
         .await
         .unwrap_or_else(|e| fail(e));
         assert_eq!(first, "[\"before\",1],");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await;
+        bare.remove().await;
     }
 }
